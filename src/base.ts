@@ -1,0 +1,128 @@
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import type { Engine } from './docker.js';
+import { failure } from './errors.js';
+import { cacheDir, projectPath } from './paths.js';
+import type { Profile } from './profiles.js';
+
+export type Progress = (line: string) => void;
+
+/** How the base image came to be in the engine. */
+export type BaseSource = 'present' | 'pulled' | 'bootstrapped';
+
+const PULL_TIMEOUT_MS = 60_000;
+
+/** Where debootstrap's keyring for a profile is: the host's keyrings, then the project's cache. */
+export function keyringCandidates(profile: Profile, env: NodeJS.ProcessEnv = process.env): string[] {
+  const name = profile.base.bootstrap.keyring;
+  return [join('/usr/share/keyrings', name), join(cacheDir(env), 'keyrings', name)];
+}
+
+/** debootstrap's arguments: minbase, signature checked against the keyring, its built-in default mirror. */
+export function debootstrapArgs(profile: Profile, keyring: string, target: string): string[] {
+  const { suite, variant } = profile.base.bootstrap;
+  return [`--variant=${variant}`, `--keyring=${keyring}`, suite, target];
+}
+
+/** Runs a command, forwarding its output lines as progress; rejects with its last lines on failure. */
+function run(command: string, args: readonly string[], progress: Progress, label: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const tail: string[] = [];
+    const onLine = (line: string) => {
+      tail.push(line);
+      if (tail.length > 5) tail.shift();
+      progress(`[${label}] ${line}`);
+    };
+    createInterface({ input: child.stdout }).on('line', onLine);
+    createInterface({ input: child.stderr }).on('line', onLine);
+    child.on('error', (error) => reject(failure(`${label}: cannot run ${command}: ${error.message}`)));
+    child.on('close', (code) => {
+      if (code === 0) resolve();
+      else reject(failure(`${label} failed (exit ${code}): ${tail.join(' | ')}`));
+    });
+  });
+}
+
+function commandExists(command: string): boolean {
+  return (process.env.PATH ?? '').split(':').some((dir) => dir !== '' && existsSync(join(dir, command)));
+}
+
+/** Makes sure debootstrap and the profile's keyring are on this host, installing them if we may. */
+async function ensureBootstrapTools(profile: Profile, progress: Progress): Promise<string> {
+  const findKeyring = () => keyringCandidates(profile).find((path) => existsSync(path));
+  if (commandExists('debootstrap') && findKeyring()) return findKeyring() as string;
+  if (process.getuid?.() !== 0) {
+    throw failure(`debootstrap or ${profile.base.bootstrap.keyring} is missing; run scripts/host-prereqs.sh as root`);
+  }
+  progress('[base] installing debootstrap and archive keyrings (scripts/host-prereqs.sh)');
+  await run('bash', [projectPath('scripts', 'host-prereqs.sh')], progress, 'host-prereqs');
+  const keyring = findKeyring();
+  if (!keyring || !commandExists('debootstrap')) throw failure(`host-prereqs.sh did not provide debootstrap and ${profile.base.bootstrap.keyring}`);
+  return keyring;
+}
+
+/** Bootstraps the profile's base with debootstrap and imports it into the engine under its tag. */
+async function bootstrapBase(engine: Engine, profile: Profile, progress: Progress): Promise<void> {
+  if (process.getuid?.() !== 0) throw failure(`bootstrapping ${profile.base.image} needs root (debootstrap); run as root or load the image yourself`);
+  const keyring = await ensureBootstrapTools(profile, progress);
+  const rootfsParent = join(cacheDir(), 'rootfs');
+  await mkdir(rootfsParent, { recursive: true });
+  const rootfs = join(rootfsParent, `${profile.name}.${process.pid}`);
+  try {
+    progress(`[base] debootstrap ${profile.base.bootstrap.suite} (${profile.base.bootstrap.variant}) into ${rootfs}`);
+    await run('debootstrap', debootstrapArgs(profile, keyring, rootfs), progress, 'debootstrap');
+    // Downloaded packages and apt lists are build leftovers, not part of a base image.
+    await rm(join(rootfs, 'var/cache/apt/archives'), { recursive: true, force: true });
+    await rm(join(rootfs, 'var/lib/apt/lists'), { recursive: true, force: true });
+    await mkdir(join(rootfs, 'var/cache/apt/archives/partial'), { recursive: true });
+    await mkdir(join(rootfs, 'var/lib/apt/lists/partial'), { recursive: true });
+    progress(`[base] importing ${rootfs} as ${profile.base.image}`);
+    // GNU tar keeps device nodes, hard links and xattrs that a JavaScript packer would drop.
+    const tar = spawn('tar', ['--numeric-owner', '--xattrs', '-C', rootfs, '-c', '.'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const tarDone = new Promise<void>((resolve, reject) => {
+      tar.on('error', reject);
+      tar.on('close', (code) => (code === 0 ? resolve() : reject(failure(`tar of ${rootfs} failed (exit ${code})`))));
+    });
+    await Promise.all([engine.importImage(tar.stdout, profile.base.image, ['CMD ["/bin/bash"]']), tarDone]);
+  } finally {
+    await rm(rootfs, { recursive: true, force: true });
+  }
+}
+
+async function tryPull(engine: Engine, reference: string, progress: Progress): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer in ${PULL_TIMEOUT_MS / 1000}s`)), PULL_TIMEOUT_MS);
+    });
+    await Promise.race([engine.pull(reference, () => undefined), timeout]);
+    return (await engine.inspectImage(reference)) !== undefined;
+  } catch (error) {
+    progress(`[base] cannot pull ${reference}: ${(error as Error).message.split('\n')[0]}`);
+    return false;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Makes the profile's base image available: used if the engine has it, else pulled, else bootstrapped
+ * with debootstrap (signature-checked, tool's default mirror) and imported under the same reference.
+ */
+export async function ensureBaseImage(engine: Engine, profile: Profile, progress: Progress): Promise<BaseSource> {
+  const reference = profile.base.image;
+  if (await engine.inspectImage(reference)) {
+    progress(`[base] ${reference} is present`);
+    return 'present';
+  }
+  progress(`[base] ${reference} is not in the engine; trying to pull it`);
+  if (process.env.MEMCACHED_HARDENED_NO_PULL !== '1' && (await tryPull(engine, reference, progress))) return 'pulled';
+  await bootstrapBase(engine, profile, progress);
+  if (!(await engine.inspectImage(reference))) throw failure(`bootstrap finished but ${reference} is not in the engine`);
+  progress(`[base] ${reference} bootstrapped and imported`);
+  return 'bootstrapped';
+}

@@ -1,0 +1,127 @@
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import type { BuildConfig } from './config.js';
+import { renderContext } from './context.js';
+import type { Engine, EngineMessage } from './docker.js';
+import { failure } from './errors.js';
+import { ensureBaseImage, type BaseSource, type Progress } from './base.js';
+import { projectPath } from './paths.js';
+import type { Profile } from './profiles.js';
+import { profileValues } from './render.js';
+import { serializeUsers, type SaslUser } from './sasldb.js';
+
+/** Stage names in Dockerfile.template for each target. */
+const STAGE = { server: 'server', client: 'tools' } as const;
+const LOG_TAIL_LINES = 15;
+
+export interface BuildResult {
+  readonly imageId: string;
+  readonly tags: readonly string[];
+  readonly profile: string;
+  readonly target: BuildConfig['target'];
+  readonly base: string;
+  readonly baseSource: BaseSource;
+  readonly sizeBytes: number;
+}
+
+export function toolVersion(): string {
+  return (JSON.parse(readFileSync(projectPath('package.json'), 'utf8')) as { version: string }).version;
+}
+
+/** The project's git revision, or 'unknown' outside a checkout. */
+export function sourceRevision(): string {
+  try {
+    return execFileSync('git', ['rev-parse', 'HEAD'], { cwd: projectPath(), stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** OCI labels; nothing secret goes here. */
+export function imageLabels(profile: Profile, target: BuildConfig['target'], created: Date, revision: string, version: string): Record<string, string> {
+  return {
+    'org.opencontainers.image.title': target === 'server' ? 'memcached-hardened' : 'memcached-hardened-client',
+    'org.opencontainers.image.description':
+      target === 'server' ? 'memcached with SASL, UDP off, private bind and client allowlist, non-root' : 'libmemcached-tools for checking memcached-hardened',
+    'org.opencontainers.image.version': version,
+    'org.opencontainers.image.created': created.toISOString(),
+    'org.opencontainers.image.revision': revision,
+    'org.opencontainers.image.base.name': profile.base.image,
+    'memcached-hardened.profile': profile.name,
+    'memcached-hardened.target': target,
+  };
+}
+
+/** Turns engine build messages into progress lines and keeps the log tail for error reports. */
+export function buildLogger(progress: Progress): { onMessage: (m: EngineMessage) => void; tail: () => string[]; imageId: () => string | undefined } {
+  const tail: string[] = [];
+  let imageId: string | undefined;
+  return {
+    onMessage(message) {
+      if (message.aux?.ID) imageId = message.aux.ID;
+      const text = message.stream ?? message.status ?? message.errorDetail?.message ?? message.error;
+      if (text === undefined) return;
+      for (const line of text.split('\n').map((l) => l.trimEnd())) {
+        if (line === '') continue;
+        tail.push(line);
+        if (tail.length > LOG_TAIL_LINES) tail.shift();
+        progress(`[build] ${line}`);
+      }
+    },
+    tail: () => [...tail],
+    imageId: () => imageId,
+  };
+}
+
+/**
+ * Builds the image: base ready, context rendered, engine build, and only then the tag, so a failure
+ * anywhere leaves nothing tagged.
+ */
+export async function buildImage(
+  engine: Engine,
+  config: BuildConfig,
+  profile: Profile,
+  users: readonly SaslUser[] | undefined,
+  progress: Progress,
+): Promise<BuildResult> {
+  if (config.target === 'server' && (users === undefined || users.length === 0)) throw new Error('a server build needs users');
+  const baseSource = await ensureBaseImage(engine, profile, progress);
+  const context = await renderContext(profileValues(profile, { allowFrom: config.allowFrom }), config.target === 'server' ? serializeUsers(users ?? []) : undefined);
+  const log = buildLogger(progress);
+  try {
+    progress(`[build] building ${config.target} for ${profile.name} on ${engine.endpoint}`);
+    try {
+      await engine.build(
+        context.pack(),
+        {
+          dockerfile: 'Dockerfile',
+          target: STAGE[config.target],
+          labels: imageLabels(profile, config.target, new Date(), sourceRevision(), toolVersion()),
+          buildArgs: config.aptMirror ? { APT_MIRROR: config.aptMirror } : {},
+          noCache: config.noCache,
+        },
+        log.onMessage,
+      );
+    } catch (error) {
+      const tail = log.tail().filter((line) => line !== (error as Error).message);
+      throw failure(`build failed: ${(error as Error).message.trim()}${tail.length ? `\n--- last build output ---\n${tail.join('\n')}` : ''}`);
+    }
+    const imageId = log.imageId();
+    if (!imageId) throw failure('build finished but the engine reported no image id');
+    await engine.tag(imageId, config.tag);
+    const facts = await engine.inspectImage(imageId);
+    if (!facts) throw failure(`built image ${imageId} vanished`);
+    progress(`[build] tagged ${config.tag} (${imageId.slice(7, 19)}, ${(facts.size / 1e6).toFixed(1)} MB)`);
+    return {
+      imageId,
+      tags: [config.tag],
+      profile: profile.name,
+      target: config.target,
+      base: profile.base.image,
+      baseSource,
+      sizeBytes: facts.size,
+    };
+  } finally {
+    await context.dispose();
+  }
+}

@@ -1,0 +1,62 @@
+import { chmod, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pack } from 'tar-fs';
+import { projectPath } from './paths.js';
+import { renderTemplate, unusedValues, type TemplateValues } from './render.js';
+
+export const DOCKERFILE_NAME = 'Dockerfile';
+export const USERS_ENTRY = 'users';
+
+/** A rendered build context on disk (without secrets) plus the users file, streamed from memory. */
+export interface BuildContext {
+  readonly dir: string;
+  /** The context as a tar stream; the users file is added here and never touches the disk. */
+  pack(): Readable;
+  dispose(): Promise<void>;
+}
+
+async function filesBelow(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { withFileTypes: true, recursive: true });
+  return entries.filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name));
+}
+
+/** Renders Dockerfile.template and image-files/ into a fresh folder with the profile's values. */
+export async function renderContext(values: TemplateValues, usersFileContent: string | undefined): Promise<BuildContext> {
+  const dir = await mkdtemp(join(tmpdir(), 'memcached-hardened-context-'));
+  try {
+    const template = await readFile(projectPath('Dockerfile.template'), 'utf8');
+    await writeFile(join(dir, DOCKERFILE_NAME), renderTemplate(template, values, 'Dockerfile.template'));
+    const templates = [template];
+    const source = projectPath('image-files');
+    for (const file of await filesBelow(source)) {
+      const name = relative(source, file);
+      const target = join(dir, 'image-files', name);
+      const text = await readFile(file, 'utf8');
+      templates.push(text);
+      await mkdir(join(target, '..'), { recursive: true });
+      await writeFile(target, renderTemplate(text, values, `image-files/${name}`));
+      await chmod(target, (await stat(file)).mode & 0o755);
+    }
+    const unused = unusedValues(values, templates);
+    if (unused.length > 0) throw new Error(`template values never used: ${unused.join(', ')}`);
+  } catch (error) {
+    await rm(dir, { recursive: true, force: true });
+    throw error;
+  }
+  return {
+    dir,
+    pack() {
+      return pack(dir, {
+        finalize: usersFileContent === undefined,
+        finish: (archive) => {
+          if (usersFileContent === undefined) return;
+          archive.entry({ name: USERS_ENTRY, mode: 0o600, mtime: new Date(0) }, usersFileContent);
+          archive.finalize();
+        },
+      }) as unknown as Readable;
+    },
+    dispose: () => rm(dir, { recursive: true, force: true }),
+  };
+}

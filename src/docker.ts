@@ -1,0 +1,132 @@
+import Docker from 'dockerode';
+import type { Readable } from 'node:stream';
+import { failure } from './errors.js';
+
+/** One message of the engine's build/pull/import JSON stream. */
+export interface EngineMessage {
+  stream?: string;
+  status?: string;
+  progress?: string;
+  id?: string;
+  error?: string;
+  errorDetail?: { message?: string };
+  aux?: { ID?: string };
+}
+
+export interface BuildRequest {
+  readonly dockerfile: string;
+  readonly target: string;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly buildArgs: Readonly<Record<string, string>>;
+  readonly noCache: boolean;
+}
+
+export interface ImageFacts {
+  readonly id: string;
+  readonly size: number;
+  readonly tags: readonly string[];
+}
+
+/** The few engine operations the product uses: everything Docker sits behind this. */
+export interface Engine {
+  /** Where the engine is, for messages. */
+  readonly endpoint: string;
+  ping(): Promise<void>;
+  inspectImage(reference: string): Promise<ImageFacts | undefined>;
+  pull(reference: string, onMessage: (m: EngineMessage) => void): Promise<void>;
+  importImage(tarball: Readable, reference: string, changes: readonly string[]): Promise<void>;
+  build(context: Readable, request: BuildRequest, onMessage: (m: EngineMessage) => void): Promise<void>;
+  tag(imageId: string, reference: string): Promise<void>;
+  removeImage(reference: string): Promise<void>;
+}
+
+/** Describes the engine dockerode will talk to, honouring DOCKER_HOST as docker-modem does. */
+export function engineEndpoint(env: NodeJS.ProcessEnv = process.env): string {
+  return env.DOCKER_HOST && env.DOCKER_HOST !== '' ? env.DOCKER_HOST : 'unix:///var/run/docker.sock';
+}
+
+/** Splits `name:tag` (the tag after the last ':' that follows the last '/'). */
+export function splitReference(reference: string): { repo: string; tag: string } {
+  const slash = reference.lastIndexOf('/');
+  const colon = reference.lastIndexOf(':');
+  return colon > slash ? { repo: reference.slice(0, colon), tag: reference.slice(colon + 1) } : { repo: reference, tag: 'latest' };
+}
+
+/** Consumes an engine JSON stream; rejects with the engine's own error, even inside a 200 response. */
+function followStream(docker: Docker, stream: NodeJS.ReadableStream, onMessage: (m: EngineMessage) => void): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let streamError: string | undefined;
+    docker.modem.followProgress(
+      stream,
+      (error: Error | null) => {
+        if (error) reject(error);
+        else if (streamError !== undefined) reject(new Error(streamError));
+        else resolve();
+      },
+      (message: EngineMessage) => {
+        if (message.error !== undefined || message.errorDetail?.message !== undefined) {
+          streamError = message.errorDetail?.message ?? message.error;
+        }
+        onMessage(message);
+      },
+    );
+  });
+}
+
+export function connectEngine(env: NodeJS.ProcessEnv = process.env): Engine {
+  const endpoint = engineEndpoint(env);
+  let docker: Docker;
+  try {
+    docker = new Docker();
+  } catch (error) {
+    throw failure(`cannot use DOCKER_HOST=${endpoint}: ${(error as Error).message}`);
+  }
+  return {
+    endpoint,
+    async ping() {
+      try {
+        await docker.ping();
+      } catch (error) {
+        throw failure(`no Docker engine reachable at ${endpoint}: ${(error as Error).message}`);
+      }
+    },
+    async inspectImage(reference) {
+      try {
+        const info = await docker.getImage(reference).inspect();
+        return { id: info.Id, size: info.Size, tags: info.RepoTags ?? [] };
+      } catch (error) {
+        if ((error as { statusCode?: number }).statusCode === 404) return undefined;
+        throw error;
+      }
+    },
+    async pull(reference, onMessage) {
+      const stream = await docker.pull(reference);
+      await followStream(docker, stream, onMessage);
+    },
+    async importImage(tarball, reference, changes) {
+      const { repo, tag } = splitReference(reference);
+      const stream = await docker.importImage(tarball, { repo, tag, changes: [...changes] } as object);
+      await followStream(docker, stream, () => undefined);
+    },
+    async build(context, request, onMessage) {
+      const stream = await docker.buildImage(context, {
+        dockerfile: request.dockerfile,
+        target: request.target,
+        labels: { ...request.labels },
+        buildargs: { ...request.buildArgs },
+        nocache: request.noCache,
+        rm: true,
+        forcerm: true,
+        pull: false,
+      });
+      await followStream(docker, stream, onMessage);
+    },
+    async tag(imageId, reference) {
+      const { repo, tag } = splitReference(reference);
+      await docker.getImage(imageId).tag({ repo, tag });
+    },
+    async removeImage(reference) {
+      await docker.getImage(reference).remove({ force: true });
+    },
+  };
+}

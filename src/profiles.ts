@@ -1,0 +1,76 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { badInput } from './errors.js';
+import { projectPath } from './paths.js';
+
+const aptName = z.string().regex(/^[a-z0-9][a-z0-9.+-]*$/, 'must be a Debian package or suite name');
+const memcachedFlag = z.enum(['-F', '-X', '-Y', '-Z']);
+
+/** What a profile in images/ says: the base, how to bootstrap it, its packages and memcached's quirks. */
+export const profileSchema = z
+  .object({
+    name: z.string().regex(/^[a-z0-9][a-z0-9.-]*$/),
+    description: z.string().min(1),
+    base: z.object({
+      image: z.string().regex(/^[a-z0-9][a-z0-9._/-]*:[A-Za-z0-9._-]+$/, 'must be NAME:TAG'),
+      bootstrap: z.object({
+        suite: aptName,
+        variant: z.enum(['minbase']),
+        keyring: z.string().regex(/^[a-z0-9.-]+\.gpg$/),
+      }),
+    }),
+    apt: z.object({ suites: z.array(aptName).min(1), components: z.array(aptName).min(1) }),
+    packages: z.object({ server: z.array(aptName).min(1), tools: z.array(aptName).min(1) }),
+    memcached: z.object({
+      minVersion: z.string().regex(/^[0-9][A-Za-z0-9.+~:-]*$/),
+      supportedFlags: z.array(memcachedFlag),
+      hardeningFlags: z.array(memcachedFlag),
+    }),
+    iptablesBinary: z.string().regex(/^\/[A-Za-z0-9/._-]+$/),
+  })
+  .strict()
+  .refine((p) => p.memcached.hardeningFlags.every((f) => p.memcached.supportedFlags.includes(f)), {
+    message: 'hardeningFlags must all be in supportedFlags (this memcached version lacks one)',
+  })
+  .refine((p) => p.packages.server.includes('memcached'), { message: 'server packages must include memcached' });
+
+export type Profile = z.infer<typeof profileSchema>;
+
+export const DEFAULT_PROFILE = 'ubuntu-16.04';
+
+/** Names of the profiles shipped in images/. */
+export function listProfiles(dir = projectPath('images')): string[] {
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.json'))
+    .map((f) => f.slice(0, -'.json'.length))
+    .sort();
+}
+
+/** Validates a parsed profile; `source` names it in the error. */
+export function parseProfile(data: unknown, source: string): Profile {
+  const result = profileSchema.safeParse(data);
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    const where = issue && issue.path.length > 0 ? ` at ${issue.path.join('.')}` : '';
+    throw badInput(`profile ${source} is invalid${where}: ${issue?.message ?? 'unknown problem'}`);
+  }
+  return result.data;
+}
+
+export function loadProfile(name: string, dir = projectPath('images')): Profile {
+  const known = listProfiles(dir);
+  if (!known.includes(name)) {
+    throw badInput(`unknown profile '${name}' (known: ${known.join(', ')})`);
+  }
+  const file = join(dir, `${name}.json`);
+  let data: unknown;
+  try {
+    data = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (error) {
+    throw badInput(`profile ${file} is not valid JSON: ${(error as Error).message}`);
+  }
+  const profile = parseProfile(data, file);
+  if (profile.name !== name) throw badInput(`profile ${file} names itself '${profile.name}'`);
+  return profile;
+}

@@ -1,0 +1,61 @@
+import type { Profile } from './profiles.js';
+
+/** memcached uses gethostname() as the SASL realm; the build keys users to this fixed realm and the
+ * entrypoint re-keys them to the container's hostname at start. Letters only: it is used in sed. */
+export const BUILD_REALM = 'memcachedbuildrealm';
+/** The memcache user's fixed uid and gid. */
+export const MEMCACHE_UID = 11211;
+
+export type TemplateValues = Readonly<Record<string, string>>;
+
+const PLACEHOLDER = /\{\{([A-Z0-9_]+)\}\}/g;
+
+/** The placeholder names a template uses. */
+export function placeholders(template: string): Set<string> {
+  return new Set([...template.matchAll(PLACEHOLDER)].map((m) => m[1] as string));
+}
+
+/** Replaces every `{{NAME}}` in the template; a placeholder without a value is an error. */
+export function renderTemplate(template: string, values: TemplateValues, name = 'template'): string {
+  const output = template.replace(PLACEHOLDER, (_match, key: string) => {
+    const value = values[key];
+    if (value === undefined) throw new Error(`${name}: no value for {{${key}}}`);
+    return value;
+  });
+  const leftover = output.match(/\{\{[^}]*\}\}/);
+  if (leftover) throw new Error(`${name}: malformed placeholder ${leftover[0]}`);
+  return output;
+}
+
+/** Values no template uses: the template and the profile have drifted apart. */
+export function unusedValues(values: TemplateValues, templates: readonly string[]): string[] {
+  const used = new Set(templates.flatMap((t) => [...placeholders(t)]));
+  return Object.keys(values).filter((key) => !used.has(key));
+}
+
+export interface RenderOptions {
+  /** Client CIDRs baked in as the image's default MEMCACHED_ALLOW_FROM. */
+  readonly allowFrom?: readonly string[];
+}
+
+/** The values a profile gives the Dockerfile template and the image files. */
+export function profileValues(profile: Profile, options: RenderOptions = {}): TemplateValues {
+  const allowFrom = options.allowFrom ?? [];
+  return {
+    PROFILE: profile.name,
+    BASE_IMAGE: profile.base.image,
+    APT_SUITES: profile.apt.suites.join(' '),
+    APT_COMPONENTS: profile.apt.components.join(' '),
+    SERVER_PACKAGES: profile.packages.server.join(' '),
+    TOOLS_PACKAGES: profile.packages.tools.join(' '),
+    MEMCACHED_MIN_VERSION: profile.memcached.minVersion,
+    IPTABLES_BINARY: profile.iptablesBinary,
+    HARDENING_FLAGS: profile.memcached.hardeningFlags.join('\n'),
+    BUILD_REALM,
+    MEMCACHE_UID: String(MEMCACHE_UID),
+    SERVER_ENV:
+      allowFrom.length > 0
+        ? `# Baked default allowlist: the container refuses to start without NET_ADMIN.\nENV MEMCACHED_ALLOW_FROM=${allowFrom.join(',')}`
+        : '# No default allowlist baked in (set MEMCACHED_ALLOW_FROM at run time).',
+  };
+}

@@ -1,14 +1,14 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import type { BuildConfig } from './config.js';
-import { renderContext } from './context.js';
+import { DOCKERFILE_NAME, renderContext, type BuildContext } from './context.js';
 import type { Engine, EngineMessage } from './docker.js';
 import { failure } from './errors.js';
 import { ensureBaseImage, type BaseSource, type Progress } from './base.js';
 import { projectPath } from './paths.js';
 import type { Profile } from './profiles.js';
-import { profileValues } from './render.js';
-import { serializeUsers, type SaslUser } from './sasldb.js';
+import { BUILD_REALM, profileValues } from './render.js';
+import { generateSasldb, type SaslUser } from './sasldb.js';
 
 /** Stage names in Dockerfile.template for each target. */
 const STAGE = { server: 'server', client: 'tools' } as const;
@@ -73,9 +73,42 @@ export function buildLogger(progress: Progress): { onMessage: (m: EngineMessage)
   };
 }
 
+/** One engine build of a stage; returns the image id. Engine errors come with the build log's tail. */
+async function buildStage(
+  engine: Engine,
+  context: BuildContext,
+  stage: string,
+  labels: Record<string, string>,
+  config: BuildConfig,
+  progress: Progress,
+): Promise<string> {
+  const log = buildLogger(progress);
+  progress(`[build] stage ${stage} on ${engine.endpoint}`);
+  try {
+    await engine.build(
+      context.pack(),
+      {
+        dockerfile: DOCKERFILE_NAME,
+        target: stage,
+        labels,
+        buildArgs: config.aptMirror ? { APT_MIRROR: config.aptMirror } : {},
+        noCache: config.noCache,
+      },
+      log.onMessage,
+    );
+  } catch (error) {
+    const message = (error as Error).message.trim();
+    const tail = log.tail().filter((line) => line !== message);
+    throw failure(`build failed: ${message}${tail.length ? `\n--- last build output ---\n${tail.join('\n')}` : ''}`);
+  }
+  const imageId = log.imageId();
+  if (!imageId) throw failure(`build of stage ${stage} finished but the engine reported no image id`);
+  return imageId;
+}
+
 /**
- * Builds the image: base ready, context rendered, engine build, and only then the tag, so a failure
- * anywhere leaves nothing tagged.
+ * Builds the image: base ready, tools stage, sasldb generated from the users, server stage, and only
+ * then the tag, so a failure anywhere leaves nothing tagged.
  */
 export async function buildImage(
   engine: Engine,
@@ -86,42 +119,36 @@ export async function buildImage(
 ): Promise<BuildResult> {
   if (config.target === 'server' && (users === undefined || users.length === 0)) throw new Error('a server build needs users');
   const baseSource = await ensureBaseImage(engine, profile, progress);
-  const context = await renderContext(profileValues(profile, { allowFrom: config.allowFrom }), config.target === 'server' ? serializeUsers(users ?? []) : undefined);
-  const log = buildLogger(progress);
+  const values = profileValues(profile, { allowFrom: config.allowFrom });
+  const labels = imageLabels(profile, config.target, new Date(), sourceRevision(), toolVersion());
+  const toolsContext = await renderContext(values, undefined);
+  let imageId: string;
   try {
-    progress(`[build] building ${config.target} for ${profile.name} on ${engine.endpoint}`);
-    try {
-      await engine.build(
-        context.pack(),
-        {
-          dockerfile: 'Dockerfile',
-          target: STAGE[config.target],
-          labels: imageLabels(profile, config.target, new Date(), sourceRevision(), toolVersion()),
-          buildArgs: config.aptMirror ? { APT_MIRROR: config.aptMirror } : {},
-          noCache: config.noCache,
-        },
-        log.onMessage,
-      );
-    } catch (error) {
-      const tail = log.tail().filter((line) => line !== (error as Error).message);
-      throw failure(`build failed: ${(error as Error).message.trim()}${tail.length ? `\n--- last build output ---\n${tail.join('\n')}` : ''}`);
-    }
-    const imageId = log.imageId();
-    if (!imageId) throw failure('build finished but the engine reported no image id');
-    await engine.tag(imageId, config.tag);
-    const facts = await engine.inspectImage(imageId);
-    if (!facts) throw failure(`built image ${imageId} vanished`);
-    progress(`[build] tagged ${config.tag} (${imageId.slice(7, 19)}, ${(facts.size / 1e6).toFixed(1)} MB)`);
-    return {
-      imageId,
-      tags: [config.tag],
-      profile: profile.name,
-      target: config.target,
-      base: profile.base.image,
-      baseSource,
-      sizeBytes: facts.size,
-    };
+    imageId = await buildStage(engine, toolsContext, STAGE.client, labels, config, progress);
   } finally {
-    await context.dispose();
+    await toolsContext.dispose();
   }
+  if (config.target === 'server') {
+    progress(`[sasldb] generating the sasldb for ${users?.length} user(s)`);
+    const sasldb = await generateSasldb(engine, imageId, users ?? [], BUILD_REALM);
+    const serverContext = await renderContext(values, sasldb);
+    try {
+      imageId = await buildStage(engine, serverContext, STAGE.server, labels, config, progress);
+    } finally {
+      await serverContext.dispose();
+    }
+  }
+  await engine.tag(imageId, config.tag);
+  const facts = await engine.inspectImage(imageId);
+  if (!facts) throw failure(`built image ${imageId} vanished`);
+  progress(`[build] tagged ${config.tag} (${imageId.slice(7, 19)}, ${(facts.size / 1e6).toFixed(1)} MB)`);
+  return {
+    imageId,
+    tags: [config.tag],
+    profile: profile.name,
+    target: config.target,
+    base: profile.base.image,
+    baseSource,
+    sizeBytes: facts.size,
+  };
 }

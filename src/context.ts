@@ -7,12 +7,12 @@ import { projectPath } from './paths.js';
 import { renderTemplate, unusedValues, type TemplateValues } from './render.js';
 
 export const DOCKERFILE_NAME = 'Dockerfile';
-export const USERS_ENTRY = 'users';
+export const SASLDB_ENTRY = 'memcached-sasldb2';
 
-/** A rendered build context on disk (without secrets) plus the users file, streamed from memory. */
+/** A rendered build context on disk (without secrets) plus the sasldb, streamed from memory. */
 export interface BuildContext {
   readonly dir: string;
-  /** The context as a tar stream; the users file is added here and never touches the disk. */
+  /** The context as a tar stream; the sasldb is added here and never touches the disk. */
   pack(): Readable;
   dispose(): Promise<void>;
 }
@@ -23,7 +23,7 @@ async function filesBelow(dir: string): Promise<string[]> {
 }
 
 /** Renders Dockerfile.template and image-files/ into a fresh folder with the profile's values. */
-export async function renderContext(values: TemplateValues, usersFileContent: string | undefined): Promise<BuildContext> {
+export async function renderContext(values: TemplateValues, sasldb: Buffer | undefined): Promise<BuildContext> {
   const dir = await mkdtemp(join(tmpdir(), 'memcached-hardened-context-'));
   try {
     const template = await readFile(projectPath('Dockerfile.template'), 'utf8');
@@ -49,10 +49,10 @@ export async function renderContext(values: TemplateValues, usersFileContent: st
     dir,
     pack() {
       return pack(dir, {
-        finalize: usersFileContent === undefined,
+        finalize: sasldb === undefined,
         finish: (archive) => {
-          if (usersFileContent === undefined) return;
-          archive.entry({ name: USERS_ENTRY, mode: 0o600, mtime: new Date(0) }, usersFileContent);
+          if (sasldb === undefined) return;
+          archive.entry({ name: SASLDB_ENTRY, mode: 0o600, mtime: new Date(0) }, sasldb);
           archive.finalize();
         },
       }) as unknown as Readable;

@@ -1,5 +1,5 @@
 import Docker from 'dockerode';
-import type { Readable } from 'node:stream';
+import { Writable, type Readable } from 'node:stream';
 import { failure } from './errors.js';
 
 /** One message of the engine's build/pull/import JSON stream. */
@@ -27,6 +27,20 @@ export interface ImageFacts {
   readonly tags: readonly string[];
 }
 
+export interface RunRequest {
+  readonly image: string;
+  readonly command: readonly string[];
+  /** Written to the container's stdin, then closed: the way secrets reach a container, never argv or env. */
+  readonly stdin: string;
+  readonly labels: Readonly<Record<string, string>>;
+}
+
+export interface RunResult {
+  readonly exitCode: number;
+  readonly stdout: Buffer;
+  readonly stderr: string;
+}
+
 /** The few engine operations the product uses: everything Docker sits behind this. */
 export interface Engine {
   /** Where the engine is, for messages. */
@@ -38,6 +52,8 @@ export interface Engine {
   build(context: Readable, request: BuildRequest, onMessage: (m: EngineMessage) => void): Promise<void>;
   tag(imageId: string, reference: string): Promise<void>;
   removeImage(reference: string): Promise<void>;
+  /** Runs a throwaway container without network to completion and removes it, whatever happens. */
+  run(request: RunRequest): Promise<RunResult>;
 }
 
 /** Describes the engine dockerode will talk to, honouring DOCKER_HOST as docker-modem does. */
@@ -127,6 +143,35 @@ export function connectEngine(env: NodeJS.ProcessEnv = process.env): Engine {
     },
     async removeImage(reference) {
       await docker.getImage(reference).remove({ force: true });
+    },
+    async run(request) {
+      const container = await docker.createContainer({
+        Image: request.image,
+        Cmd: [...request.command],
+        Labels: { ...request.labels },
+        OpenStdin: true,
+        StdinOnce: true,
+        AttachStdin: true,
+        AttachStdout: true,
+        AttachStderr: true,
+        NetworkDisabled: true,
+        HostConfig: { NetworkMode: 'none', CapDrop: ['ALL'], SecurityOpt: ['no-new-privileges'] },
+      });
+      try {
+        const stream = await container.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true });
+        const stdout: Buffer[] = [];
+        const stderr: Buffer[] = [];
+        const sink = (chunks: Buffer[]) => new Writable({ write(chunk: Buffer, _enc, done) { chunks.push(chunk); done(); } });
+        const ended = new Promise<void>((resolve) => stream.on('end', resolve));
+        docker.modem.demuxStream(stream, sink(stdout), sink(stderr));
+        await container.start();
+        stream.end(request.stdin);
+        const { StatusCode } = (await container.wait()) as { StatusCode: number };
+        await Promise.race([ended, new Promise((resolve) => setTimeout(resolve, 2000))]);
+        return { exitCode: StatusCode, stdout: Buffer.concat(stdout), stderr: Buffer.concat(stderr).toString('utf8') };
+      } finally {
+        await container.remove({ force: true }).catch(() => undefined);
+      }
     },
   };
 }

@@ -1,0 +1,22 @@
+import { describe, expect, it } from 'vitest';
+import { listProfiles, loadProfile, parseProfile } from '../src/profiles.js';
+
+describe('profiles', () => {
+  it('ships ubuntu-16.04 and debian-12', () => {
+    expect(listProfiles()).toEqual(['debian-12', 'ubuntu-16.04']);
+  });
+
+  it('rejects an unknown profile naming the known ones', () => {
+    expect(() => loadProfile('centos-7')).toThrow(/unknown profile 'centos-7' \(known: debian-12, ubuntu-16.04\)/);
+  });
+
+  it('rejects a hardening flag the memcached version lacks', () => {
+    const profile = structuredClone(loadProfile('ubuntu-16.04')) as unknown as { memcached: { hardeningFlags: string[] } };
+    profile.memcached.hardeningFlags.push('-X');
+    expect(() => parseProfile(profile, 'test')).toThrow(/supportedFlags/);
+  });
+
+  it('rejects unexpected keys', () => {
+    expect(() => parseProfile({ ...loadProfile('debian-12'), extra: 1 }, 'test')).toThrow(/invalid/);
+  });
+});

@@ -1,0 +1,79 @@
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { projectPath } from '../src/paths.js';
+import { listProfiles, loadProfile } from '../src/profiles.js';
+import { BUILD_REALM, placeholders, profileValues, renderTemplate, unusedValues } from '../src/render.js';
+
+const template = readFileSync(projectPath('Dockerfile.template'), 'utf8');
+const imageFiles = readdirSync(projectPath('image-files'), { recursive: true, withFileTypes: true })
+  .filter((e) => e.isFile())
+  .map((e) => readFileSync(join(e.parentPath, e.name), 'utf8'));
+
+describe('renderTemplate', () => {
+  it('replaces placeholders and refuses missing ones', () => {
+    expect(renderTemplate('FROM {{BASE}}', { BASE: 'x:1' })).toBe('FROM x:1');
+    expect(() => renderTemplate('FROM {{BASE}}', {})).toThrow('no value for {{BASE}}');
+    expect(() => renderTemplate('FROM {{base}}', {})).toThrow('malformed placeholder');
+    expect(unusedValues({ A: '1', B: '2' }, ['{{A}}'])).toEqual(['B']);
+  });
+});
+
+describe.each(listProfiles())('profile %s', (name) => {
+  const profile = loadProfile(name);
+  const values = profileValues(profile);
+  const dockerfile = renderTemplate(template, values);
+  const memcachedConf = renderTemplate(readFileSync(projectPath('image-files/etc/memcached.conf'), 'utf8'), values);
+
+  it('uses every value and leaves no placeholder', () => {
+    expect(unusedValues(values, [template, ...imageFiles])).toEqual([]);
+    expect(placeholders(dockerfile).size).toBe(0);
+  });
+
+  it('starts from the profile base and installs its packages', () => {
+    expect(dockerfile).toContain(`FROM ${profile.base.image} AS os`);
+    expect(dockerfile).toContain(`apt-get install -y -qq ${profile.packages.server.join(' ')}`);
+    expect(dockerfile).toContain(`ge "${profile.memcached.minVersion}"`);
+    expect(dockerfile).toContain(`saslpasswd2 -p -c -a memcached -u ${BUILD_REALM}`);
+  });
+
+  it('keeps the credentials last so changing users rebuilds only them', () => {
+    const server = dockerfile.slice(dockerfile.indexOf('AS server'));
+    const sasldbCopy = server.indexOf('COPY --from=sasldb');
+    expect(sasldbCopy).toBeGreaterThan(server.indexOf('apt-get install'));
+    expect(sasldbCopy).toBeGreaterThan(server.indexOf('COPY image-files/'));
+    expect(server.slice(sasldbCopy)).not.toMatch(/^RUN /m);
+  });
+
+  it('runs as the non-root memcache user with TCP only', () => {
+    expect(dockerfile).toMatch(/^USER memcache$/m);
+    expect(dockerfile).toContain('EXPOSE 11211/tcp');
+    expect(dockerfile).not.toMatch(/EXPOSE .*udp/);
+    expect(memcachedConf).toMatch(/^-U 0$/m);
+    expect(memcachedConf).toMatch(/^-S$/m);
+    expect(memcachedConf).not.toMatch(/^-l /m);
+  });
+
+  it('passes only the hardening flags this memcached version supports', () => {
+    for (const flag of profile.memcached.hardeningFlags) expect(memcachedConf).toMatch(new RegExp(`^${flag}$`, 'm'));
+    for (const flag of ['-F', '-X', '-Y', '-Z'].filter((f) => !profile.memcached.supportedFlags.includes(f as never))) {
+      expect(memcachedConf).not.toMatch(new RegExp(`^${flag}`, 'm'));
+    }
+  });
+
+  it('bakes an allowlist only when asked', () => {
+    expect(dockerfile).not.toMatch(/^ENV MEMCACHED_ALLOW_FROM/m);
+    const withAllow = renderTemplate(template, profileValues(profile, { allowFrom: ['10.1.2.3/32'] }));
+    expect(withAllow).toMatch(/^ENV MEMCACHED_ALLOW_FROM=10.1.2.3\/32$/m);
+  });
+});
+
+describe('ubuntu-16.04 profile', () => {
+  it('requires the memcached with the 2016 SASL and UDP fixes and does not claim -X', () => {
+    const profile = loadProfile('ubuntu-16.04');
+    expect(profile.base.image).toBe('ubuntu:16.04');
+    expect(profile.memcached.minVersion).toBe('1.4.25-2ubuntu1.5');
+    expect(profile.apt.suites).toEqual(expect.arrayContaining(['xenial-updates', 'xenial-security']));
+    expect(profile.memcached.supportedFlags).not.toContain('-X');
+  });
+});

@@ -1,0 +1,29 @@
+import { defineConfig } from 'vitest/config';
+
+// Two projects: unit tests need no Docker; integration tests build images and start containers.
+export default defineConfig({
+  test: {
+    reporters: ['default', 'junit', './test/helpers/summary-reporter.ts'],
+    outputFile: { junit: 'reports/junit.xml' },
+    projects: [
+      {
+        test: {
+          name: 'unit',
+          include: ['test/**/*.test.ts'],
+          exclude: ['test/integration/**', 'node_modules/**'],
+        },
+      },
+      {
+        test: {
+          name: 'integration',
+          include: ['test/integration/**/*.test.ts'],
+          globalSetup: ['test/helpers/global-setup.ts'],
+          // Containers and image builds are slow; files run one at a time on this 2-core machine.
+          testTimeout: 120_000,
+          hookTimeout: 900_000,
+          fileParallelism: false,
+        },
+      },
+    ],
+  },
+});

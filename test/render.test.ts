@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { projectPath } from '../src/paths.js';
 import { listProfiles, loadProfile } from '../src/profiles.js';
+import { sasldbScript } from '../src/sasldb.js';
 import { BUILD_REALM, placeholders, profileValues, renderTemplate, unusedValues } from '../src/render.js';
 
 const template = readFileSync(projectPath('Dockerfile.template'), 'utf8');
@@ -34,12 +35,12 @@ describe.each(listProfiles())('profile %s', (name) => {
     expect(dockerfile).toContain(`FROM ${profile.base.image} AS os`);
     expect(dockerfile).toContain(`apt-get install -y -qq ${profile.packages.server.join(' ')}`);
     expect(dockerfile).toContain(`ge "${profile.memcached.minVersion}"`);
-    expect(dockerfile).toContain(`saslpasswd2 -p -c -a memcached -u ${BUILD_REALM}`);
+    expect(dockerfile).toContain(`apt-get install -y -qq ${profile.packages.tools.join(' ')}`);
   });
 
   it('keeps the credentials last so changing users rebuilds only them', () => {
     const server = dockerfile.slice(dockerfile.indexOf('AS server'));
-    const sasldbCopy = server.indexOf('COPY --from=sasldb');
+    const sasldbCopy = server.indexOf('COPY --chown=memcache:memcache memcached-sasldb2');
     expect(sasldbCopy).toBeGreaterThan(server.indexOf('apt-get install'));
     expect(sasldbCopy).toBeGreaterThan(server.indexOf('COPY image-files/'));
     expect(server.slice(sasldbCopy)).not.toMatch(/^RUN /m);
@@ -65,6 +66,14 @@ describe.each(listProfiles())('profile %s', (name) => {
     expect(dockerfile).not.toMatch(/^ENV MEMCACHED_ALLOW_FROM/m);
     const withAllow = renderTemplate(template, profileValues(profile, { allowFrom: ['10.1.2.3/32'] }));
     expect(withAllow).toMatch(/^ENV MEMCACHED_ALLOW_FROM=10.1.2.3\/32$/m);
+  });
+});
+
+describe('sasldbScript', () => {
+  it('feeds passwords to saslpasswd2 through a pipe, keyed to the build realm', () => {
+    const script = sasldbScript(BUILD_REALM);
+    expect(script).toContain(`saslpasswd2 -p -c -a memcached -u ${BUILD_REALM}`);
+    expect(script).toContain(`printf '%s' "\${line#*:}" |`);
   });
 });
 

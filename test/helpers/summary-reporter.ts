@@ -1,0 +1,33 @@
+import { basename } from 'node:path';
+import type { Reporter, TestModule } from 'vitest/node';
+
+/**
+ * A short human summary after vitest's own output: per profile, per check (test file), pass or fail.
+ * Integration tests name their top-level describe after the profile, e.g. "ubuntu-16.04".
+ */
+export default class SummaryReporter implements Reporter {
+  onTestRunEnd(testModules: ReadonlyArray<TestModule>): void {
+    const rows = new Map<string, { passed: number; failed: number; skipped: number }>();
+    for (const module of testModules) {
+      if (module.project.name !== 'integration') continue;
+      const check = basename(module.moduleId).replace(/\.test\.ts$/, '');
+      for (const test of module.children.allTests()) {
+        const profile = test.fullName.split(' > ')[0] ?? '';
+        const key = `${/^(ubuntu|debian)-/.test(profile) ? profile : 'all profiles'}\u0000${check}`;
+        const row = rows.get(key) ?? { passed: 0, failed: 0, skipped: 0 };
+        const state = test.result().state;
+        if (state === 'passed') row.passed++;
+        else if (state === 'failed') row.failed++;
+        else row.skipped++;
+        rows.set(key, row);
+      }
+    }
+    if (rows.size === 0) return;
+    const lines = [...rows.entries()].sort().map(([key, row]) => {
+      const [profile, check] = key.split('\u0000');
+      const verdict = row.failed > 0 ? 'FAIL' : row.passed > 0 ? 'pass' : 'not run';
+      return `  ${verdict.padEnd(7)} ${profile?.padEnd(14)} ${check?.padEnd(22)} ${row.passed} passed, ${row.failed} failed${row.skipped ? `, ${row.skipped} not run` : ''}`;
+    });
+    process.stdout.write(`\nVerification summary (per profile, per check):\n${lines.join('\n')}\n`);
+  }
+}

@@ -1,0 +1,29 @@
+import { inject } from 'vitest';
+import type { SaslUser } from '../../src/sasldb.js';
+
+/** One image under test: the server image, its client image and the users baked into it. */
+export interface TestTarget {
+  readonly profile: string;
+  readonly image: string;
+  readonly clientImage: string;
+  readonly users: readonly SaslUser[];
+}
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    targets: TestTarget[];
+    runId: string;
+  }
+}
+
+/** The targets as `describe.each` rows, so each top-level describe is named after its profile. */
+export function targetRows(): Array<[string, TestTarget]> {
+  return inject('targets').map((target) => [target.profile, target]);
+}
+
+/** The first user baked into the target. */
+export function firstUser(target: TestTarget): SaslUser {
+  const user = target.users[0];
+  if (!user) throw new Error(`target ${target.profile} has no users`);
+  return user;
+}

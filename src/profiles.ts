@@ -26,6 +26,8 @@ export const profileSchema = z
       minVersion: z.string().regex(/^[0-9][A-Za-z0-9.+~:-]*$/),
       supportedFlags: z.array(memcachedFlag),
       hardeningFlags: z.array(memcachedFlag),
+      /** What this version does with UDP and SASL both on: 1.4.25 answers UDP without authentication. */
+      udpWithSasl: z.enum(['answers-unauthenticated', 'refused-at-start']),
     }),
     iptablesBinary: z.string().regex(/^\/[A-Za-z0-9/._-]+$/),
   })

@@ -28,7 +28,7 @@ async function buildTarget(profileName: string, image: string | undefined, users
     const server = await buildImage(engine, parseBuildArgs(['--profile', profileName, '--tag', tag('server')])!, profile, users, progress);
     serverImage = server.imageId;
   }
-  return { profile: profileName, image: serverImage, clientImage: client.imageId, users };
+  return { profile: profileName, image: serverImage, clientImage: client.imageId, baseImage: profile.base.image, users };
 }
 
 /** Which images to test: MEMCACHED_IMAGE (+ MEMCACHED_USERS_FILE, MEMCACHED_PROFILE), else build every profile. */

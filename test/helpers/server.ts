@@ -16,6 +16,8 @@ export interface ServerOptions {
   readonly entrypoint?: string[];
   readonly command?: string[];
   readonly user?: string;
+  /** Skip waiting for memcached to answer the host (for servers the host must not reach). */
+  readonly unreachableFromHost?: boolean;
 }
 
 /** testcontainers' GenericContainer plus the read-only root file system it has no method for. */
@@ -88,12 +90,17 @@ function configure(image: string, network: string, options: ServerOptions): Serv
 
 /** Starts the server image on one isolated network and waits until memcached answers. */
 export async function startServer(target: TestTarget, network: string, options: ServerOptions = {}): Promise<RunningServer> {
-  const started = await configure(target.image, network, options)
-    .withWaitStrategy(options.entrypoint ? Wait.forLogMessage(/.*/) : Wait.forLogMessage(/listening on/))
-    .withStartupTimeout(30_000)
-    .start();
+  let container = configure(target.image, network, options).withStartupTimeout(30_000);
+  // The entrypoint announces itself just before exec'ing memcached; controls are waited for by probing.
+  if (!options.entrypoint) container = container.withWaitStrategy(Wait.forLogMessage(/listening on/));
+  const started = await container.start();
   const ip = started.getIpAddress(network);
-  await waitUntilServing(ip);
+  if (!ip) {
+    const logs = await containerLogs(started.getId()).catch(() => '');
+    await started.stop({ remove: true }).catch(() => undefined);
+    throw new Error(`${target.image} has no address on ${network} (exited?): ${logs.trim()}`);
+  }
+  if (!options.unreachableFromHost) await waitUntilServing(ip);
   return {
     container: started,
     ip,
@@ -155,7 +162,70 @@ export function memcstatShowsStats(output: string, server: string): boolean {
   return output.includes(`Server: ${server} (11211)`) && /^\s*pid: \d+$/m.test(output) && /^\s*version: \d/m.test(output);
 }
 
-/** Asserts the container is attached to exactly the given networks (no default bridge). */
+/** The networks a container is attached to, by name (to assert: only the test's isolated ones). */
 export async function networksOf(container: StartedTestContainer): Promise<string[]> {
   return attachedNetworks(container.getId());
+}
+
+/**
+ * A control server: the same image, memcached started directly with the given options (as the image's
+ * non-root user), bypassing the entrypoint. Used to show that a probe does detect what it looks for.
+ */
+export function startControl(target: TestTarget, network: string, memcachedArgs: string[], options: ServerOptions = {}): Promise<RunningServer> {
+  return startServer(target, network, { ...options, entrypoint: ['memcached', ...memcachedArgs] });
+}
+
+/** Runs a command inside a running container; returns its output and exit code. */
+export async function execIn(container: StartedTestContainer, command: string[], user?: string): Promise<{ output: string; exitCode: number }> {
+  const result = await container.exec(command, user ? { user } : {});
+  return { output: result.output, exitCode: result.exitCode };
+}
+
+/** Port 11211 as /proc/net/{tcp,udp} writes it. */
+export const MEMCACHED_PORT_HEX = '2BCB';
+
+/** Sockets on port 11211 from /proc/net/{tcp,udp}{,6} text: local address (hex) and state. */
+export function socketsOnPort(procNet: string): Array<{ localAddress: string; state: string }> {
+  return procNet
+    .split('\n')
+    .map((line) => line.trim().split(/\s+/))
+    .filter((fields) => /^\d+:$/.test(fields[0] ?? '') && (fields[1] ?? '').endsWith(`:${MEMCACHED_PORT_HEX}`))
+    .map((fields) => ({ localAddress: (fields[1] ?? '').split(':')[0] ?? '', state: fields[3] ?? '' }));
+}
+
+/** An IPv4 address as /proc/net/tcp writes it (little-endian hex). */
+export function procNetAddress(ip: string): string {
+  return ip
+    .split('.')
+    .reverse()
+    .map((octet) => Number(octet).toString(16).padStart(2, '0').toUpperCase())
+    .join('');
+}
+
+/** A client container that stays up so tests can run probes from it (its IP is known in advance). */
+export async function startClientHost(target: TestTarget, network: string): Promise<{ container: StartedTestContainer; ip: string; stop: () => Promise<void> }> {
+  const started = await new GenericContainer(target.clientImage)
+    .withNetworkMode(network)
+    .withLabels(suiteLabels())
+    .withEntrypoint(['sleep', 'infinity'])
+    .start();
+  return { container: started, ip: started.getIpAddress(network), stop: () => started.stop({ remove: true }).then(() => undefined) };
+}
+
+/** Bash's /dev/tcp from inside a client container: 'connected' or 'failed' within 3 s. */
+export async function tcpProbe(client: StartedTestContainer, ip: string): Promise<'connected' | 'failed'> {
+  const script = `timeout 3 bash -c 'exec 3<>/dev/tcp/${ip}/11211' && echo CONNECTED || echo FAILED`;
+  const { output } = await execIn(client, ['bash', '-c', script]);
+  if (output.includes('CONNECTED')) return 'connected';
+  if (output.includes('FAILED')) return 'failed';
+  throw new Error(`tcp probe gave no verdict: ${output}`);
+}
+
+/** memcached's UDP frame (request id 1, sequence 0, one datagram) around an ASCII `stats`. */
+export const UDP_STATS_REQUEST = '\\x00\\x01\\x00\\x00\\x00\\x01\\x00\\x00stats\\r\\n';
+
+/** Sends a UDP `stats` from inside a client container; returns what came back within 2 s. */
+export async function udpStatsProbe(client: StartedTestContainer, ip: string, port = 11211): Promise<string> {
+  const script = `exec 3<>/dev/udp/${ip}/${port}; printf '${UDP_STATS_REQUEST}' >&3; timeout 2 head -c 200 <&3 | tr -d '\\000' ; true`;
+  return (await execIn(client, ['bash', '-c', script])).output;
 }

@@ -6,6 +6,8 @@ export interface TestTarget {
   readonly profile: string;
   readonly image: string;
   readonly clientImage: string;
+  /** The profile's base image, for controls that show what the hardening removed. */
+  readonly baseImage: string;
   readonly users: readonly SaslUser[];
 }
 

@@ -1,0 +1,162 @@
+import memjs from 'memjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BinaryClient, Op, Status, tryAuthenticatedRoundTrip } from '../helpers/binary-client.js';
+import { createIsolatedNetwork } from '../helpers/docker.js';
+import { memcstat, memcstatShowsStats, networksOf, startControl, startServer, type RunningServer } from '../helpers/server.js';
+import { firstUser, targetRows } from '../helpers/targets.js';
+
+/** Binary commands that must be refused before authentication (get, set, stat, flush, delete, incr, noop). */
+const COMMANDS = [
+  { name: 'get', opcode: Op.get, key: 'key', value: '', extras: undefined },
+  { name: 'set', opcode: Op.set, key: 'key', value: 'v', extras: Buffer.alloc(8) },
+  { name: 'stat', opcode: Op.stat, key: '', value: '', extras: undefined },
+  { name: 'flush', opcode: Op.flush, key: '', value: '', extras: undefined },
+  { name: 'delete', opcode: 0x04, key: 'key', value: '', extras: undefined },
+  { name: 'incr', opcode: 0x05, key: 'counter', value: '', extras: Buffer.alloc(20) },
+  { name: 'noop', opcode: 0x0a, key: '', value: '', extras: undefined },
+] as const;
+
+const podName = () => `cache-7d9f8b6c4-${Math.random().toString(36).slice(2, 7)}`;
+
+/** A memjs set/get round trip; resolves to what went wrong, or 'ok'. */
+async function memjsRoundTrip(ip: string, username: string, password: string): Promise<string> {
+  const client = memjs.Client.create(`${ip}:11211`, { username, password, retries: 0, timeout: 2, conntimeout: 2, keepAlive: false });
+  try {
+    const key = `memjs-${Math.random().toString(36).slice(2)}`;
+    await client.set(key, 'value-from-memjs', { expires: 60 });
+    const { value } = await client.get(key);
+    return value?.toString() === 'value-from-memjs' ? 'ok' : `got ${String(value)}`;
+  } catch (error) {
+    return `error: ${(error as Error).message}`;
+  } finally {
+    client.close();
+  }
+}
+
+describe.each(targetRows())('%s', (_profile, target) => {
+  const user = firstUser(target);
+  let network: Awaited<ReturnType<typeof createIsolatedNetwork>>;
+  let server: RunningServer;
+  let plain: RunningServer;
+
+  beforeAll(async () => {
+    network = await createIsolatedNetwork('auth');
+    server = await startServer(target, network.name, { hostname: podName() });
+    // Control: the same image with SASL off, to show the probes below do get data where auth is absent.
+    plain = await startControl(target, network.name, ['-U', '0', '-p', '11211', '-l', '0.0.0.0']);
+  });
+
+  afterAll(async () => {
+    await Promise.all([server?.stop(), plain?.stop()]);
+    await network?.remove();
+  });
+
+  it('is attached only to its isolated network', async () => {
+    expect(await networksOf(server.container)).toEqual([network.name]);
+    expect(await networksOf(plain.container)).toEqual([network.name]);
+  });
+
+  it('round-trips set/get for every baked user with the right password', async () => {
+    expect(target.users.length).toBeGreaterThan(1);
+    for (const u of target.users) {
+      expect(await tryAuthenticatedRoundTrip(server.ip, u.name, u.password)).toEqual({ authStatus: Status.ok, roundTrip: true });
+    }
+  });
+
+  it.each([
+    ['a wrong password', () => [user.name, `${user.password}x`]],
+    ['an unknown user', () => ['mallory', user.password]],
+    ['an empty password', () => [user.name, '']],
+    ['user@otherrealm', () => [`${user.name}@otherrealm`, user.password]],
+  ])('refuses %s (status 0x20 or closed) and serves no data', async (_case, credentials) => {
+    const [name, password] = credentials() as [string, string];
+    const attempt = await tryAuthenticatedRoundTrip(server.ip, name, password);
+    expect([Status.authError, 'closed']).toContain(attempt.authStatus);
+    expect(attempt.roundTrip).toBe(false);
+  });
+
+  it('serves no data without authentication, where the SASL-off control does', async () => {
+    expect(await tryAuthenticatedRoundTrip(server.ip, undefined, '')).toEqual({ authStatus: 'closed', roundTrip: false });
+    expect(await tryAuthenticatedRoundTrip(plain.ip, undefined, '')).toEqual({ authStatus: 'closed', roundTrip: true });
+  });
+
+  it('refuses binary commands other than version and list-mechanisms before auth, which the control serves', async () => {
+    const client = await BinaryClient.connect(server.ip);
+    try {
+      expect((await client.request(Op.version))?.status).toBe(Status.ok);
+      const mechanisms = await client.listMechanisms();
+      expect(mechanisms?.status).toBe(Status.ok);
+      expect(mechanisms?.value.toString()).toContain('PLAIN');
+    } finally {
+      client.close();
+    }
+    // One connection per command: after an auth error memcached may close the connection.
+    const unauthenticated = async (ip: string, command: (typeof COMMANDS)[number]) => {
+      const c = await BinaryClient.connect(ip);
+      try {
+        return (await c.request(command.opcode, command.key, command.value, command.extras))?.status ?? 'closed';
+      } finally {
+        c.close();
+      }
+    };
+    const verdicts = async (ip: string) => {
+      const result: Record<string, string> = {};
+      for (const command of COMMANDS) {
+        const status = await unauthenticated(ip, command);
+        result[command.name] = status === Status.authError || status === 'closed' ? 'refused' : status === Status.ok || status === Status.keyNotFound ? 'served' : `status ${status}`;
+      }
+      return result;
+    };
+    expect(await verdicts(server.ip)).toEqual(Object.fromEntries(COMMANDS.map((c) => [c.name, 'refused'])));
+    expect(await verdicts(plain.ip)).toEqual(Object.fromEntries(COMMANDS.map((c) => [c.name, 'served'])));
+  });
+
+  it('gives the ASCII protocol no data, where the SASL-off control answers it', async () => {
+    const ascii = async (ip: string) => {
+      const client = await BinaryClient.connect(ip);
+      client.write(Buffer.from('set ascii-key 0 60 5\r\nhello\r\nget ascii-key\r\nstats\r\n'));
+      const reply = (await client.read(4096, 1500)).toString('latin1');
+      client.close();
+      return reply;
+    };
+    const hardened = await ascii(server.ip);
+    expect(hardened).not.toMatch(/STORED|VALUE|STAT /);
+    expect(await ascii(plain.ip)).toMatch(/STORED[\s\S]*VALUE ascii-key[\s\S]*STAT pid/);
+  });
+
+  it("the tutorial's memcstat shows stats with credentials and nothing without or with wrong ones", async () => {
+    const right = await memcstat(target, network.name, server.ip, user.name, user.password);
+    const none = await memcstat(target, network.name, server.ip);
+    const wrong = await memcstat(target, network.name, server.ip, user.name, 'not-the-password');
+    const control = await memcstat(target, network.name, plain.ip);
+    expect(memcstatShowsStats(right.output, server.ip)).toBe(true);
+    expect(memcstatShowsStats(none.output, server.ip)).toBe(false);
+    expect(memcstatShowsStats(wrong.output, server.ip)).toBe(false);
+    expect(memcstatShowsStats(control.output, plain.ip)).toBe(true);
+  });
+
+  it('memjs, a real Node client, works with the right password and fails with a wrong one', async () => {
+    expect(await memjsRoundTrip(server.ip, user.name, user.password)).toBe('ok');
+    expect(await memjsRoundTrip(server.ip, user.name, `${user.password}-wrong`)).not.toBe('ok');
+  });
+
+  it('authenticates plain user names under a pod-like hostname, after a restart, and under another hostname', async () => {
+    const first = await startServer(target, network.name, { hostname: podName() });
+    try {
+      expect((await tryAuthenticatedRoundTrip(first.ip, user.name, user.password)).roundTrip).toBe(true);
+      await first.container.restart();
+      const ip = first.container.getIpAddress(network.name);
+      await new Promise((r) => setTimeout(r, 500));
+      expect((await tryAuthenticatedRoundTrip(ip, user.name, user.password)).roundTrip).toBe(true);
+    } finally {
+      await first.stop();
+    }
+    const second = await startServer(target, network.name, { hostname: `memcached-${Math.random().toString(36).slice(2, 12)}.svc.cluster.local` });
+    try {
+      expect((await tryAuthenticatedRoundTrip(second.ip, user.name, user.password)).roundTrip).toBe(true);
+      expect((await tryAuthenticatedRoundTrip(second.ip, user.name, 'wrong-password-123')).roundTrip).toBe(false);
+    } finally {
+      await second.stop();
+    }
+  });
+});

@@ -1,0 +1,65 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BinaryClient } from '../helpers/binary-client.js';
+import { createIsolatedNetwork } from '../helpers/docker.js';
+import { execIn, procNetAddress, runToExit, socketsOnPort, startControl, startServer, waitUntilServing, type RunningServer } from '../helpers/server.js';
+import { targetRows } from '../helpers/targets.js';
+
+const LISTEN = '0A';
+const listeners = async (server: RunningServer) =>
+  socketsOnPort((await execIn(server.container, ['cat', '/proc/net/tcp', '/proc/net/tcp6'])).output).filter((s) => s.state === LISTEN);
+
+async function hostCanConnect(ip: string): Promise<boolean> {
+  try {
+    (await BinaryClient.connect(ip, 11211, 2000)).close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe.each(targetRows())('%s', (_profile, target) => {
+  let network: Awaited<ReturnType<typeof createIsolatedNetwork>>;
+  let server: RunningServer;
+  let wildcard: RunningServer;
+  let loopbackOnly: RunningServer;
+
+  beforeAll(async () => {
+    network = await createIsolatedNetwork('bind');
+    server = await startServer(target, network.name);
+    // Control: memcached told to listen everywhere, to show the check sees a wildcard listener.
+    wildcard = await startControl(target, network.name, ['-U', '0', '-p', '11211', '-l', '0.0.0.0']);
+    loopbackOnly = await startServer(target, network.name, { env: { MEMCACHED_LISTEN: '127.0.0.1' }, unreachableFromHost: true });
+  });
+
+  afterAll(async () => {
+    await Promise.all([server?.stop(), wildcard?.stop(), loopbackOnly?.stop()]);
+    await network?.remove();
+  });
+
+  it('listens only on the private address by default, where the control listens on 0.0.0.0', async () => {
+    expect(await listeners(server)).toEqual([{ localAddress: procNetAddress(server.ip), state: LISTEN }]);
+    expect(await listeners(wildcard)).toEqual([{ localAddress: procNetAddress('0.0.0.0'), state: LISTEN }]);
+    expect(await hostCanConnect(server.ip)).toBe(true);
+  });
+
+  it('with MEMCACHED_LISTEN=127.0.0.1 a peer cannot connect while a client inside the container can', async () => {
+    expect(await listeners(loopbackOnly)).toEqual([{ localAddress: procNetAddress('127.0.0.1'), state: LISTEN }]);
+    expect(await hostCanConnect(loopbackOnly.ip)).toBe(false);
+    // The health check is an in-container client: it connects and gets "auth required" back.
+    expect((await execIn(loopbackOnly.container, ['/usr/local/bin/memcached-healthcheck'])).exitCode).toBe(0);
+    expect(await hostCanConnect(server.ip)).toBe(true);
+  });
+
+  it('accepts an interface name and refuses to listen on every interface', async () => {
+    const byInterface = await startServer(target, network.name, { env: { MEMCACHED_LISTEN: 'eth0' } });
+    try {
+      expect(await listeners(byInterface)).toEqual([{ localAddress: procNetAddress(byInterface.ip), state: LISTEN }]);
+      await waitUntilServing(byInterface.ip);
+    } finally {
+      await byInterface.stop();
+    }
+    const refused = await runToExit(target.image, network.name, { env: { MEMCACHED_LISTEN: '0.0.0.0' } });
+    expect(refused.exitCode).not.toBe(0);
+    expect(refused.output).toContain('would listen on every interface');
+  });
+});

@@ -1,0 +1,121 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Status, tryAuthenticatedRoundTrip } from '../helpers/binary-client.js';
+import { createIsolatedNetwork, docker } from '../helpers/docker.js';
+import { execIn, runToExit, startServer, type RunningServer } from '../helpers/server.js';
+import { firstUser, targetRows } from '../helpers/targets.js';
+
+/** Uid and capability sets from /proc/PID/status text. */
+function processIdentity(status: string): { uid: number; capEff: bigint; capPrm: bigint } {
+  const field = (name: string) => /^\S+:\s*(\S+)/.exec(status.split('\n').find((l) => l.startsWith(`${name}:`)) ?? '')?.[1];
+  return { uid: Number(field('Uid')), capEff: BigInt(`0x${field('CapEff')}`), capPrm: BigInt(`0x${field('CapPrm')}`) };
+}
+
+/** Where a secret shows up in a JSON-able thing (image config, history, container config), if anywhere. */
+function leaks(haystack: unknown, secret: string): boolean {
+  return JSON.stringify(haystack).includes(secret);
+}
+
+describe.each(targetRows())('%s', (_profile, target) => {
+  const user = firstUser(target);
+  let network: Awaited<ReturnType<typeof createIsolatedNetwork>>;
+  let server: RunningServer;
+
+  beforeAll(async () => {
+    network = await createIsolatedNetwork('hardening');
+    server = await startServer(target, network.name);
+  });
+
+  afterAll(async () => {
+    await server?.stop();
+    await network?.remove();
+  });
+
+  it('memcached (PID 1) is not root and holds no capabilities; a root exec shows the check can tell', async () => {
+    const memcached = processIdentity((await execIn(server.container, ['cat', '/proc/1/status'])).output);
+    expect((await execIn(server.container, ['cat', '/proc/1/cmdline'])).output).toMatch(/^memcached\0/);
+    expect(memcached).toMatchObject({ capEff: 0n, capPrm: 0n });
+    expect(memcached.uid).not.toBe(0);
+    const root = processIdentity((await execIn(server.container, ['cat', '/proc/self/status'], 'root')).output);
+    expect(root.uid).toBe(0);
+    expect(root.capEff).not.toBe(0n);
+  });
+
+  it('the sasldb and its runtime copy belong to memcache with mode 0600', async () => {
+    const { output } = await execIn(server.container, ['stat', '-c', '%n %U %a', '/etc/sasl2/memcached-sasldb2', '/run/memcached/memcached-sasldb2', '/etc/sasl2/memcached.conf']);
+    expect(output.trim().split('\n')).toEqual([
+      '/etc/sasl2/memcached-sasldb2 memcache 600',
+      '/run/memcached/memcached-sasldb2 memcache 600',
+      '/etc/sasl2/memcached.conf root 644',
+    ]);
+  });
+
+  it('has no setuid/setgid files, where its base image has some', async () => {
+    const find = ['find', '/', '-xdev', '-type', 'f', '-perm', '/6000'];
+    expect((await execIn(server.container, find, 'root')).output.trim()).toBe('');
+    const base = await runToExit(target.baseImage, network.name, { command: find, user: 'root' });
+    expect(base.output.trim()).not.toBe('');
+  });
+
+  it('has no compilers and no saslpasswd2, which the client image has', async () => {
+    const lookFor = ['sh', '-c', 'for tool in gcc cc c++ g++ clang make as ld saslpasswd2; do command -v "$tool"; done; true'];
+    expect((await execIn(server.container, lookFor)).output.trim()).toBe('');
+    expect((await runToExit(target.clientImage, network.name, { command: lookFor })).output).toContain('saslpasswd2');
+  });
+
+  it('the image config: non-root user, only 11211/tcp, a health check, OCI labels', async () => {
+    const image = await docker.getImage(target.image).inspect();
+    expect(image.Config.User).toBe('memcache');
+    expect(Object.keys(image.Config.ExposedPorts ?? {})).toEqual(['11211/tcp']);
+    expect(image.Config.Healthcheck?.Test).toEqual(['CMD', '/usr/local/bin/memcached-healthcheck']);
+    expect(image.Config.Labels).toMatchObject({
+      'org.opencontainers.image.title': 'memcached-hardened',
+      'org.opencontainers.image.base.name': target.baseImage,
+      'memcached-hardened.profile': target.profile,
+    });
+    for (const key of ['org.opencontainers.image.version', 'org.opencontainers.image.created', 'org.opencontainers.image.revision']) {
+      expect(image.Config.Labels?.[key]).toBeTruthy();
+    }
+    expect((await execIn(server.container, ['/usr/local/bin/memcached-healthcheck'])).exitCode).toBe(0);
+  });
+
+  it('no password appears in history, image config, labels, logs or any argv; a planted one is found', async () => {
+    const image = docker.getImage(target.image);
+    const [history, config] = await Promise.all([image.history(), image.inspect()]);
+    const container = await docker.getContainer(server.container.getId()).inspect();
+    const argv = (await execIn(server.container, ['sh', '-c', 'cat /proc/[0-9]*/cmdline | tr "\\0" " "'], 'root')).output;
+    const logs = await server.logs();
+    expect(argv).toContain('memcached');
+    for (const u of target.users) {
+      expect(leaks(history, u.password)).toBe(false);
+      expect(leaks(config, u.password)).toBe(false);
+      expect(leaks(container, u.password)).toBe(false);
+      expect(argv).not.toContain(u.password);
+      expect(logs).not.toContain(u.password);
+    }
+    // Control: the same scans do find a password that was put where they look.
+    const planted = await startServer(target, network.name, { env: { PLANTED: user.password } });
+    try {
+      expect(leaks(await docker.getContainer(planted.container.getId()).inspect(), user.password)).toBe(true);
+    } finally {
+      await planted.stop();
+    }
+  });
+
+  it('runs with --read-only (+ tmpfs), --cap-drop ALL and no-new-privileges', async () => {
+    const locked = await startServer(target, network.name, {
+      readOnly: true,
+      tmpfs: { '/run/memcached': 'uid=11211,gid=11211,mode=0700' },
+      capDrop: ['ALL'],
+      securityOpt: ['no-new-privileges'],
+    });
+    try {
+      expect(await tryAuthenticatedRoundTrip(locked.ip, user.name, user.password)).toEqual({ authStatus: Status.ok, roundTrip: true });
+      const status = processIdentity((await execIn(locked.container, ['cat', '/proc/1/status'])).output);
+      expect(status.capEff).toBe(0n);
+      const write = await execIn(locked.container, ['sh', '-c', 'touch /etc/probe 2>&1; echo rc=$?']);
+      expect(write.output).toMatch(/Read-only file system[\s\S]*rc=1/);
+    } finally {
+      await locked.stop();
+    }
+  });
+});

@@ -1,10 +1,7 @@
-import Docker from 'dockerode';
 import { inject } from 'vitest';
+import { docker, OWNER_LABEL, SUITE_LABEL } from './resources.js';
 
-/** Every container, network and volume the suite creates carries this label, valued with the run id. */
-export const SUITE_LABEL = 'memcached-hardened.test-run';
-
-export const docker = new Docker();
+export { docker, listLeftovers, removeLeftovers, SUITE_LABEL, type Leftovers } from './resources.js';
 
 /** The run id, provided by the global setup. */
 export function runId(): string {
@@ -14,37 +11,7 @@ export function runId(): string {
 }
 
 export function suiteLabels(): Record<string, string> {
-  return { [SUITE_LABEL]: runId() };
-}
-
-export interface Leftovers {
-  readonly containers: string[];
-  readonly networks: string[];
-  readonly volumes: string[];
-}
-
-/** Resources of the suite still in the engine: of one run, or of any run when `id` is undefined. */
-export async function listLeftovers(id?: string): Promise<Leftovers> {
-  const filters = JSON.stringify({ label: [id ? `${SUITE_LABEL}=${id}` : SUITE_LABEL] });
-  const [containers, networks, volumes] = await Promise.all([
-    docker.listContainers({ all: true, filters }),
-    docker.listNetworks({ filters }),
-    docker.listVolumes({ filters }),
-  ]);
-  return {
-    containers: containers.map((c) => c.Id),
-    networks: networks.map((n) => n.Id),
-    volumes: (volumes.Volumes ?? []).map((v) => v.Name),
-  };
-}
-
-/** Removes the suite's containers, then its networks and volumes (Ryuk is off: this is our reaper). */
-export async function removeLeftovers(id?: string): Promise<Leftovers> {
-  const found = await listLeftovers(id);
-  await Promise.all(found.containers.map((c) => docker.getContainer(c).remove({ force: true, v: true }).catch(() => undefined)));
-  await Promise.all(found.networks.map((n) => docker.getNetwork(n).remove().catch(() => undefined)));
-  await Promise.all(found.volumes.map((v) => docker.getVolume(v).remove({ force: true }).catch(() => undefined)));
-  return found;
+  return { [SUITE_LABEL]: runId(), [OWNER_LABEL]: inject('ownerPid') };
 }
 
 /** An internal network: no route out, only the containers the test attaches (and the host's bridge end). */

@@ -1,12 +1,14 @@
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { TestProject } from 'vitest/node';
 import { buildImage } from '../../src/build.js';
 import { parseBuildArgs } from '../../src/config.js';
 import { connectEngine } from '../../src/docker.js';
+import { projectPath } from '../../src/paths.js';
 import { listProfiles, loadProfile } from '../../src/profiles.js';
 import { generatePassword, parseUsersFile, type SaslUser } from '../../src/sasldb.js';
-import { listLeftovers, removeLeftovers } from './docker.js';
+import { listLeftovers, removeLeftovers } from './resources.js';
 import type { TestTarget } from './targets.js';
 
 /** Users for images the suite builds itself: several, with fresh random passwords every run. */
@@ -53,23 +55,26 @@ export default async function setup(project: TestProject): Promise<() => Promise
   process.env.TESTCONTAINERS_RYUK_DISABLED = 'true';
   const runId = `${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;
   project.provide('runId', runId);
+  project.provide('ownerPid', String(process.pid));
+  process.stderr.write(`test run ${runId}\n`);
   await connectEngine().ping();
-  const stale = await removeLeftovers();
+  const stale = await removeLeftovers('orphans');
   if (stale.containers.length + stale.networks.length > 0) {
     process.stderr.write(`removed ${stale.containers.length} container(s) and ${stale.networks.length} network(s) left by an earlier run\n`);
   }
+  // The reaper outlives us: whatever ends this process (SIGINT, a crash, SIGKILL), it removes the run's resources.
+  spawn(process.execPath, ['--import', 'tsx', projectPath('test/helpers/reaper.ts'), runId, String(process.pid)], {
+    detached: true,
+    stdio: 'ignore',
+    cwd: projectPath(),
+  }).unref();
   const cleanup = async () => {
-    await removeLeftovers(runId);
+    await removeLeftovers({ run: runId });
   };
-  const onSignal = (signal: NodeJS.Signals) => {
-    void cleanup().finally(() => process.kill(process.pid, signal));
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
   project.provide('targets', await resolveTargets(process.env));
   return async () => {
     await cleanup();
-    const left = await listLeftovers(runId);
+    const left = await listLeftovers({ run: runId });
     if (left.containers.length + left.networks.length + left.volumes.length > 0) {
       throw new Error(`the suite left resources behind: ${JSON.stringify(left)}`);
     }

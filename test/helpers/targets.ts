@@ -15,6 +15,7 @@ declare module 'vitest' {
   export interface ProvidedContext {
     targets: TestTarget[];
     runId: string;
+    ownerPid: string;
   }
 }
 

@@ -1,0 +1,74 @@
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, inject, it } from 'vitest';
+import { projectPath } from '../../src/paths.js';
+import { serializeUsers } from '../../src/sasldb.js';
+import { listLeftovers } from '../helpers/docker.js';
+
+const [target] = inject('targets');
+const scratch = mkdtempSync(join(tmpdir(), 'mh-cleanup-'));
+
+/** Starts a nested suite run (the fixture) against the first target's image. */
+function startFixtureRun(mode: 'hold' | 'fail') {
+  if (!target) throw new Error('no target');
+  const usersFile = join(scratch, 'users');
+  writeFileSync(usersFile, serializeUsers(target.users), { mode: 0o600 });
+  const readyFile = join(scratch, `ready-${mode}`);
+  const child = spawn(process.execPath, [projectPath('node_modules/vitest/vitest.mjs'), 'run', '--config', 'test/fixtures/interrupt/vitest.config.ts'], {
+    cwd: projectPath(),
+    env: { ...process.env, MEMCACHED_IMAGE: target.image, MEMCACHED_USERS_FILE: usersFile, MEMCACHED_PROFILE: target.profile, FIXTURE_READY_FILE: readyFile, FIXTURE_MODE: mode },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (d) => (output += d));
+  child.stderr.on('data', (d) => (output += d));
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code, signal) => resolve(code ?? (signal ? 128 : null))));
+  const ready = async () => {
+    const deadline = Date.now() + 180_000;
+    while (!existsSync(readyFile)) {
+      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`fixture never got ready:\n${output}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    return readFileSync(readyFile, 'utf8');
+  };
+  return { child, exited, ready, output: () => output };
+}
+
+/** The run's resources once its reaper had up to 30 s to work (it starts when the run's process ends). */
+async function settledLeftovers(runId: string) {
+  const deadline = Date.now() + 30_000;
+  let left = await listLeftovers({ run: runId });
+  while (left.containers.length + left.networks.length + left.volumes.length > 0 && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 500));
+    left = await listLeftovers({ run: runId });
+  }
+  return left;
+}
+
+describe('cleanup (Ryuk is off: the suite is its own reaper)', () => {
+  afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+  it('a run interrupted with SIGINT leaves no container, network or volume behind', async () => {
+    const run = startFixtureRun('hold');
+    const runId = await run.ready();
+    const during = await listLeftovers({ run: runId });
+    // Control: while the run holds them, the query does see its container and network.
+    expect(during.containers.length).toBeGreaterThan(0);
+    expect(during.networks.length).toBeGreaterThan(0);
+    run.child.kill('SIGINT');
+    const code = await Promise.race([run.exited, new Promise<'hung'>((r) => setTimeout(() => r('hung'), 90_000))]);
+    expect(code, run.output()).not.toBe('hung');
+    expect(await settledLeftovers(runId)).toEqual({ containers: [], networks: [], volumes: [] });
+  }, 300_000);
+
+  it('a run whose test fails leaves nothing behind either', async () => {
+    const run = startFixtureRun('fail');
+    const runId = await run.ready();
+    const code = await run.exited;
+    expect(code, run.output()).not.toBe(0);
+    expect(run.output()).toContain('failing on purpose');
+    expect(await settledLeftovers(runId)).toEqual({ containers: [], networks: [], volumes: [] });
+  }, 300_000);
+});

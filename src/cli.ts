@@ -46,6 +46,9 @@ function saveGeneratedCredentials(users: readonly SaslUser[], config: BuildConfi
   return path;
 }
 
+/** Generated credentials whose image is not built yet: removed if the build fails or is interrupted. */
+let pendingCredentialsFile: string | undefined;
+
 async function buildCommand(argv: readonly string[]): Promise<void> {
   const config = parseBuildArgs(argv);
   if (!config) {
@@ -63,19 +66,20 @@ async function buildCommand(argv: readonly string[]): Promise<void> {
   await engine.ping();
   if (config.target === 'server' && config.usersFile === undefined && users) {
     credentialsFile = saveGeneratedCredentials(users, config);
+    pendingCredentialsFile = credentialsFile;
   }
   try {
     const result = await buildImage(engine, config, profile, users, progress);
+    pendingCredentialsFile = undefined;
     if (credentialsFile) progress(`credentials for user '${users?.[0]?.name}' saved to ${credentialsFile} (mode 0600)`);
     if (config.json) {
       console.log(JSON.stringify({ ...result, ...(credentialsFile ? { credentialsFile } : {}) }));
     } else {
       console.log(`built ${result.tags.join(', ')} (${result.imageId}) from ${result.base}, ${(result.sizeBytes / 1e6).toFixed(1)} MB`);
     }
-  } catch (error) {
+  } finally {
     // Credentials for an image that does not exist would only mislead.
-    if (credentialsFile) rmSync(credentialsFile, { force: true });
-    throw error;
+    if (pendingCredentialsFile) rmSync(pendingCredentialsFile, { force: true });
   }
 }
 
@@ -107,6 +111,7 @@ export async function main(argv: readonly string[]): Promise<number> {
 
 process.on('SIGINT', () => {
   // The engine cancels a build whose client goes away; exiting leaves nothing tagged.
+  if (pendingCredentialsFile) rmSync(pendingCredentialsFile, { force: true });
   console.error('memcached-hardened: interrupted');
   process.exit(130);
 });

@@ -21,7 +21,12 @@ export const profileSchema = z
       }),
     }),
     apt: z.object({ suites: z.array(aptName).min(1), components: z.array(aptName).min(1) }),
-    packages: z.object({ server: z.array(aptName).min(1), tools: z.array(aptName).min(1) }),
+    packages: z.object({
+      server: z.array(aptName).min(1),
+      tools: z.array(aptName).min(1),
+      /** Pulled in by memcached only for memcached-tool (Perl): removed from the server image. */
+      purgeAfterInstall: z.array(aptName),
+    }),
     memcached: z.object({
       minVersion: z.string().regex(/^[0-9][A-Za-z0-9.+~:-]*$/),
       supportedFlags: z.array(memcachedFlag),
@@ -35,7 +40,10 @@ export const profileSchema = z
   .refine((p) => p.memcached.hardeningFlags.every((f) => p.memcached.supportedFlags.includes(f)), {
     message: 'hardeningFlags must all be in supportedFlags (this memcached version lacks one)',
   })
-  .refine((p) => p.packages.server.includes('memcached'), { message: 'server packages must include memcached' });
+  .refine((p) => p.packages.server.includes('memcached'), { message: 'server packages must include memcached' })
+  .refine((p) => !p.packages.purgeAfterInstall.some((name) => p.packages.server.includes(name)), {
+    message: 'purgeAfterInstall must not remove a server package',
+  });
 
 export type Profile = z.infer<typeof profileSchema>;
 

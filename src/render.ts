@@ -48,6 +48,7 @@ export function profileValues(profile: Profile, options: RenderOptions = {}): Te
     APT_COMPONENTS: profile.apt.components.join(' '),
     SERVER_PACKAGES: profile.packages.server.join(' '),
     TOOLS_PACKAGES: profile.packages.tools.join(' '),
+    PURGE_PACKAGES: profile.packages.purgeAfterInstall.join(' ') || 'none',
     MEMCACHED_MIN_VERSION: profile.memcached.minVersion,
     IPTABLES_BINARY: profile.iptablesBinary,
     HARDENING_FLAGS: profile.memcached.hardeningFlags.join('\n'),

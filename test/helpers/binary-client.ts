@@ -144,6 +144,21 @@ export class BinaryClient {
     return this.request(Op.get, key);
   }
 
+  /** The general stats as a map (binary STAT: one response per stat, then an empty one). */
+  async stats(): Promise<Map<string, string>> {
+    this.write(encodeRequest(Op.stat));
+    const stats = new Map<string, string>();
+    for (;;) {
+      const header = await this.read(24);
+      if (header.length < 24) throw new Error('connection closed during stats');
+      const body = await this.read(header.readUInt32BE(8));
+      if (header.readUInt16BE(6) !== Status.ok) throw new Error(`stats refused: status ${header.readUInt16BE(6)}`);
+      const keyLength = header.readUInt16BE(2);
+      if (keyLength === 0) return stats;
+      stats.set(body.subarray(0, keyLength).toString(), body.subarray(keyLength).toString());
+    }
+  }
+
   close(): void {
     this.socket.destroy();
   }

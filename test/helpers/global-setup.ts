@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import type { TestProject } from 'vitest/node';
 import { buildImage } from '../../src/build.js';
 import { parseBuildArgs } from '../../src/config.js';
@@ -56,6 +56,11 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const runId = `${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;
   project.provide('runId', runId);
   project.provide('ownerPid', String(process.pid));
+  // Figures measured by the tests, printed by the summary reporter at the end of the run.
+  mkdirSync(projectPath('reports'), { recursive: true });
+  const figuresFile = projectPath('reports', `figures-${runId}.jsonl`);
+  process.env.MEMCACHED_HARDENED_FIGURES = figuresFile;
+  project.provide('figuresFile', figuresFile);
   process.stderr.write(`test run ${runId}\n`);
   await connectEngine().ping();
   const stale = await removeLeftovers('orphans');

@@ -1,15 +1,23 @@
 import { basename } from 'node:path';
 import type { Reporter, TestModule } from 'vitest/node';
+import { readFigures } from './figures.js';
 
 /**
  * A short human summary after vitest's own output: per profile, per check (test file), pass or fail.
  * Integration tests name their top-level describe after the profile, e.g. "ubuntu-16.04".
  */
 export default class SummaryReporter implements Reporter {
+  private printFigures(): void {
+    const figures = readFigures(process.env.MEMCACHED_HARDENED_FIGURES);
+    if (figures.length === 0) return;
+    const lines = figures.map((f) => `  ${f.profile.padEnd(14)} ${f.name.padEnd(58)} ${String(f.value).padStart(10)} ${f.unit}`);
+    process.stdout.write(`\nFigures:\n${lines.join('\n')}\n`);
+  }
+
   onTestRunEnd(testModules: ReadonlyArray<TestModule>): void {
     const rows = new Map<string, { passed: number; failed: number; skipped: number }>();
     for (const module of testModules) {
-      if (module.project.name !== 'integration') continue;
+      if (module.project.name === 'unit') continue;
       const check = basename(module.moduleId).replace(/\.test\.ts$/, '');
       for (const test of module.children.allTests()) {
         const profile = test.fullName.split(' > ')[0] ?? '';
@@ -22,6 +30,7 @@ export default class SummaryReporter implements Reporter {
         rows.set(key, row);
       }
     }
+    this.printFigures();
     if (rows.size === 0) return;
     const lines = [...rows.entries()].sort().map(([key, row]) => {
       const [profile, check] = key.split('\u0000');

@@ -16,6 +16,7 @@ declare module 'vitest' {
     targets: TestTarget[];
     runId: string;
     ownerPid: string;
+    figuresFile: string;
   }
 }
 

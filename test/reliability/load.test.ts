@@ -1,0 +1,119 @@
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BinaryClient, Status } from '../helpers/binary-client.js';
+import { createIsolatedNetwork } from '../helpers/docker.js';
+import { recordFigure } from '../helpers/figures.js';
+import { scaled } from '../helpers/scale.js';
+import { startServer, type RunningServer } from '../helpers/server.js';
+import { firstUser, targetRows } from '../helpers/targets.js';
+
+/** Connects and authenticates; undefined if the server refused or closed. */
+async function authenticatedClient(ip: string, name: string, password: string): Promise<BinaryClient | undefined> {
+  let client: BinaryClient;
+  try {
+    client = await BinaryClient.connect(ip, 11211, 5000);
+  } catch {
+    return undefined;
+  }
+  const auth = await client.authenticate(name, password).catch(() => undefined);
+  if (auth?.status === Status.ok) return client;
+  client.close();
+  return undefined;
+}
+
+describe.each(targetRows())('%s', (profile, target) => {
+  const user = firstUser(target);
+  let network: Awaited<ReturnType<typeof createIsolatedNetwork>>;
+  const servers: RunningServer[] = [];
+
+  beforeAll(async () => {
+    network = await createIsolatedNetwork('load');
+  });
+
+  afterAll(async () => {
+    await Promise.all(servers.map((s) => s.stop()));
+    await network?.remove();
+  });
+
+  it('serves hundreds of concurrent authenticated connections doing set/get with zero errors', async () => {
+    const server = await startServer(target, network.name);
+    servers.push(server);
+    const connections = scaled(500, 900);
+    const rounds = scaled(20, 50);
+    const started = Date.now();
+    const clients: BinaryClient[] = [];
+    for (let i = 0; i < connections; i += 50) {
+      const batch = await Promise.all(Array.from({ length: Math.min(50, connections - i) }, () => authenticatedClient(server.ip, user.name, user.password)));
+      batch.forEach((c) => c && clients.push(c));
+    }
+    expect(clients).toHaveLength(connections);
+    let errors = 0;
+    let operations = 0;
+    await Promise.all(
+      clients.map(async (client, index) => {
+        for (let round = 0; round < rounds; round++) {
+          const key = `load-${index}-${round % 5}`;
+          const value = `${index}:${round}:${randomBytes(8).toString('hex')}`;
+          const set = await client.set(key, value);
+          const got = await client.get(key);
+          operations += 2;
+          if (set?.status !== Status.ok || got?.status !== Status.ok || got.value.toString() !== value) errors++;
+        }
+      }),
+    );
+    clients.forEach((c) => c.close());
+    const seconds = (Date.now() - started) / 1000;
+    expect(errors).toBe(0);
+    recordFigure(profile, 'concurrent authenticated connections', connections, 'connections');
+    recordFigure(profile, 'set/get operations under load (0 errors)', operations, 'ops');
+    recordFigure(profile, 'load phase throughput', Math.round(operations / seconds), 'ops/s');
+  });
+
+  it('enforces the connection limit gracefully: new connections refused, existing ones keep working', async () => {
+    const limit = 40;
+    const server = await startServer(target, network.name, { env: { MEMCACHED_MAX_CONNECTIONS: String(limit) } });
+    servers.push(server);
+    const held: BinaryClient[] = [];
+    let refused = 0;
+    for (let attempt = 0; attempt < limit + 30; attempt++) {
+      const client = await authenticatedClient(server.ip, user.name, user.password);
+      if (client) held.push(client);
+      else refused++;
+    }
+    expect(held.length).toBeGreaterThan(limit / 2);
+    expect(held.length).toBeLessThanOrEqual(limit);
+    expect(refused).toBeGreaterThan(0);
+    const stillWorking = await Promise.all(held.map(async (c, i) => (await c.set(`held-${i}`, 'still here'))?.status === Status.ok));
+    expect(stillWorking.every(Boolean)).toBe(true);
+    // Below the limit again, a newcomer is served.
+    held.splice(0, 5).forEach((c) => c.close());
+    await new Promise((r) => setTimeout(r, 300));
+    const newcomer = await authenticatedClient(server.ip, user.name, user.password);
+    expect(newcomer).toBeDefined();
+    newcomer?.close();
+    held.forEach((c) => c.close());
+    recordFigure(profile, `connections held at -c ${limit}`, held.length + 5, 'connections');
+    recordFigure(profile, `connections refused over the limit (of ${limit + 30})`, refused, 'connections');
+  });
+
+  it('holds the memory limit by evicting', async () => {
+    const megabytes = 8;
+    const server = await startServer(target, network.name, { env: { MEMCACHED_MEMORY_MB: String(megabytes) } });
+    servers.push(server);
+    const client = await authenticatedClient(server.ip, user.name, user.password);
+    if (!client) throw new Error('could not authenticate');
+    const value = randomBytes(5000).toString('base64');
+    const items = scaled(4000, 8000);
+    for (let i = 0; i < items; i++) {
+      expect((await client.set(`fill-${i}`, value))?.status).toBe(Status.ok);
+    }
+    const stats = await client.stats();
+    client.close();
+    const limitBytes = Number(stats.get('limit_maxbytes'));
+    expect(limitBytes).toBe(megabytes * 1024 * 1024);
+    expect(Number(stats.get('bytes'))).toBeLessThanOrEqual(limitBytes);
+    expect(Number(stats.get('evictions'))).toBeGreaterThan(0);
+    recordFigure(profile, `bytes written into a ${megabytes} MB cache`, items * value.length, 'bytes');
+    recordFigure(profile, 'evictions (memory limit held)', Number(stats.get('evictions')), 'items');
+  });
+});

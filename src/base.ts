@@ -21,6 +21,30 @@ export function keyringCandidates(profile: Profile, env: NodeJS.ProcessEnv = pro
   return [join('/usr/share/keyrings', name), join(cacheDir(env), 'keyrings', name)];
 }
 
+/**
+ * The shell script that brings a freshly bootstrapped base up to date: debootstrap installs only the
+ * release pocket (for xenial: 2016), so the profile's update suites are applied, from the mirror the
+ * rootfs already names, and the original sources are put back.
+ */
+export function upgradeScript(profile: Profile): string {
+  const suites = profile.apt.suites.join(' ');
+  const components = profile.apt.components.join(' ');
+  return [
+    'set -eu',
+    'export DEBIAN_FRONTEND=noninteractive',
+    'cp /etc/apt/sources.list /tmp/sources.list.orig',
+    `mirror=$(awk '$1 == "deb" { print $2; exit }' /etc/apt/sources.list)`,
+    ': > /etc/apt/sources.list',
+    `for suite in ${suites}; do echo "deb $mirror $suite ${components}" >> /etc/apt/sources.list; done`,
+    'apt-get update -qq',
+    'apt-get -y -qq -o Dpkg::Options::=--force-confold dist-upgrade',
+    'apt-get clean',
+    'cp /tmp/sources.list.orig /etc/apt/sources.list',
+    'rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /tmp/sources.list.orig',
+    'echo "base upgraded: $(dpkg-query -W | wc -l) packages"',
+  ].join('\n');
+}
+
 /** debootstrap's arguments: minbase, signature checked against the keyring, its built-in default mirror. */
 export function debootstrapArgs(profile: Profile, keyring: string, target: string): string[] {
   const { suite, variant } = profile.base.bootstrap;
@@ -87,11 +111,20 @@ async function bootstrapBase(engine: Engine, profile: Profile, progress: Progres
       tar.on('error', reject);
       tar.on('close', (code) => (code === 0 ? resolve() : reject(failure(`tar of ${rootfs} failed (exit ${code})`))));
     });
-    await Promise.all([engine.importImage(tar.stdout, profile.base.image, ['CMD ["/bin/bash"]']), tarDone]);
+    const bootstrapped = `${profile.base.image}-debootstrap`;
+    await Promise.all([engine.importImage(tar.stdout, bootstrapped, BASE_CHANGES), tarDone]);
+    try {
+      progress(`[base] applying ${profile.apt.suites.slice(1).join(', ') || 'no'} updates and flattening into ${profile.base.image}`);
+      await engine.flattenAfter(bootstrapped, ['sh', '-c', upgradeScript(profile)], profile.base.image, BASE_CHANGES, (line) => progress(`[base] ${line}`));
+    } finally {
+      await engine.removeImage(bootstrapped).catch(() => undefined);
+    }
   } finally {
     await rm(rootfs, { recursive: true, force: true });
   }
 }
+
+const BASE_CHANGES = ['CMD ["/bin/bash"]'];
 
 async function tryPull(engine: Engine, reference: string, progress: Progress): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;

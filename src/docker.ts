@@ -54,6 +54,11 @@ export interface Engine {
   removeImage(reference: string): Promise<void>;
   /** Runs a throwaway container without network to completion and removes it, whatever happens. */
   run(request: RunRequest): Promise<RunResult>;
+  /**
+   * Runs `command` in a container of `image` (with network), then imports the container's file system
+   * as one layer under `reference`; the container is removed whatever happens.
+   */
+  flattenAfter(image: string, command: readonly string[], reference: string, changes: readonly string[], onLine: (line: string) => void): Promise<void>;
 }
 
 /** Describes the engine dockerode will talk to, honouring DOCKER_HOST as docker-modem does. */
@@ -143,6 +148,33 @@ export function connectEngine(env: NodeJS.ProcessEnv = process.env): Engine {
     },
     async removeImage(reference) {
       await docker.getImage(reference).remove({ force: true });
+    },
+    async flattenAfter(image, command, reference, changes, onLine) {
+      const container = await docker.createContainer({ Image: image, Cmd: [...command], Labels: { 'memcached-hardened.purpose': 'base-upgrade' } });
+      try {
+        const logs = await container.attach({ stream: true, stdout: true, stderr: true });
+        const tail: string[] = [];
+        const lines = new Writable({
+          write(chunk: Buffer, _enc, done) {
+            for (const line of chunk.toString('utf8').split('\n').filter((l) => l.trim() !== '')) {
+              tail.push(line);
+              if (tail.length > 5) tail.shift();
+              onLine(line);
+            }
+            done();
+          },
+        });
+        docker.modem.demuxStream(logs, lines, lines);
+        await container.start();
+        const { StatusCode } = (await container.wait()) as { StatusCode: number };
+        if (StatusCode !== 0) throw failure(`upgrading the base failed (exit ${StatusCode}): ${tail.join(' | ')}`);
+        const { repo, tag } = splitReference(reference);
+        const exported = await container.export();
+        const stream = await docker.importImage(exported, { repo, tag, changes: [...changes] } as object);
+        await followStream(docker, stream, () => undefined);
+      } finally {
+        await container.remove({ force: true }).catch(() => undefined);
+      }
     },
     async run(request) {
       const container = await docker.createContainer({

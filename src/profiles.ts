@@ -24,7 +24,7 @@ export const profileSchema = z
     packages: z.object({
       server: z.array(aptName).min(1),
       tools: z.array(aptName).min(1),
-      /** Pulled in by memcached only for memcached-tool (Perl): removed from the server image. */
+      /** Pulled in but not needed to serve (Perl for memcached-tool, OpenSSL for SASL mechanisms we delete). */
       purgeAfterInstall: z.array(aptName),
     }),
     memcached: z.object({

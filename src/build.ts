@@ -117,10 +117,11 @@ export async function buildImage(
   users: readonly SaslUser[] | undefined,
   progress: Progress,
 ): Promise<BuildResult> {
-  if (config.target === 'server' && (users === undefined || users.length === 0)) throw new Error('a server build needs users');
+  const bakesUsers = config.target === 'server' && config.credentials === 'baked';
+  if (bakesUsers && (users === undefined || users.length === 0)) throw new Error('a server build with baked credentials needs users');
   const baseSource = await ensureBaseImage(engine, profile, progress);
-  const values = profileValues(profile, { allowFrom: config.allowFrom });
-  const labels = imageLabels(profile, config.target, new Date(), sourceRevision(), toolVersion());
+  const values = profileValues(profile, { allowFrom: config.allowFrom, credentials: config.credentials });
+  const labels = { ...imageLabels(profile, config.target, new Date(), sourceRevision(), toolVersion()), ...(config.target === 'server' ? { 'memcached-hardened.credentials': config.credentials } : {}) };
   const toolsContext = await renderContext(values, undefined);
   let imageId: string;
   try {
@@ -129,8 +130,11 @@ export async function buildImage(
     await toolsContext.dispose();
   }
   if (config.target === 'server') {
-    progress(`[sasldb] generating the sasldb for ${users?.length} user(s)`);
-    const sasldb = await generateSasldb(engine, imageId, users ?? [], BUILD_REALM);
+    let sasldb: Buffer | undefined;
+    if (bakesUsers) {
+      progress(`[sasldb] generating the sasldb for ${users?.length} user(s)`);
+      sasldb = await generateSasldb(engine, imageId, users ?? [], BUILD_REALM);
+    }
     const serverContext = await renderContext(values, sasldb);
     try {
       imageId = await buildStage(engine, serverContext, STAGE.server, labels, config, progress);

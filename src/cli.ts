@@ -1,11 +1,12 @@
 #!/usr/bin/env node
-import { closeSync, openSync, writeSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { buildImage } from './build.js';
 import { BUILD_USAGE, parseBuildArgs, type BuildConfig } from './config.js';
-import { connectEngine } from './docker.js';
+import { connectEngine, type Engine } from './docker.js';
 import { badInput, EXIT_FAILURE, UserError } from './errors.js';
-import { loadProfile } from './profiles.js';
+import { loadProfile, type Profile } from './profiles.js';
+import { cycloneDx, installedPackages } from './sbom.js';
 import { generatedUser, parseUsersFile, serializeUsers, type SaslUser } from './sasldb.js';
 
 const USAGE = `Usage: memcached-hardened <command> [options]
@@ -49,6 +50,16 @@ function saveGeneratedCredentials(users: readonly SaslUser[], config: BuildConfi
 /** Generated credentials whose image is not built yet: removed if the build fails or is interrupted. */
 let pendingCredentialsFile: string | undefined;
 
+/** Writes the image's CycloneDX SBOM beside the user's other build outputs; returns its path. */
+async function writeSbom(engine: Engine, imageId: string, config: BuildConfig, profile: Profile): Promise<string> {
+  const packages = await installedPackages(engine, imageId);
+  const dir = userPath(config.sbomDir);
+  mkdirSync(dir, { recursive: true });
+  const path = join(dir, `${config.tag.replace(/[^A-Za-z0-9._-]/g, '_')}.cdx.json`);
+  writeFileSync(path, `${JSON.stringify(cycloneDx(packages, { id: imageId, tag: config.tag }, profile, new Date()), null, 2)}\n`);
+  return path;
+}
+
 async function buildCommand(argv: readonly string[]): Promise<void> {
   const config = parseBuildArgs(argv);
   if (!config) {
@@ -59,21 +70,23 @@ async function buildCommand(argv: readonly string[]): Promise<void> {
   const progress = (line: string) => process.stderr.write(`${line}\n`);
   let users: SaslUser[] | undefined;
   let credentialsFile: string | undefined;
-  if (config.target === 'server') {
+  if (config.target === 'server' && config.credentials === 'baked') {
     users = config.usersFile !== undefined ? readUsers(config.usersFile) : [generatedUser()];
   }
   const engine = connectEngine();
   await engine.ping();
-  if (config.target === 'server' && config.usersFile === undefined && users) {
+  if (users && config.usersFile === undefined) {
     credentialsFile = saveGeneratedCredentials(users, config);
     pendingCredentialsFile = credentialsFile;
   }
   try {
     const result = await buildImage(engine, config, profile, users, progress);
+    const sbom = config.target === 'server' ? await writeSbom(engine, result.imageId, config, profile) : undefined;
     pendingCredentialsFile = undefined;
     if (credentialsFile) progress(`credentials for user '${users?.[0]?.name}' saved to ${credentialsFile} (mode 0600)`);
+    if (sbom) progress(`SBOM (CycloneDX) written to ${sbom}`);
     if (config.json) {
-      console.log(JSON.stringify({ ...result, ...(credentialsFile ? { credentialsFile } : {}) }));
+      console.log(JSON.stringify({ ...result, credentials: config.target === 'server' ? config.credentials : undefined, ...(credentialsFile ? { credentialsFile } : {}), ...(sbom ? { sbom } : {}) }));
     } else {
       console.log(`built ${result.tags.join(', ')} (${result.imageId}) from ${result.base}, ${(result.sizeBytes / 1e6).toFixed(1)} MB`);
     }

@@ -10,10 +10,13 @@ export interface BuildConfig {
   readonly tag: string;
   readonly target: BuildTarget;
   readonly usersFile?: string;
+  /** Baked: users in the image's sasldb. Runtime: the container builds its sasldb at start from a secret. */
+  readonly credentials: 'baked' | 'runtime';
   readonly allowFrom: readonly string[];
   readonly aptMirror?: string;
   readonly noCache: boolean;
   readonly json: boolean;
+  readonly sbomDir: string;
 }
 
 export const IMAGE_NAME = 'memcached-hardened';
@@ -68,11 +71,15 @@ Options:
   --tag NAME:TAG       tag for the image (default: ${IMAGE_NAME}:<profile>)
   --users-file FILE    SASL users, one user:password per line (# comments); passwords >= 12 characters.
                        Without it one user '${'app'}' gets a random password, saved to a new 0600 file.
+  --runtime-credentials  no users in the image: the container builds its sasldb at start from a mounted
+                       users file (/run/secrets/memcached_users or MEMCACHED_USERS_FILE) or
+                       MEMCACHED_USERNAME + MEMCACHED_PASSWORD_FILE; it refuses to start without them
   --allow-from CIDRS   bake a default client allowlist (MEMCACHED_ALLOW_FROM), comma-separated
   --target T           server (default) or client (libmemcached-tools, for the tests' memcstat checks)
   --apt-mirror URL     apt mirror for the image's packages (default: the base image's own)
   --no-cache           rebuild every layer
   --json               print one JSON line with the result (progress still goes to stderr)
+  --sbom-dir DIR       where the CycloneDX SBOM of the server image goes (default: ./sbom)
   -h, --help           show this help
 
 Environment: DOCKER_HOST selects the engine; MEMCACHED_HARDENED_CACHE the bootstrap cache folder.
@@ -91,6 +98,8 @@ export function parseBuildArgs(argv: readonly string[]): BuildConfig | undefined
         tag: { type: 'string' },
         target: { type: 'string' },
         'users-file': { type: 'string' },
+        'runtime-credentials': { type: 'boolean' },
+        'sbom-dir': { type: 'string' },
         'allow-from': { type: 'string' },
         'apt-mirror': { type: 'string' },
         'no-cache': { type: 'boolean' },
@@ -111,6 +120,8 @@ export function parseBuildArgs(argv: readonly string[]): BuildConfig | undefined
   const tagProblem = imageTagProblem(tag);
   if (tagProblem) throw badInput(`--tag: ${tagProblem}`);
   if (v['users-file'] !== undefined && v['users-file'] === '') throw badInput('--users-file: empty path');
+  if (v['users-file'] !== undefined && v['runtime-credentials']) throw badInput('--users-file and --runtime-credentials exclude each other');
+  if (v['sbom-dir'] === '') throw badInput('--sbom-dir: empty path');
   if (v['apt-mirror'] !== undefined && !/^(https?|file):\/\/[^\s'"\\]+$/.test(v['apt-mirror'])) {
     throw badInput(`--apt-mirror: expected an http(s):// or file:// URL`);
   }
@@ -119,6 +130,8 @@ export function parseBuildArgs(argv: readonly string[]): BuildConfig | undefined
     tag: withExplicitTag(tag),
     target,
     usersFile: v['users-file'],
+    credentials: v['runtime-credentials'] ? 'runtime' : 'baked',
+    sbomDir: v['sbom-dir'] ?? 'sbom',
     allowFrom: v['allow-from'] === undefined ? [] : parseCidrList(v['allow-from'], '--allow-from'),
     aptMirror: v['apt-mirror'],
     noCache: v['no-cache'] ?? false,

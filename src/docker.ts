@@ -33,6 +33,9 @@ export interface RunRequest {
   /** Written to the container's stdin, then closed: the way secrets reach a container, never argv or env. */
   readonly stdin: string;
   readonly labels: Readonly<Record<string, string>>;
+  /** Overrides the image's entrypoint ([] clears it). */
+  readonly entrypoint?: readonly string[];
+  readonly user?: string;
 }
 
 export interface RunResult {
@@ -180,6 +183,8 @@ export function connectEngine(env: NodeJS.ProcessEnv = process.env): Engine {
       const container = await docker.createContainer({
         Image: request.image,
         Cmd: [...request.command],
+        ...(request.entrypoint ? { Entrypoint: [...request.entrypoint] } : {}),
+        ...(request.user ? { User: request.user } : {}),
         Labels: { ...request.labels },
         OpenStdin: true,
         StdinOnce: true,

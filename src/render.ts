@@ -36,7 +36,15 @@ export function unusedValues(values: TemplateValues, templates: readonly string[
 export interface RenderOptions {
   /** Client CIDRs baked in as the image's default MEMCACHED_ALLOW_FROM. */
   readonly allowFrom?: readonly string[];
+  /** Baked: the users' sasldb is in the image. Runtime: the container builds it at start from a secret. */
+  readonly credentials?: 'baked' | 'runtime';
 }
+
+const BAKED_CREDENTIALS = `# Generated users, keyed to a fixed build realm; the entrypoint re-keys them to the container's hostname
+# at start, because memcached uses gethostname() as the SASL realm.
+COPY --chown=memcache:memcache memcached-sasldb2 /etc/sasl2/memcached-sasldb2`;
+const RUNTIME_CREDENTIALS = `# Runtime credentials: no users in the image; the entrypoint builds the sasldb at start from a mounted
+# users file or MEMCACHED_USERNAME + MEMCACHED_PASSWORD(_FILE), and refuses to start without them.`;
 
 /** The values a profile gives the Dockerfile template and the image files. */
 export function profileValues(profile: Profile, options: RenderOptions = {}): TemplateValues {
@@ -54,6 +62,8 @@ export function profileValues(profile: Profile, options: RenderOptions = {}): Te
     HARDENING_FLAGS: profile.memcached.hardeningFlags.join('\n'),
     BUILD_REALM,
     MEMCACHE_UID: String(MEMCACHE_UID),
+    CREDENTIALS: options.credentials === 'runtime' ? RUNTIME_CREDENTIALS : BAKED_CREDENTIALS,
+    RUNTIME_CREDENTIAL_PACKAGES: options.credentials === 'runtime' ? 'sasl2-bin' : '',
     SERVER_ENV:
       allowFrom.length > 0
         ? `# Baked default allowlist: the container refuses to start without NET_ADMIN.\nENV MEMCACHED_ALLOW_FROM=${allowFrom.join(',')}`

@@ -1,13 +1,17 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Docker from 'dockerode';
 import type { TestProject } from 'vitest/node';
 import { buildImage } from '../../src/build.js';
 import { parseBuildArgs } from '../../src/config.js';
 import { connectEngine } from '../../src/docker.js';
 import { projectPath } from '../../src/paths.js';
 import { listProfiles, loadProfile } from '../../src/profiles.js';
-import { generatePassword, parseUsersFile, type SaslUser } from '../../src/sasldb.js';
+import { MEMCACHE_UID } from '../../src/render.js';
+import { generatePassword, parseUsersFile, serializeUsers, type SaslUser } from '../../src/sasldb.js';
 import { listLeftovers, removeLeftovers } from './resources.js';
 import type { TestTarget } from './targets.js';
 
@@ -20,32 +24,59 @@ const progress = (line: string) => {
   if (/^\[(base|sasldb)\]|tagged|Step \d+/.test(line)) process.stderr.write(`  ${line}\n`);
 };
 
-async function buildTarget(profileName: string, image: string | undefined, users: SaslUser[]): Promise<TestTarget> {
+type CredentialMode = TestTarget['credentials'];
+
+/** Where runtime-credential targets get their users file from: readable by the image's memcache user only. */
+function mountableUsersFile(dir: string, name: string, users: readonly SaslUser[]): string {
+  const path = join(dir, name);
+  writeFileSync(path, serializeUsers(users), { mode: 0o400 });
+  chownSync(path, MEMCACHE_UID, MEMCACHE_UID);
+  return path;
+}
+
+async function buildTarget(profileName: string, mode: CredentialMode, image: string | undefined, users: SaslUser[], secretsDir: string): Promise<TestTarget> {
   const engine = connectEngine();
   const profile = loadProfile(profileName);
   const tag = (kind: string) => `memcached-hardened-test/${kind}:${profileName}`;
-  const client = await buildImage(engine, { ...parseBuildArgs(['--profile', profileName, '--target', 'client', '--tag', tag('client')])! }, profile, undefined, progress);
+  const client = await buildImage(engine, parseBuildArgs(['--profile', profileName, '--target', 'client', '--tag', tag('client')])!, profile, undefined, progress);
   let serverImage = image;
   if (!serverImage) {
-    const server = await buildImage(engine, parseBuildArgs(['--profile', profileName, '--tag', tag('server')])!, profile, users, progress);
-    serverImage = server.imageId;
+    const args = mode === 'runtime' ? ['--runtime-credentials', '--tag', tag('server-runtime')] : ['--tag', tag('server')];
+    serverImage = (await buildImage(engine, parseBuildArgs(['--profile', profileName, ...args])!, profile, users, progress)).imageId;
   }
-  return { profile: profileName, image: serverImage, clientImage: client.imageId, baseImage: profile.base.image, users };
+  return {
+    name: mode === 'runtime' ? `${profileName} (runtime credentials)` : profileName,
+    profile: profileName,
+    credentials: mode,
+    image: serverImage,
+    clientImage: client.imageId,
+    baseImage: profile.base.image,
+    users,
+    usersSecret: mode === 'runtime' ? mountableUsersFile(secretsDir, `${profileName}-users`, users) : undefined,
+  };
 }
 
-/** Which images to test: MEMCACHED_IMAGE (+ MEMCACHED_USERS_FILE, MEMCACHED_PROFILE), else build every profile. */
-async function resolveTargets(env: NodeJS.ProcessEnv): Promise<TestTarget[]> {
+/**
+ * Which images to test: MEMCACHED_IMAGE (+ MEMCACHED_USERS_FILE, MEMCACHED_PROFILE), else every profile
+ * (MEMCACHED_PROFILES to choose) in each credentials mode (MEMCACHED_CREDENTIAL_MODES=baked,runtime).
+ */
+async function resolveTargets(env: NodeJS.ProcessEnv, secretsDir: string): Promise<TestTarget[]> {
   if (env.MEMCACHED_IMAGE) {
-    if (!env.MEMCACHED_USERS_FILE) throw new Error('MEMCACHED_IMAGE needs MEMCACHED_USERS_FILE (the user:password lines baked into it)');
+    if (!env.MEMCACHED_USERS_FILE) throw new Error('MEMCACHED_IMAGE needs MEMCACHED_USERS_FILE (the user:password lines of that image)');
     const profile = env.MEMCACHED_PROFILE ?? 'ubuntu-16.04';
     const users = parseUsersFile(readFileSync(env.MEMCACHED_USERS_FILE), env.MEMCACHED_USERS_FILE);
-    return [await buildTarget(profile, env.MEMCACHED_IMAGE, users)];
+    const labels = (await new Docker().getImage(env.MEMCACHED_IMAGE).inspect()).Config.Labels ?? {};
+    const mode: CredentialMode = labels['memcached-hardened.credentials'] === 'runtime' ? 'runtime' : 'baked';
+    return [await buildTarget(profile, mode, env.MEMCACHED_IMAGE, users, secretsDir)];
   }
   const profiles = env.MEMCACHED_PROFILES ? env.MEMCACHED_PROFILES.split(',') : listProfiles();
+  const modes = (env.MEMCACHED_CREDENTIAL_MODES ?? 'baked,runtime').split(',') as CredentialMode[];
   const targets: TestTarget[] = [];
   for (const profile of profiles) {
-    process.stderr.write(`building images for ${profile}\n`);
-    targets.push(await buildTarget(profile, undefined, testUsers()));
+    for (const mode of modes) {
+      process.stderr.write(`building images for ${profile} (${mode} credentials)\n`);
+      targets.push(await buildTarget(profile, mode, undefined, testUsers(), secretsDir));
+    }
   }
   return targets;
 }
@@ -76,9 +107,11 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const cleanup = async () => {
     await removeLeftovers({ run: runId });
   };
-  project.provide('targets', await resolveTargets(process.env));
+  const secretsDir = mkdtempSync(join(tmpdir(), 'mh-secrets-'));
+  project.provide('targets', await resolveTargets(process.env, secretsDir));
   return async () => {
     await cleanup();
+    rmSync(secretsDir, { recursive: true, force: true });
     const left = await listLeftovers({ run: runId });
     if (left.containers.length + left.networks.length + left.volumes.length > 0) {
       throw new Error(`the suite left resources behind: ${JSON.stringify(left)}`);

@@ -16,6 +16,8 @@ export interface ServerOptions {
   readonly entrypoint?: string[];
   readonly command?: string[];
   readonly user?: string;
+  /** Extra bind mounts, `host:container:ro`. */
+  readonly binds?: string[];
   /** Skip waiting for memcached to answer the host (for servers the host must not reach). */
   readonly unreachableFromHost?: boolean;
 }
@@ -73,8 +75,24 @@ function demux(buffer: Buffer): string {
   return out;
 }
 
-function configure(image: string, network: string, options: ServerOptions): ServerContainer {
-  let container = new ServerContainer(image).withNetworkMode(network).withLabels(suiteLabels());
+/** The users secret a runtime-credentials server needs, as a read-only bind mount (none for controls). */
+function secretMounts(target: TestTarget, options: ServerOptions): Array<{ source: string; target: string }> {
+  if (target.credentials !== 'runtime' || options.entrypoint || !target.usersSecret) return [];
+  return [{ source: target.usersSecret, target: RUNTIME_USERS_SECRET }];
+}
+
+export const RUNTIME_USERS_SECRET = '/run/secrets/memcached_users';
+
+function configure(target: TestTarget, network: string, options: ServerOptions): ServerContainer {
+  let container = new ServerContainer(target.image).withNetworkMode(network).withLabels(suiteLabels());
+  const mounts = [
+    ...secretMounts(target, options),
+    ...(options.binds ?? []).map((bind) => {
+      const [source = '', destination = ''] = bind.split(':');
+      return { source, target: destination };
+    }),
+  ];
+  if (mounts.length > 0) container = container.withBindMounts(mounts.map((m) => ({ ...m, mode: 'ro' as const })));
   if (options.hostname) container = container.withHostname(options.hostname);
   if (options.env) container = container.withEnvironment(options.env);
   if (options.capAdd) container = container.withAddedCapabilities(...(options.capAdd as never[]));
@@ -90,7 +108,7 @@ function configure(image: string, network: string, options: ServerOptions): Serv
 
 /** Starts the server image on one isolated network and waits until memcached answers. */
 export async function startServer(target: TestTarget, network: string, options: ServerOptions = {}): Promise<RunningServer> {
-  let container = configure(target.image, network, options).withStartupTimeout(30_000);
+  let container = configure(target, network, options).withStartupTimeout(30_000);
   // The entrypoint announces itself just before exec'ing memcached; controls are waited for by probing.
   if (!options.entrypoint) container = container.withWaitStrategy(Wait.forLogMessage(/listening on/));
   const started = await container.start();
@@ -117,8 +135,13 @@ export interface ExitedContainer {
   readonly output: string;
 }
 
-/** Runs a container to its end (a client command, or a server expected to refuse to start). */
-export async function runToExit(image: string, network: string, options: ServerOptions & { timeoutMs?: number } = {}): Promise<ExitedContainer> {
+/** Runs a container to its end: a client command, or a server (a target) expected to refuse to start. */
+export async function runToExit(imageOrTarget: string | TestTarget, network: string, options: ServerOptions & { timeoutMs?: number } = {}): Promise<ExitedContainer> {
+  const image = typeof imageOrTarget === 'string' ? imageOrTarget : imageOrTarget.image;
+  const binds = [
+    ...(typeof imageOrTarget === 'string' ? [] : secretMounts(imageOrTarget, options).map((m) => `${m.source}:${m.target}:ro`)),
+    ...(options.binds ?? []),
+  ];
   const container: Docker.Container = await docker.createContainer({
     Image: image,
     Cmd: options.command,
@@ -129,6 +152,7 @@ export async function runToExit(image: string, network: string, options: ServerO
     Labels: suiteLabels(),
     HostConfig: {
       NetworkMode: network,
+      Binds: binds,
       CapAdd: options.capAdd,
       CapDrop: options.capDrop,
       SecurityOpt: options.securityOpt,

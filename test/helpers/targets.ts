@@ -3,7 +3,12 @@ import type { SaslUser } from '../../src/sasldb.js';
 
 /** One image under test: the server image, its client image and the users baked into it. */
 export interface TestTarget {
+  /** How tests name it: the profile, plus the credentials mode where that is not baked. */
+  readonly name: string;
   readonly profile: string;
+  readonly credentials: 'baked' | 'runtime';
+  /** Runtime credentials: the host file mounted as the container's users secret. */
+  readonly usersSecret?: string;
   readonly image: string;
   readonly clientImage: string;
   /** The profile's base image, for controls that show what the hardening removed. */
@@ -22,7 +27,7 @@ declare module 'vitest' {
 
 /** The targets as `describe.each` rows, so each top-level describe is named after its profile. */
 export function targetRows(): Array<[string, TestTarget]> {
-  return inject('targets').map((target) => [target.profile, target]);
+  return inject('targets').map((target) => [target.name, target]);
 }
 
 /** The first user baked into the target. */

@@ -58,7 +58,7 @@ describe.each(targetRows())('%s', (_profile, target) => {
     } finally {
       await byInterface.stop();
     }
-    const refused = await runToExit(target.image, network.name, { env: { MEMCACHED_LISTEN: '0.0.0.0' } });
+    const refused = await runToExit(target, network.name, { env: { MEMCACHED_LISTEN: '0.0.0.0' } });
     expect(refused.exitCode).not.toBe(0);
     expect(refused.output).toContain('would listen on every interface');
   });

@@ -61,11 +61,11 @@ describe.each(targetRows())('%s', (_profile, target) => {
   });
 
   it('refuses to start without NET_ADMIN, or where no-new-privileges blocks the firewall', async () => {
-    const withoutCap = await runToExit(target.image, networkA.name, { env: { MEMCACHED_ALLOW_FROM: `${client1.ip}/32` } });
+    const withoutCap = await runToExit(target, networkA.name, { env: { MEMCACHED_ALLOW_FROM: `${client1.ip}/32` } });
     expect(withoutCap.exitCode).not.toBe(0);
     expect(withoutCap.output).toContain(REFUSAL);
     expect(withoutCap.output.trim().split('\n')).toHaveLength(1);
-    const noNewPrivileges = await runToExit(target.image, networkA.name, {
+    const noNewPrivileges = await runToExit(target, networkA.name, {
       env: { MEMCACHED_ALLOW_FROM: `${client1.ip}/32` },
       capAdd: ['NET_ADMIN'],
       securityOpt: ['no-new-privileges'],
@@ -76,7 +76,7 @@ describe.each(targetRows())('%s', (_profile, target) => {
 
   it('refuses an invalid or empty allowlist', async () => {
     for (const value of ['10.0.0.300/32', '']) {
-      const result = await runToExit(target.image, networkA.name, { env: { MEMCACHED_ALLOW_FROM: value }, capAdd: ['NET_ADMIN'] });
+      const result = await runToExit(target, networkA.name, { env: { MEMCACHED_ALLOW_FROM: value }, capAdd: ['NET_ADMIN'] });
       expect(result.exitCode).not.toBe(0);
       expect(result.output).toMatch(/MEMCACHED_ALLOW_FROM/);
     }

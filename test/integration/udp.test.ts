@@ -44,7 +44,7 @@ describe.each(targetRows())('%s', (_profile, target) => {
       // The control above has SASL on: its unauthenticated UDP reply is the point.
       expect((await execIn(udpControl.container, ['cat', '/proc/1/cmdline'])).output).toContain('-S');
     } else {
-      const refused = await runToExit(target.image, network.name, { entrypoint: ['memcached', ...UDP_AND_SASL] });
+      const refused = await runToExit(target, network.name, { entrypoint: ['memcached', ...UDP_AND_SASL] });
       expect(refused.exitCode).not.toBe(0);
       expect(refused.output).toMatch(/UDP/i);
     }

@@ -1,0 +1,75 @@
+import { execFile } from 'node:child_process';
+import { chmodSync, chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { projectPath } from '../../src/paths.js';
+import { MEMCACHE_UID } from '../../src/render.js';
+import { serializeUsers } from '../../src/sasldb.js';
+import { docker, runId } from '../helpers/docker.js';
+import { containerLogs, memcstatShowsStats, runToExit } from '../helpers/server.js';
+
+const exec = promisify(execFile);
+const target = inject('targets').find((t) => t.credentials === 'runtime');
+
+// examples/compose.yaml, run by the engine: app + memcached on an internal network, allowlist,
+// read-only root, dropped capabilities, secret-mounted runtime credentials.
+describe('examples/compose.yaml', () => {
+  const project = `mhcompose${runId()}`;
+  const scratch = mkdtempSync(join(tmpdir(), 'mh-compose-'));
+  const prefix = `172.29.${10 + Math.floor(Math.random() * 200)}`;
+  let env: NodeJS.ProcessEnv;
+  const compose = (...args: string[]) => exec('docker-compose', ['-f', projectPath('examples/compose.yaml'), '-p', project, ...args], { env, timeout: 120_000 });
+  const containerOf = async (service: string) => {
+    const [found] = await docker.listContainers({ filters: JSON.stringify({ label: [`com.docker.compose.project=${project}`, `com.docker.compose.service=${service}`] }) });
+    if (!found) throw new Error(`compose service ${service} is not running`);
+    return docker.getContainer(found.Id);
+  };
+
+  beforeAll(async () => {
+    if (!target) throw new Error('the compose example needs a runtime-credentials target (MEMCACHED_CREDENTIAL_MODES includes runtime)');
+    await exec('docker-compose', ['version']).catch(() => {
+      throw new Error('docker-compose is not installed: apt-get install docker-compose (.ci/run does)');
+    });
+    const secret = join(scratch, 'memcached-users.txt');
+    writeFileSync(secret, serializeUsers(target.users));
+    chownSync(secret, MEMCACHE_UID, MEMCACHE_UID);
+    chmodSync(secret, 0o400);
+    env = { ...process.env, MEMCACHED_IMAGE: target.image, CLIENT_IMAGE: target.clientImage, SUBNET_PREFIX: prefix, MEMCACHED_USERS_SECRET: secret };
+    await compose('up', '-d');
+    const memcached = await containerOf('memcached');
+    const deadline = Date.now() + 30_000;
+    while (!(await containerLogs(memcached.id)).includes('listening on') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
+  });
+
+  afterAll(async () => {
+    await compose('down', '-v', '--remove-orphans').catch(() => undefined);
+    rmSync(scratch, { recursive: true, force: true });
+  });
+
+  it('starts memcached read-only, with the allowlist and the secret-mounted users', async () => {
+    const memcached = await containerOf('memcached');
+    const info = await memcached.inspect();
+    expect(info.HostConfig.ReadonlyRootfs).toBe(true);
+    expect(info.HostConfig.CapDrop).toEqual(['ALL']);
+    expect(await containerLogs(memcached.id)).toMatch(new RegExp(`listening on ${prefix.replace(/\./g, '\\.')}\\.2 .*runtime user.*allowlist: ${prefix.replace(/\./g, '\\.')}\\.10/32`));
+  });
+
+  it('the app authenticates with the tutorial memcstat; another container on the network cannot connect', async () => {
+    const app = await containerOf('app');
+    const user = target!.users[0]!;
+    const run = await app.exec({ Cmd: ['memcstat', '--binary', `--servers=${prefix}.2`, `--username=${user.name}`, `--password=${user.password}`], AttachStdout: true, AttachStderr: true });
+    const stream = await run.start({});
+    const output = await new Promise<string>((resolve) => {
+      let text = '';
+      stream.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+      stream.on('end', () => resolve(text));
+    });
+    expect(memcstatShowsStats(output, `${prefix}.2`)).toBe(true);
+    const intruder = await runToExit(target!.clientImage, `${project}_backend`, {
+      command: ['bash', '-c', `timeout 3 bash -c 'exec 3<>/dev/tcp/${prefix}.2/11211' && echo CONNECTED || echo FAILED`],
+    });
+    expect(intruder.output).toContain('FAILED');
+  });
+});

@@ -1,0 +1,81 @@
+import { chmodSync, chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { MEMCACHE_UID } from '../../src/render.js';
+import { Status, tryAuthenticatedRoundTrip } from '../helpers/binary-client.js';
+import { createIsolatedNetwork, docker } from '../helpers/docker.js';
+import { runToExit, startServer } from '../helpers/server.js';
+import type { TestTarget } from '../helpers/targets.js';
+
+const runtimeTargets = inject('targets').filter((t) => t.credentials === 'runtime');
+const scratch = mkdtempSync(join(tmpdir(), 'mh-runtime-'));
+
+/** A secret file only the image's memcache user can read. */
+function secret(name: string, content: string): string {
+  const path = join(scratch, name);
+  writeFileSync(path, content);
+  chownSync(path, MEMCACHE_UID, MEMCACHE_UID);
+  chmodSync(path, 0o400);
+  return path;
+}
+
+describe.each(runtimeTargets.map((t): [string, TestTarget] => [t.name, t]))('%s', (_name, target) => {
+  const user = target.users[0]!;
+  let network: Awaited<ReturnType<typeof createIsolatedNetwork>>;
+
+  beforeAll(async () => {
+    network = await createIsolatedNetwork('runtime');
+  });
+  afterAll(async () => {
+    await network?.remove();
+  });
+
+  it('carries no users: its label says runtime and the image holds no sasldb', async () => {
+    const image = await docker.getImage(target.image).inspect();
+    expect(image.Config.Labels?.['memcached-hardened.credentials']).toBe('runtime');
+    const probe = await runToExit(target.image, network.name, { entrypoint: ['sh', '-c', 'ls /etc/sasl2; echo done'] });
+    expect(probe.output).toContain('memcached.conf');
+    expect(probe.output).not.toContain('sasldb');
+  });
+
+  it('refuses to start with no credentials at all, with one clear line', async () => {
+    const refused = await runToExit(target.image, network.name, {});
+    expect(refused.exitCode).not.toBe(0);
+    expect(refused.output.trim()).toMatch(/^memcached-hardened: no credentials: mount a users file/);
+    expect(refused.output.trim().split('\n')).toHaveLength(1);
+  });
+
+  it('authenticates Bitnami-style MEMCACHED_USERNAME + MEMCACHED_PASSWORD_FILE under a random hostname', async () => {
+    const passwordFile = secret('password', 'bitnami-style-password-1');
+    const server = await startServer({ ...target, usersSecret: undefined }, network.name, {
+      hostname: `pod-${Math.random().toString(36).slice(2, 10)}`,
+      env: { MEMCACHED_USERNAME: 'app', MEMCACHED_PASSWORD_FILE: '/run/secrets/memcached_password' },
+      binds: [`${passwordFile}:/run/secrets/memcached_password:ro`],
+    });
+    try {
+      expect(await tryAuthenticatedRoundTrip(server.ip, 'app', 'bitnami-style-password-1')).toEqual({ authStatus: Status.ok, roundTrip: true });
+      expect((await tryAuthenticatedRoundTrip(server.ip, 'app', 'not-the-password-1')).roundTrip).toBe(false);
+      expect((await tryAuthenticatedRoundTrip(server.ip, user.name, user.password)).roundTrip).toBe(false);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('refuses a bad users file without echoing its passwords', async () => {
+    const leaked = 'Secret-value-999';
+    const bad = secret('bad-users', `sammy:${leaked}\nsammy:${leaked}-2\n`);
+    const refused = await runToExit(target.image, network.name, { env: { MEMCACHED_USERS_FILE: '/run/users' }, binds: [`${bad}:/run/users:ro`] });
+    expect(refused.exitCode).not.toBe(0);
+    expect(refused.output).toContain("duplicate user 'sammy'");
+    expect(refused.output).not.toContain(leaked);
+  });
+});
+
+if (runtimeTargets.length === 0) {
+  it('applies to no target here: every image under test has baked credentials', () => {
+    expect(inject('targets').map((t) => t.credentials)).not.toContain('runtime');
+  });
+}
+
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));

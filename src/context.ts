@@ -1,4 +1,4 @@
-import { chmod, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, cp, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -39,6 +39,8 @@ export async function renderContext(values: TemplateValues, sasldb: Buffer | und
       await writeFile(target, renderTemplate(text, values, `image-files/${name}`));
       await chmod(target, (await stat(file)).mode & 0o755);
     }
+    // Sources compiled in build stages (never copied into the server image as they are).
+    await cp(projectPath('build-files'), join(dir, 'build-files'), { recursive: true });
     const unused = unusedValues(values, templates);
     if (unused.length > 0) throw new Error(`template values never used: ${unused.join(', ')}`);
   } catch (error) {

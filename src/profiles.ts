@@ -33,6 +33,8 @@ export const profileSchema = z
       hardeningFlags: z.array(memcachedFlag),
       /** What this version does with UDP and SASL both on: 1.4.25 answers UDP without authentication. */
       udpWithSasl: z.enum(['answers-unauthenticated', 'refused-at-start']),
+      /** What its Cyrus SASL does with a SASL step no start preceded: 2.1.26 crashes memcached. */
+      saslStepWithoutStart: z.enum(['crashes', 'refused']),
     }),
     iptablesBinary: z.string().regex(/^\/[A-Za-z0-9/._-]+$/),
   })

@@ -39,6 +39,11 @@ describe('parseBuildArgs', () => {
     });
   });
 
+  it('reads the credentials mode and the SBOM folder', () => {
+    expect(parseBuildArgs([])).toMatchObject({ credentials: 'baked', sbomDir: 'sbom' });
+    expect(parseBuildArgs(['--runtime-credentials', '--sbom-dir', 'out'])).toMatchObject({ credentials: 'runtime', sbomDir: 'out' });
+  });
+
   it('returns undefined for --help', () => {
     expect(parseBuildArgs(['--help'])).toBeUndefined();
   });
@@ -55,6 +60,7 @@ describe('parseBuildArgs', () => {
     [['--profile', '../etc/passwd'], "unknown profile '../etc/passwd'"],
     [['--apt-mirror', 'not a url'], '--apt-mirror'],
     [['extra'], 'positional'],
+    [['--users-file', 'u.txt', '--runtime-credentials'], 'exclude each other'],
   ])('rejects %j', (argv, expected) => {
     const error = rejection(argv);
     expect(error.message).toContain(expected);

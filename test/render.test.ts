@@ -69,6 +69,32 @@ describe.each(listProfiles())('profile %s', (name) => {
   });
 });
 
+describe('version quirks', () => {
+  it('compiles and preloads the SASL step guard only where Cyrus SASL crashes without it', () => {
+    for (const name of listProfiles()) {
+      const profile = loadProfile(name);
+      const dockerfile = renderTemplate(template, profileValues(profile));
+      const guarded = profile.memcached.saslStepWithoutStart === 'crashes';
+      expect(dockerfile.includes('FROM os AS sasl-step-guard')).toBe(guarded);
+      expect(dockerfile.includes('COPY --from=sasl-step-guard')).toBe(guarded);
+      // The compiler stays in its own stage.
+      const server = dockerfile.slice(dockerfile.indexOf('FROM os AS server'));
+      expect(server).not.toMatch(/gcc/);
+    }
+    expect(loadProfile('ubuntu-16.04').memcached.saslStepWithoutStart).toBe('crashes');
+  });
+
+  it('bakes the sasldb only with baked credentials, and ships saslpasswd2 only with runtime ones', () => {
+    const profile = loadProfile('ubuntu-16.04');
+    const baked = renderTemplate(template, profileValues(profile, { credentials: 'baked' }));
+    const runtime = renderTemplate(template, profileValues(profile, { credentials: 'runtime' }));
+    expect(baked).toContain('COPY --chown=memcache:memcache memcached-sasldb2');
+    expect(runtime).not.toContain('memcached-sasldb2 /etc/sasl2');
+    expect(runtime).toMatch(/apt-get install -y -qq [^\n]* sasl2-bin libcap2-bin/);
+    expect(baked).not.toMatch(/apt-get install -y -qq memcached[^\n]*sasl2-bin/);
+  });
+});
+
 describe('sasldbScript', () => {
   it('feeds passwords to saslpasswd2 through a pipe, keyed to the build realm', () => {
     const script = sasldbScript(BUILD_REALM);

@@ -1,6 +1,6 @@
 import memjs from 'memjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BinaryClient, Op, Status, tryAuthenticatedRoundTrip } from '../helpers/binary-client.js';
+import { BinaryClient, Op, plainAuthMessage, Status, tryAuthenticatedRoundTrip } from '../helpers/binary-client.js';
 import { createIsolatedNetwork } from '../helpers/docker.js';
 import { memcstat, memcstatShowsStats, networksOf, startControl, startServer, type RunningServer } from '../helpers/server.js';
 import { firstUser, targetRows } from '../helpers/targets.js';
@@ -109,6 +109,18 @@ describe.each(targetRows())('%s', (_profile, target) => {
     };
     expect(await verdicts(server.ip)).toEqual(Object.fromEntries(COMMANDS.map((c) => [c.name, 'refused'])));
     expect(await verdicts(plain.ip)).toEqual(Object.fromEntries(COMMANDS.map((c) => [c.name, 'served'])));
+  });
+
+  it('refuses a SASL step that no start preceded and stays up (Cyrus SASL 2.1.26 crashed here)', async () => {
+    const client = await BinaryClient.connect(server.ip);
+    try {
+      const step = await client.request(Op.saslStep, 'PLAIN', plainAuthMessage(user.name, user.password));
+      expect(step === undefined || step.status === Status.authError).toBe(true);
+    } finally {
+      client.close();
+    }
+    // Control: the server is still there and still authenticates.
+    expect(await tryAuthenticatedRoundTrip(server.ip, user.name, user.password)).toEqual({ authStatus: Status.ok, roundTrip: true });
   });
 
   it('gives the ASCII protocol no data, where the SASL-off control answers it', async () => {

@@ -89,7 +89,7 @@ describe('bad input to the CLI', () => {
 
   it.concurrent.each(CASES.map((c) => [c.name, c] as const))('%s: one clear line, the right exit code, no password echoed', async (_name, c) => {
     const command = c.env?.CLI_COMMAND ?? 'build';
-    const result = await run(process.execPath, ['--import', 'tsx', projectPath('src/cli.ts'), command, ...c.args()], {
+    const result = await run(projectPath('bin/memcached-hardened'), [command, ...c.args()], {
       cwd: scratch,
       env: { ...process.env, ...c.env },
       timeout: 60_000,

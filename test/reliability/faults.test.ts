@@ -15,7 +15,7 @@ const scratch = mkdtempSync(join(tmpdir(), 'mh-faults-'));
 /** Runs the CLI build; `interruptWhen` sends SIGINT once stderr matches. */
 function cliBuild(args: string[], interruptWhen?: RegExp): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', projectPath('src/cli.ts'), 'build', ...args], { cwd: scratch, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(projectPath('bin/memcached-hardened'), ['build', ...args], { cwd: scratch, stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
     let interrupted = false;
     child.stderr.on('data', (chunk) => {

@@ -10,7 +10,7 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: ['test/**/*.test.ts'],
-          exclude: ['test/integration/**', 'test/reliability/**', 'node_modules/**'],
+          exclude: ['test/integration/**', 'test/reliability/**', 'test/release/**', 'node_modules/**'],
         },
       },
       {
@@ -21,6 +21,15 @@ export default defineConfig({
           // Containers and image builds are slow; files run one at a time on this 2-core machine.
           testTimeout: 120_000,
           hookTimeout: 900_000,
+          fileParallelism: false,
+        },
+      },
+      {
+        test: {
+          name: 'release',
+          include: ['test/release/**/*.test.ts'],
+          testTimeout: 900_000,
+          hookTimeout: 120_000,
           fileParallelism: false,
         },
       },

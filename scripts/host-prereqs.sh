@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Installs what building the image needs on a Debian/Ubuntu host: debootstrap, the Ubuntu archive
-# keyring (so debootstrap can verify xenial's Release signature), and iptables. Idempotent.
+# Installs what building and testing the image need on a Debian/Ubuntu host: debootstrap, the Ubuntu
+# archive keyring (so debootstrap can verify xenial's Release signature), and the tools some tests drive
+# (docker-compose for the compose example, docker-registry for releases to a loopback registry).
+# Idempotent: installs only what is missing.
 # The keyring comes from Debian's next release through the apt sources this host already has
 # configured: no new archive host is named anywhere.
 set -euo pipefail
@@ -20,6 +22,8 @@ apt_install() {
 
 command -v debootstrap >/dev/null || { log "installing debootstrap"; apt_install debootstrap; }
 [ -e /usr/share/keyrings/debian-archive-keyring.gpg ] || { log "installing debian-archive-keyring"; apt_install debian-archive-keyring; }
+command -v docker-compose >/dev/null || { log "installing docker-compose"; apt_install docker-compose; }
+[ -x /usr/bin/docker-registry ] || { log "installing docker-registry"; apt_install docker-registry; }
 
 # Prints the URIs of the host's Debian main archive, read from its own apt configuration.
 debian_archive_uris() {

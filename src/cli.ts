@@ -1,10 +1,13 @@
 #!/usr/bin/env node
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
-import { buildImage } from './build.js';
+import { buildImage, type BuildResult } from './build.js';
 import { BUILD_USAGE, parseBuildArgs, type BuildConfig } from './config.js';
 import { connectEngine, type Engine } from './docker.js';
-import { badInput, EXIT_FAILURE, UserError } from './errors.js';
+import { badInput, EXIT_FAILURE, failure, UserError } from './errors.js';
+import { registryAuth, releaseRegistry } from './release.js';
+import { verifyImage } from './verify.js';
 import { loadProfile, type Profile } from './profiles.js';
 import { cycloneDx, installedPackages } from './sbom.js';
 import { generatedUser, parseUsersFile, serializeUsers, type SaslUser } from './sasldb.js';
@@ -13,6 +16,7 @@ const USAGE = `Usage: memcached-hardened <command> [options]
 
 Commands:
   build     build the hardened memcached image (npm run build -- --help)
+  release   build, verify with the suite, push only if it passed (npm run release -- --help)
 
 Run a command with --help for its options.`;
 
@@ -60,20 +64,24 @@ async function writeSbom(engine: Engine, imageId: string, config: BuildConfig, p
   return path;
 }
 
-async function buildCommand(argv: readonly string[]): Promise<void> {
-  const config = parseBuildArgs(argv);
-  if (!config) {
-    console.log(BUILD_USAGE);
-    return;
-  }
+const progress = (line: string) => process.stderr.write(`${line}\n`);
+
+/** What one build left behind for the user. */
+interface Built {
+  readonly result: BuildResult;
+  readonly users?: readonly SaslUser[];
+  readonly credentialsFile?: string;
+  readonly sbom?: string;
+}
+
+/** Reads or generates the users, builds, writes the SBOM. Generated credentials survive only a success. */
+async function buildWithOutputs(config: BuildConfig, engine: Engine): Promise<Built> {
   const profile = loadProfile(config.profile);
-  const progress = (line: string) => process.stderr.write(`${line}\n`);
   let users: SaslUser[] | undefined;
   let credentialsFile: string | undefined;
   if (config.target === 'server' && config.credentials === 'baked') {
     users = config.usersFile !== undefined ? readUsers(config.usersFile) : [generatedUser()];
   }
-  const engine = connectEngine();
   await engine.ping();
   if (users && config.usersFile === undefined) {
     credentialsFile = saveGeneratedCredentials(users, config);
@@ -85,14 +93,71 @@ async function buildCommand(argv: readonly string[]): Promise<void> {
     pendingCredentialsFile = undefined;
     if (credentialsFile) progress(`credentials for user '${users?.[0]?.name}' saved to ${credentialsFile} (mode 0600)`);
     if (sbom) progress(`SBOM (CycloneDX) written to ${sbom}`);
-    if (config.json) {
-      console.log(JSON.stringify({ ...result, credentials: config.target === 'server' ? config.credentials : undefined, ...(credentialsFile ? { credentialsFile } : {}), ...(sbom ? { sbom } : {}) }));
-    } else {
-      console.log(`built ${result.tags.join(', ')} (${result.imageId}) from ${result.base}, ${(result.sizeBytes / 1e6).toFixed(1)} MB`);
-    }
+    return { result, users, credentialsFile, sbom };
   } finally {
     // Credentials for an image that does not exist would only mislead.
     if (pendingCredentialsFile) rmSync(pendingCredentialsFile, { force: true });
+  }
+}
+
+function summary(config: BuildConfig, built: Built): Record<string, unknown> {
+  return {
+    ...built.result,
+    credentials: config.target === 'server' ? config.credentials : undefined,
+    ...(built.credentialsFile ? { credentialsFile: built.credentialsFile } : {}),
+    ...(built.sbom ? { sbom: built.sbom } : {}),
+  };
+}
+
+async function buildCommand(argv: readonly string[]): Promise<void> {
+  const config = parseBuildArgs(argv);
+  if (!config) {
+    console.log(BUILD_USAGE);
+    return;
+  }
+  const built = await buildWithOutputs(config, connectEngine());
+  if (config.json) console.log(JSON.stringify(summary(config, built)));
+  else console.log(`built ${built.result.tags.join(', ')} (${built.result.imageId}) from ${built.result.base}, ${(built.result.sizeBytes / 1e6).toFixed(1)} MB`);
+}
+
+const RELEASE_USAGE = `Usage: npm run release -- --tag REGISTRY/REPO:TAG [--profile P] [--users-file F | --runtime-credentials] [--json]
+
+Builds the image, runs the verification suite against that exact image id, and pushes it only if the
+suite passed; prints the pushed digest. Takes the build's options (npm run build -- --help).
+Registry credentials: REGISTRY_USERNAME + REGISTRY_PASSWORD, else the Docker config's auths entry.
+Exit codes: 0 pushed, 1 failure (build, verification, push), 2 bad input.`;
+
+async function releaseCommand(argv: readonly string[]): Promise<void> {
+  const config = parseBuildArgs(argv);
+  if (!config) {
+    console.log(RELEASE_USAGE);
+    return;
+  }
+  if (config.target !== 'server') throw badInput('release publishes the server image (no --target client)');
+  const registry = releaseRegistry(config.tag);
+  const auth = registryAuth(registry);
+  const engine = connectEngine();
+  const built = await buildWithOutputs(config, engine);
+  // The suite needs user:password lines the image accepts: the baked ones, or test users to mount.
+  const scratch = mkdtempSync(join(tmpdir(), 'memcached-hardened-release-'));
+  try {
+    const usersFile = join(scratch, 'users');
+    const users = built.users ?? [generatedUser()];
+    writeFileSync(usersFile, serializeUsers(users), { mode: 0o600 });
+    progress(`[verify] running the verification suite against ${built.result.imageId}`);
+    const passed = await verifyImage({ imageId: built.result.imageId, profile: config.profile, usersFile }, progress);
+    if (!passed) throw failure(`verification failed: ${config.tag} (${built.result.imageId}) was not pushed`);
+    progress(`[release] pushing ${config.tag} to ${registry}${auth ? ` as ${auth.username}` : ''}`);
+    let digest: string;
+    try {
+      digest = await engine.push(config.tag, auth, (m) => m.status && progress(`[push] ${m.status}${m.progress ? ` ${m.progress}` : ''}`));
+    } catch (error) {
+      throw failure(`push of ${config.tag} refused: ${(error as Error).message.split('\n')[0]}`);
+    }
+    if (config.json) console.log(JSON.stringify({ ...summary(config, built), verified: true, pushed: `${config.tag}@${digest}`, digest }));
+    else console.log(`pushed ${config.tag}@${digest}`);
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
   }
 }
 
@@ -102,6 +167,9 @@ export async function main(argv: readonly string[]): Promise<number> {
     switch (command) {
       case 'build':
         await buildCommand(rest);
+        return 0;
+      case 'release':
+        await releaseCommand(rest);
         return 0;
       case undefined:
       case '-h':

@@ -10,7 +10,7 @@ export interface EngineMessage {
   id?: string;
   error?: string;
   errorDetail?: { message?: string };
-  aux?: { ID?: string };
+  aux?: { ID?: string; Digest?: string; Tag?: string };
 }
 
 export interface BuildRequest {
@@ -55,6 +55,8 @@ export interface Engine {
   build(context: Readable, request: BuildRequest, onMessage: (m: EngineMessage) => void): Promise<void>;
   tag(imageId: string, reference: string): Promise<void>;
   removeImage(reference: string): Promise<void>;
+  /** Pushes a tag; resolves to the manifest digest the registry reported. */
+  push(reference: string, auth: { username: string; password: string; serveraddress: string } | undefined, onMessage: (m: EngineMessage) => void): Promise<string>;
   /** Runs a throwaway container without network to completion and removes it, whatever happens. */
   run(request: RunRequest): Promise<RunResult>;
   /**
@@ -151,6 +153,17 @@ export function connectEngine(env: NodeJS.ProcessEnv = process.env): Engine {
     },
     async removeImage(reference) {
       await docker.getImage(reference).remove({ force: true });
+    },
+    async push(reference, auth, onMessage) {
+      const { tag } = splitReference(reference);
+      const stream = await docker.getImage(reference).push({ tag, ...(auth ? { authconfig: auth } : {}) });
+      let digest: string | undefined;
+      await followStream(docker, stream, (message) => {
+        digest = message.aux?.Digest ?? digest;
+        onMessage(message);
+      });
+      if (!digest) throw failure(`the registry reported no digest for ${reference}`);
+      return digest;
     },
     async flattenAfter(image, command, reference, changes, onLine) {
       const container = await docker.createContainer({ Image: image, Cmd: [...command], Labels: { 'memcached-hardened.purpose': 'base-upgrade' } });

@@ -35,6 +35,8 @@ export const profileSchema = z
       udpWithSasl: z.enum(['answers-unauthenticated', 'refused-at-start']),
       /** What its Cyrus SASL does with a SASL step no start preceded: 2.1.26 crashes memcached. */
       saslStepWithoutStart: z.enum(['crashes', 'refused']),
+      /** At -c, 1.4.25 runs out of descriptors before it can refuse politely and a worker stops serving. */
+      atConnectionLimit: z.enum(['stalls-a-worker', 'refuses-new-connections']),
     }),
     iptablesBinary: z.string().regex(/^\/[A-Za-z0-9/._-]+$/),
   })

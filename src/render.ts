@@ -46,15 +46,20 @@ COPY --chown=memcache:memcache memcached-sasldb2 /etc/sasl2/memcached-sasldb2`;
 const RUNTIME_CREDENTIALS = `# Runtime credentials: no users in the image; the entrypoint builds the sasldb at start from a mounted
 # users file or MEMCACHED_USERNAME + MEMCACHED_PASSWORD(_FILE), and refuses to start without them.`;
 
-/** Where the SASL step guard lives in the image; the entrypoint preloads it into memcached if present. */
-export const SASL_STEP_GUARD = '/usr/local/lib/memcached-hardened/sasl-step-guard.so';
+/** Where the guard for old memcached/SASL quirks lives in the image; the entrypoint preloads it if present. */
+export const MEMCACHED_GUARD = '/usr/local/lib/memcached-hardened/memcached-guard.so';
 
-const SASL_STEP_GUARD_STAGE = `# --- sasl-step-guard: compiled here so no compiler reaches the server image ------------------------------
-FROM os AS sasl-step-guard
+const MEMCACHED_GUARD_STAGE = `# --- memcached-guard: compiled here so no compiler reaches the server image --------------------------------
+FROM os AS memcached-guard
 ARG DEBIAN_FRONTEND=noninteractive
 RUN apt-get update -qq && apt-get install -y -qq gcc libc6-dev >/dev/null && rm -rf /var/lib/apt/lists/*
-COPY build-files/sasl-step-guard.c /build/
-RUN gcc -shared -fPIC -O2 -Wall -Wextra -Werror -o /build/sasl-step-guard.so /build/sasl-step-guard.c`;
+COPY build-files/memcached-guard.c /build/
+RUN gcc -shared -fPIC -O2 -Wall -Wextra -Werror -o /build/memcached-guard.so /build/memcached-guard.c -ldl`;
+
+/** True where the profile's memcached or SASL library needs the guard (see build-files/memcached-guard.c). */
+export function needsGuard(profile: Profile): boolean {
+  return profile.memcached.saslStepWithoutStart === 'crashes' || profile.memcached.atConnectionLimit === 'stalls-a-worker';
+}
 
 /** The values a profile gives the Dockerfile template and the image files. */
 export function profileValues(profile: Profile, options: RenderOptions = {}): TemplateValues {
@@ -72,12 +77,11 @@ export function profileValues(profile: Profile, options: RenderOptions = {}): Te
     HARDENING_FLAGS: profile.memcached.hardeningFlags.join('\n'),
     BUILD_REALM,
     MEMCACHE_UID: String(MEMCACHE_UID),
-    SASL_STEP_GUARD_PATH: SASL_STEP_GUARD,
-    SASL_STEP_GUARD_STAGE: profile.memcached.saslStepWithoutStart === 'crashes' ? SASL_STEP_GUARD_STAGE : '# (this profile\'s Cyrus SASL survives a step without start: no guard stage)',
-    SASL_STEP_GUARD_COPY:
-      profile.memcached.saslStepWithoutStart === 'crashes'
-        ? `# Cyrus SASL here crashes on a SASL step without a start: memcached gets a guard that refuses steps.\nCOPY --from=sasl-step-guard /build/sasl-step-guard.so ${SASL_STEP_GUARD}`
-        : '# (no SASL step guard needed)',
+    MEMCACHED_GUARD_PATH: MEMCACHED_GUARD,
+    MEMCACHED_GUARD_STAGE: needsGuard(profile) ? MEMCACHED_GUARD_STAGE : "# (this profile's memcached needs no guard stage)",
+    MEMCACHED_GUARD_COPY: needsGuard(profile)
+      ? `# This memcached/SASL crashes on a SASL step without start and stalls at its fd limit: preloaded guard.\nCOPY --from=memcached-guard /build/memcached-guard.so ${MEMCACHED_GUARD}`
+      : '# (no memcached guard needed)',
     CREDENTIALS: options.credentials === 'runtime' ? RUNTIME_CREDENTIALS : BAKED_CREDENTIALS,
     RUNTIME_CREDENTIAL_PACKAGES: options.credentials === 'runtime' ? 'sasl2-bin' : '',
     SERVER_ENV:

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { projectPath } from '../src/paths.js';
 import { listProfiles, loadProfile } from '../src/profiles.js';
 import { sasldbScript } from '../src/sasldb.js';
-import { BUILD_REALM, placeholders, profileValues, renderTemplate, unusedValues } from '../src/render.js';
+import { BUILD_REALM, needsGuard, placeholders, profileValues, renderTemplate, unusedValues } from '../src/render.js';
 
 const template = readFileSync(projectPath('Dockerfile.template'), 'utf8');
 const imageFiles = readdirSync(projectPath('image-files'), { recursive: true, withFileTypes: true })
@@ -70,13 +70,13 @@ describe.each(listProfiles())('profile %s', (name) => {
 });
 
 describe('version quirks', () => {
-  it('compiles and preloads the SASL step guard only where Cyrus SASL crashes without it', () => {
+  it("compiles and preloads the memcached guard only where the profile's quirks need it", () => {
     for (const name of listProfiles()) {
       const profile = loadProfile(name);
       const dockerfile = renderTemplate(template, profileValues(profile));
-      const guarded = profile.memcached.saslStepWithoutStart === 'crashes';
-      expect(dockerfile.includes('FROM os AS sasl-step-guard')).toBe(guarded);
-      expect(dockerfile.includes('COPY --from=sasl-step-guard')).toBe(guarded);
+      const guarded = needsGuard(profile);
+      expect(dockerfile.includes('FROM os AS memcached-guard')).toBe(guarded);
+      expect(dockerfile.includes('COPY --from=memcached-guard')).toBe(guarded);
       // The compiler stays in its own stage.
       const server = dockerfile.slice(dockerfile.indexOf('FROM os AS server'));
       expect(server).not.toMatch(/gcc/);

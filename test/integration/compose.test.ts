@@ -8,6 +8,7 @@ import { projectPath } from '../../src/paths.js';
 import { MEMCACHE_UID } from '../../src/render.js';
 import { serializeUsers } from '../../src/sasldb.js';
 import { docker, runId } from '../helpers/docker.js';
+import { ensureHostTool } from '../helpers/host-tools.js';
 import { containerLogs, memcstatShowsStats, runToExit } from '../helpers/server.js';
 
 const exec = promisify(execFile);
@@ -29,9 +30,7 @@ describe('examples/compose.yaml', () => {
 
   beforeAll(async () => {
     if (!target) throw new Error('the compose example needs a runtime-credentials target (MEMCACHED_CREDENTIAL_MODES includes runtime)');
-    await exec('docker-compose', ['version']).catch(() => {
-      throw new Error('docker-compose is not installed: apt-get install docker-compose (.ci/run does)');
-    });
+    await ensureHostTool('docker-compose', 'docker-compose');
     const secret = join(scratch, 'memcached-users.txt');
     writeFileSync(secret, serializeUsers(target.users));
     chownSync(secret, MEMCACHE_UID, MEMCACHE_UID);

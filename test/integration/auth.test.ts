@@ -57,7 +57,8 @@ describe.each(targetRows())('%s', (_profile, target) => {
   });
 
   it('round-trips set/get for every baked user with the right password', async () => {
-    expect(target.users.length).toBeGreaterThan(1);
+    // The suite's own images carry three users; an image under test (MEMCACHED_IMAGE) may carry one.
+    expect(target.users.length).toBeGreaterThan(0);
     for (const u of target.users) {
       expect(await tryAuthenticatedRoundTrip(server.ip, u.name, u.password)).toEqual({ authStatus: Status.ok, roundTrip: true });
     }

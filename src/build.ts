@@ -125,7 +125,8 @@ export async function buildImage(
   const toolsContext = await renderContext(values, undefined);
   let imageId: string;
   try {
-    imageId = await buildStage(engine, toolsContext, STAGE.client, labels, config, progress);
+    // Labels only on the image that is tagged: an unlabelled tools stage stays fully cached.
+    imageId = await buildStage(engine, toolsContext, STAGE.client, config.target === 'client' ? labels : {}, config, progress);
   } finally {
     await toolsContext.dispose();
   }

@@ -6,13 +6,28 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { projectPath } from '../../src/paths.js';
 import { MEMCACHE_UID } from '../../src/render.js';
-import { serializeUsers } from '../../src/sasldb.js';
+import { buildImage } from '../../src/build.js';
+import { parseBuildArgs } from '../../src/config.js';
+import { connectEngine } from '../../src/docker.js';
+import { loadProfile } from '../../src/profiles.js';
+import { serializeUsers, type SaslUser } from '../../src/sasldb.js';
 import { docker, runId } from '../helpers/docker.js';
 import { ensureHostTool } from '../helpers/host-tools.js';
 import { containerLogs, memcstatShowsStats, runToExit } from '../helpers/server.js';
 
 const exec = promisify(execFile);
-const target = inject('targets').find((t) => t.credentials === 'runtime');
+const targets = inject('targets');
+
+/** The runtime-credentials image to run: a target's, or (when only a baked image is under test) one built now. */
+async function runtimeImage(): Promise<{ image: string; clientImage: string; users: readonly SaslUser[] }> {
+  const runtime = targets.find((t) => t.credentials === 'runtime');
+  if (runtime) return runtime;
+  const base = targets[0];
+  if (!base) throw new Error('no target');
+  const config = parseBuildArgs(['--profile', base.profile, '--runtime-credentials', '--tag', `memcached-hardened-test/server-runtime:${base.profile}`])!;
+  const built = await buildImage(connectEngine(), config, loadProfile(base.profile), undefined, () => undefined);
+  return { image: built.imageId, clientImage: base.clientImage, users: base.users };
+}
 
 // examples/compose.yaml, run by the engine: app + memcached on an internal network, allowlist,
 // read-only root, dropped capabilities, secret-mounted runtime credentials.
@@ -21,6 +36,7 @@ describe('examples/compose.yaml', () => {
   const scratch = mkdtempSync(join(tmpdir(), 'mh-compose-'));
   const prefix = `172.29.${10 + Math.floor(Math.random() * 200)}`;
   let env: NodeJS.ProcessEnv;
+  let target: Awaited<ReturnType<typeof runtimeImage>>;
   const compose = (...args: string[]) => exec('docker-compose', ['-f', projectPath('examples/compose.yaml'), '-p', project, ...args], { env, timeout: 120_000 });
   const containerOf = async (service: string) => {
     const [found] = await docker.listContainers({ filters: JSON.stringify({ label: [`com.docker.compose.project=${project}`, `com.docker.compose.service=${service}`] }) });
@@ -29,7 +45,7 @@ describe('examples/compose.yaml', () => {
   };
 
   beforeAll(async () => {
-    if (!target) throw new Error('the compose example needs a runtime-credentials target (MEMCACHED_CREDENTIAL_MODES includes runtime)');
+    target = await runtimeImage();
     await ensureHostTool('docker-compose', 'docker-compose');
     const secret = join(scratch, 'memcached-users.txt');
     writeFileSync(secret, serializeUsers(target.users));
@@ -57,7 +73,7 @@ describe('examples/compose.yaml', () => {
 
   it('the app authenticates with the tutorial memcstat; another container on the network cannot connect', async () => {
     const app = await containerOf('app');
-    const user = target!.users[0]!;
+    const user = target.users[0]!;
     const run = await app.exec({ Cmd: ['memcstat', '--binary', `--servers=${prefix}.2`, `--username=${user.name}`, `--password=${user.password}`], AttachStdout: true, AttachStderr: true });
     const stream = await run.start({});
     const output = await new Promise<string>((resolve) => {
@@ -66,7 +82,7 @@ describe('examples/compose.yaml', () => {
       stream.on('end', () => resolve(text));
     });
     expect(memcstatShowsStats(output, `${prefix}.2`)).toBe(true);
-    const intruder = await runToExit(target!.clientImage, `${project}_backend`, {
+    const intruder = await runToExit(target.clientImage, `${project}_backend`, {
       command: ['bash', '-c', `timeout 3 bash -c 'exec 3<>/dev/tcp/${prefix}.2/11211' && echo CONNECTED || echo FAILED`],
     });
     expect(intruder.output).toContain('FAILED');

@@ -2,6 +2,7 @@
 # Makes sure a Docker engine answers: installs Debian's docker.io if there is no engine binary, and starts
 # dockerd in the background if nothing answers on DOCKER_HOST (or the default socket). Needs root for both.
 set -euo pipefail
+if [ "${1:-}" = --help ] || [ "${1:-}" = -h ]; then sed -n '2,/^set /p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0; fi
 log() { printf '[ensure-docker] %s\n' "$*" >&2; }
 
 engine_answers() { timeout 10 docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }

@@ -6,6 +6,7 @@
 # The keyring comes from Debian's next release through the apt sources this host already has
 # configured: no new archive host is named anywhere.
 set -euo pipefail
+if [ "${1:-}" = --help ] || [ "${1:-}" = -h ]; then sed -n '2,/^set /p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0; fi
 
 KEYRING_DIR="${MEMCACHED_HARDENED_CACHE:-$HOME/.cache/memcached-hardened}/keyrings"
 KEYRING_SUITE="${UBUNTU_KEYRING_SUITE:-trixie}"

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Status, tryAuthenticatedRoundTrip } from '../helpers/binary-client.js';
 import { createIsolatedNetwork, docker } from '../helpers/docker.js';
 import { execIn, runToExit, startServer, type RunningServer } from '../helpers/server.js';
+import { loadProfile } from '../../src/profiles.js';
 import { firstUser, targetRows } from '../helpers/targets.js';
 
 /** Uid and capability sets from /proc/PID/status text. */
@@ -28,6 +29,17 @@ describe.each(targetRows())('%s', (_profile, target) => {
   afterAll(async () => {
     await server?.stop();
     await network?.remove();
+  });
+
+  it("runs the profile's OS release and a memcached at least as new as the profile requires", async () => {
+    const profile = loadProfile(target.profile);
+    const expectedRelease = { 'ubuntu:16.04': 'VERSION_ID="16.04"', 'debian:12': 'VERSION_ID="12"' }[profile.base.image];
+    expect((await execIn(server.container, ['cat', '/etc/os-release'])).output).toContain(expectedRelease ?? 'unknown base');
+    const compare = (minimum: string) =>
+      execIn(server.container, ['sh', '-c', `dpkg --compare-versions "$(dpkg-query -W -f='\${Version}' memcached)" ge "${minimum}" && echo NEW-ENOUGH || echo TOO-OLD`]);
+    expect((await compare(profile.memcached.minVersion)).output).toContain('NEW-ENOUGH');
+    // Control: the same comparison does reject a requirement the package cannot meet.
+    expect((await compare('99:0')).output).toContain('TOO-OLD');
   });
 
   it('memcached (PID 1) is not root and holds no capabilities; a root exec shows the check can tell', async () => {

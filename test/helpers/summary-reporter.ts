@@ -10,7 +10,7 @@ export default class SummaryReporter implements Reporter {
   private printFigures(): void {
     const figures = readFigures(process.env.MEMCACHED_HARDENED_FIGURES);
     if (figures.length === 0) return;
-    const lines = figures.map((f) => `  ${f.profile.padEnd(14)} ${f.name.padEnd(58)} ${String(f.value).padStart(10)} ${f.unit}`);
+    const lines = figures.map((f) => `  ${f.profile.padEnd(34)} ${f.name.padEnd(58)} ${String(f.value).padStart(10)} ${f.unit}`);
     process.stdout.write(`\nFigures:\n${lines.join('\n')}\n`);
   }
 

@@ -7,7 +7,7 @@ import { projectPath } from '../../src/paths.js';
 import { Status, tryAuthenticatedRoundTrip } from '../helpers/binary-client.js';
 import { createIsolatedNetwork, docker, suiteLabels } from '../helpers/docker.js';
 import { recordFigure } from '../helpers/figures.js';
-import { containerLogs, startServer, waitUntilServing } from '../helpers/server.js';
+import { containerLogs, RUNTIME_USERS_SECRET, startServer, waitUntilServing } from '../helpers/server.js';
 import { firstUser, targetRows } from '../helpers/targets.js';
 
 const scratch = mkdtempSync(join(tmpdir(), 'mh-faults-'));
@@ -63,7 +63,12 @@ describe.each(targetRows())('%s', (profile, target) => {
       docker.createContainer({
         Image: target.image,
         Labels: suiteLabels(),
-        HostConfig: { NetworkMode: network.name, RestartPolicy: restart ? { Name: 'on-failure', MaximumRetryCount: 3 } : { Name: 'no' } },
+        HostConfig: {
+          NetworkMode: network.name,
+          // Runtime-credentials images need their users secret, as every server the suite starts.
+          Binds: target.usersSecret ? [`${target.usersSecret}:${RUNTIME_USERS_SECRET}:ro`] : [],
+          RestartPolicy: restart ? { Name: 'on-failure', MaximumRetryCount: 3 } : { Name: 'no' },
+        },
       });
     const kill = async (container: Awaited<ReturnType<typeof create>>) => {
       const info = await container.inspect();

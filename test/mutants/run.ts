@@ -50,6 +50,8 @@ async function runSuite(profile: string, image: string, usersFile: string, scrat
   } catch {
     failedChecks = ['(no report: the suite did not run)'];
   }
+  // A failing beforeAll (e.g. a server that refuses to start) fails the run without failing an assertion.
+  if (code !== 0 && failedChecks.length === 0) failedChecks = ['setup: the servers under test did not start'];
   return { profile, image, passed: code === 0, failedChecks };
 }
 
@@ -101,7 +103,7 @@ async function main(): Promise<number> {
             profile: profileName,
             variant: mutant.name,
             weakness: mutant.weakness,
-            outcome: verdict.passed ? 'SURVIVED: the suite passed' : `caught by ${verdict.failedChecks.length} check(s), e.g. ${verdict.failedChecks[0] ?? '?'}`,
+            outcome: verdict.passed ? 'SURVIVED: the suite passed' : `caught: ${verdict.failedChecks.length} failure(s), e.g. ${verdict.failedChecks[0]}`,
             ok: !verdict.passed,
           });
         } finally {

@@ -7,6 +7,7 @@ import type { Engine } from './docker.js';
 import { failure } from './errors.js';
 import { cacheDir, projectPath } from './paths.js';
 import type { Profile } from './profiles.js';
+import { LineTail } from './tail.js';
 
 export type Progress = (line: string) => void;
 
@@ -55,10 +56,9 @@ export function debootstrapArgs(profile: Profile, keyring: string, target: strin
 function run(command: string, args: readonly string[], progress: Progress, label: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    const tail: string[] = [];
+    const tail = new LineTail(5);
     const onLine = (line: string) => {
       tail.push(line);
-      if (tail.length > 5) tail.shift();
       progress(`[${label}] ${line}`);
     };
     createInterface({ input: child.stdout }).on('line', onLine);
@@ -66,7 +66,7 @@ function run(command: string, args: readonly string[], progress: Progress, label
     child.on('error', (error) => reject(failure(`${label}: cannot run ${command}: ${error.message}`)));
     child.on('close', (code) => {
       if (code === 0) resolve();
-      else reject(failure(`${label} failed (exit ${code}): ${tail.join(' | ')}`));
+      else reject(failure(`${label} failed (exit ${code}): ${tail.lines().join(' | ')}`));
     });
   });
 }

@@ -8,6 +8,7 @@ import { ensureBaseImage, type BaseSource, type Progress } from './base.js';
 import { projectPath } from './paths.js';
 import type { Profile } from './profiles.js';
 import { BUILD_REALM, profileValues } from './render.js';
+import { LineTail } from './tail.js';
 import { generateSasldb, type SaslUser } from './sasldb.js';
 
 /** Stage names in Dockerfile.template for each target. */
@@ -54,7 +55,7 @@ export function imageLabels(profile: Profile, target: BuildConfig['target'], cre
 
 /** Turns engine build messages into progress lines and keeps the log tail for error reports. */
 export function buildLogger(progress: Progress): { onMessage: (m: EngineMessage) => void; tail: () => string[]; imageId: () => string | undefined } {
-  const tail: string[] = [];
+  const tail = new LineTail(LOG_TAIL_LINES);
   let imageId: string | undefined;
   return {
     onMessage(message) {
@@ -64,11 +65,10 @@ export function buildLogger(progress: Progress): { onMessage: (m: EngineMessage)
       for (const line of text.split('\n').map((l) => l.trimEnd())) {
         if (line === '') continue;
         tail.push(line);
-        if (tail.length > LOG_TAIL_LINES) tail.shift();
         progress(`[build] ${line}`);
       }
     },
-    tail: () => [...tail],
+    tail: () => tail.lines(),
     imageId: () => imageId,
   };
 }

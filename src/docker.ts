@@ -1,6 +1,7 @@
 import Docker from 'dockerode';
 import { Writable, type Readable } from 'node:stream';
 import { failure } from './errors.js';
+import { LineTail } from './tail.js';
 
 /** One message of the engine's build/pull/import JSON stream. */
 export interface EngineMessage {
@@ -169,12 +170,11 @@ export function connectEngine(env: NodeJS.ProcessEnv = process.env): Engine {
       const container = await docker.createContainer({ Image: image, Cmd: [...command], Labels: { 'memcached-hardened.purpose': 'base-upgrade' } });
       try {
         const logs = await container.attach({ stream: true, stdout: true, stderr: true });
-        const tail: string[] = [];
+        const tail = new LineTail(5);
         const lines = new Writable({
           write(chunk: Buffer, _enc, done) {
             for (const line of chunk.toString('utf8').split('\n').filter((l) => l.trim() !== '')) {
               tail.push(line);
-              if (tail.length > 5) tail.shift();
               onLine(line);
             }
             done();
@@ -183,7 +183,7 @@ export function connectEngine(env: NodeJS.ProcessEnv = process.env): Engine {
         docker.modem.demuxStream(logs, lines, lines);
         await container.start();
         const { StatusCode } = (await container.wait()) as { StatusCode: number };
-        if (StatusCode !== 0) throw failure(`upgrading the base failed (exit ${StatusCode}): ${tail.join(' | ')}`);
+        if (StatusCode !== 0) throw failure(`upgrading the base failed (exit ${StatusCode}): ${tail.lines().join(' | ')}`);
         const { repo, tag } = splitReference(reference);
         const exported = await container.export();
         const stream = await docker.importImage(exported, { repo, tag, changes: [...changes] } as object);

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Docker from 'dockerode';
@@ -10,9 +10,9 @@ import { parseBuildArgs } from '../../src/config.js';
 import { connectEngine } from '../../src/docker.js';
 import { projectPath } from '../../src/paths.js';
 import { listProfiles, loadProfile } from '../../src/profiles.js';
-import { MEMCACHE_UID } from '../../src/render.js';
 import { generatePassword, parseUsersFile, serializeUsers, type SaslUser } from '../../src/sasldb.js';
 import { listLeftovers, removeLeftovers } from './resources.js';
+import { writeMemcacheSecret } from './secrets.js';
 import type { TestTarget } from './targets.js';
 
 /** Users for images the suite builds itself: several, with fresh random passwords every run. */
@@ -28,10 +28,7 @@ type CredentialMode = TestTarget['credentials'];
 
 /** Where runtime-credential targets get their users file from: readable by the image's memcache user only. */
 function mountableUsersFile(dir: string, name: string, users: readonly SaslUser[]): string {
-  const path = join(dir, name);
-  writeFileSync(path, serializeUsers(users), { mode: 0o400 });
-  chownSync(path, MEMCACHE_UID, MEMCACHE_UID);
-  return path;
+  return writeMemcacheSecret(join(dir, name), serializeUsers(users));
 }
 
 async function buildTarget(profileName: string, mode: CredentialMode, image: string | undefined, users: SaslUser[], secretsDir: string): Promise<TestTarget> {

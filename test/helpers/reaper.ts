@@ -1,4 +1,4 @@
-import { removeLeftovers } from './resources.js';
+import { processAlive, removeLeftovers } from './resources.js';
 
 // Ryuk's job, without a registry: started detached by the global setup, it waits for the vitest process
 // to end (normally, by SIGINT, by a crash or SIGKILL) and then removes everything labelled with its run.
@@ -8,16 +8,7 @@ if (!runId || !ownerPid) {
   process.exit(2);
 }
 
-function ownerAlive(): boolean {
-  try {
-    process.kill(Number(ownerPid), 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-while (ownerAlive()) await new Promise((resolve) => setTimeout(resolve, 250));
+while (processAlive(ownerPid)) await new Promise((resolve) => setTimeout(resolve, 250));
 // Containers may still be starting when the owner died: sweep until two passes find nothing.
 let quietPasses = 0;
 for (let pass = 0; pass < 40 && quietPasses < 2; pass++) {

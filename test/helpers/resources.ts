@@ -15,7 +15,8 @@ export interface Leftovers {
   readonly volumes: string[];
 }
 
-function processAlive(pid: string | undefined): boolean {
+/** True while the process with this pid (a decimal string) exists. */
+export function processAlive(pid: string | undefined): boolean {
   if (!pid || !/^\d+$/.test(pid)) return false;
   try {
     process.kill(Number(pid), 0);

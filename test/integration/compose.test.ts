@@ -1,11 +1,10 @@
 import { execFile } from 'node:child_process';
-import { chmodSync, chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { projectPath } from '../../src/paths.js';
-import { MEMCACHE_UID } from '../../src/render.js';
 import { buildImage } from '../../src/build.js';
 import { parseBuildArgs } from '../../src/config.js';
 import { connectEngine } from '../../src/docker.js';
@@ -13,6 +12,7 @@ import { loadProfile } from '../../src/profiles.js';
 import { serializeUsers, type SaslUser } from '../../src/sasldb.js';
 import { docker, runId } from '../helpers/docker.js';
 import { ensureHostTool } from '../helpers/host-tools.js';
+import { writeMemcacheSecret } from '../helpers/secrets.js';
 import { containerLogs, memcstatShowsStats, runToExit } from '../helpers/server.js';
 
 const exec = promisify(execFile);
@@ -47,10 +47,7 @@ describe('examples/compose.yaml', () => {
   beforeAll(async () => {
     target = await runtimeImage();
     await ensureHostTool('docker-compose', 'docker-compose');
-    const secret = join(scratch, 'memcached-users.txt');
-    writeFileSync(secret, serializeUsers(target.users));
-    chownSync(secret, MEMCACHE_UID, MEMCACHE_UID);
-    chmodSync(secret, 0o400);
+    const secret = writeMemcacheSecret(join(scratch, 'memcached-users.txt'), serializeUsers(target.users));
     env = { ...process.env, MEMCACHED_IMAGE: target.image, CLIENT_IMAGE: target.clientImage, SUBNET_PREFIX: prefix, MEMCACHED_USERS_SECRET: secret };
     await compose('up', '-d');
     const memcached = await containerOf('memcached');

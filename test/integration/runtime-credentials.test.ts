@@ -1,10 +1,10 @@
-import { chmodSync, chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { MEMCACHE_UID } from '../../src/render.js';
 import { Status, tryAuthenticatedRoundTrip } from '../helpers/binary-client.js';
 import { createIsolatedNetwork, docker } from '../helpers/docker.js';
+import { writeMemcacheSecret } from '../helpers/secrets.js';
 import { runToExit, startServer } from '../helpers/server.js';
 import type { TestTarget } from '../helpers/targets.js';
 
@@ -13,11 +13,7 @@ const scratch = mkdtempSync(join(tmpdir(), 'mh-runtime-'));
 
 /** A secret file only the image's memcache user can read. */
 function secret(name: string, content: string): string {
-  const path = join(scratch, name);
-  writeFileSync(path, content);
-  chownSync(path, MEMCACHE_UID, MEMCACHE_UID);
-  chmodSync(path, 0o400);
-  return path;
+  return writeMemcacheSecret(join(scratch, name), content);
 }
 
 describe.each(runtimeTargets.map((t): [string, TestTarget] => [t.name, t]))('%s', (_name, target) => {

@@ -7,7 +7,7 @@ import { BUILD_USAGE, parseBuildArgs, type BuildConfig } from './config.js';
 import { connectEngine, type Engine } from './docker.js';
 import { badInput, EXIT_FAILURE, failure, UserError } from './errors.js';
 import { registryAuth, releaseRegistry } from './release.js';
-import { verifyImage } from './verify.js';
+import { runSuite } from './verify.js';
 import { loadProfile, type Profile } from './profiles.js';
 import { cycloneDx, installedPackages } from './sbom.js';
 import { generatedUser, parseUsersFile, serializeUsers, type SaslUser } from './sasldb.js';
@@ -145,8 +145,10 @@ async function releaseCommand(argv: readonly string[]): Promise<void> {
     const users = built.users ?? [generatedUser()];
     writeFileSync(usersFile, serializeUsers(users), { mode: 0o600 });
     progress(`[verify] running the verification suite against ${built.result.imageId}`);
-    const passed = await verifyImage({ imageId: built.result.imageId, profile: config.profile, usersFile }, progress);
-    if (!passed) throw failure(`verification failed: ${config.tag} (${built.result.imageId}) was not pushed`);
+    const verdict = await runSuite({ imageId: built.result.imageId, profile: config.profile, usersFile, bail: true, progress });
+    if (!verdict.passed) {
+      throw failure(`verification failed: ${config.tag} (${built.result.imageId}) was not pushed; first failure: ${verdict.failedChecks[0] ?? 'none named'}`);
+    }
     progress(`[release] pushing ${config.tag} to ${registry}${auth ? ` as ${auth.username}` : ''}`);
     let digest: string;
     try {

@@ -1,30 +1,26 @@
-import type { SaslUser } from '../../src/sasldb.js';
+import {
+  ANONYMOUS_MECHANISM,
+  edit,
+  ENTRYPOINT,
+  EXTRA_USER_BAKED,
+  HEALTHCHECK_ANY_ANSWER,
+  HEALTHCHECK_CONNECT_ONLY,
+  SASL_OFF,
+  SECOND_LISTENER,
+  withMechanism,
+  withoutFlag,
+  type Weakening,
+} from '../helpers/weakenings.js';
 
-/** A weakened variant of the real image: Dockerfile lines applied on top of it. */
-export interface Mutant {
-  readonly name: string;
-  readonly weakness: string;
-  lines(users: readonly SaslUser[]): string[];
-}
+export { weakenedDockerfile as mutantDockerfile, type Weakening as Mutant } from '../helpers/weakenings.js';
 
-const ENTRYPOINT = '/usr/local/bin/memcached-entrypoint';
-
-/** A RUN as root that edits the image and proves the edit took (a no-op mutant would prove nothing). */
-function edit(command: string, proof: string): string[] {
-  return ['USER root', `RUN set -e; ${command}; ${proof}`, 'USER memcache'];
-}
-
-export const MUTANTS: readonly Mutant[] = [
+export const MUTANTS: readonly Weakening[] = [
   {
     name: 'udp-on',
     weakness: 'UDP enabled (-U 11211)',
     lines: () => edit(`sed -i 's/^-U 0$/-U 11211/' /etc/memcached.conf`, `grep -qx -- '-U 11211' /etc/memcached.conf`),
   },
-  {
-    name: 'sasl-off',
-    weakness: 'SASL off (no -S)',
-    lines: () => edit(`sed -i '/^-S$/d' /etc/memcached.conf`, `! grep -qx -- '-S' /etc/memcached.conf`),
-  },
+  SASL_OFF,
   {
     name: 'listen-any',
     weakness: 'listens on 0.0.0.0',
@@ -51,11 +47,13 @@ export const MUTANTS: readonly Mutant[] = [
   {
     name: 'password-in-label',
     weakness: 'a password leaked into a label',
-    lines: (users) => [`LABEL org.example.debug-credentials="${users[0]?.name}:${users[0]?.password}"`],
+    lines: ({ users }) => [`LABEL org.example.debug-credentials="${users[0]?.name}:${users[0]?.password}"`],
   },
+  ANONYMOUS_MECHANISM,
+  withMechanism('login', 'login-mechanism', 'also offers LOGIN (a mechanism the image does not intend)'),
+  EXTRA_USER_BAKED,
+  withoutFlag('-F', 'flush-enabled'),
+  HEALTHCHECK_CONNECT_ONLY,
+  HEALTHCHECK_ANY_ANSWER,
+  SECOND_LISTENER,
 ];
-
-/** The mutant's Dockerfile, on top of the real image. */
-export function mutantDockerfile(baseImageId: string, mutant: Mutant, users: readonly SaslUser[]): string {
-  return [`FROM ${baseImageId}`, ...mutant.lines(users), ''].join('\n');
-}

@@ -1,71 +1,29 @@
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import Docker from 'dockerode';
-import { pack } from 'tar-fs';
 import { buildImage } from '../../src/build.js';
 import { parseBuildArgs } from '../../src/config.js';
 import { connectEngine } from '../../src/docker.js';
-import { projectPath } from '../../src/paths.js';
 import { listProfiles, loadProfile } from '../../src/profiles.js';
 import { generatePassword, serializeUsers, type SaslUser } from '../../src/sasldb.js';
+import { runSuite } from '../../src/verify.js';
+import { docker } from '../helpers/resources.js';
+import { buildTestImage } from '../helpers/test-image.js';
 import { MUTANTS, mutantDockerfile } from './mutants.js';
 
 const USAGE = `Usage: npm run test:mutants -- [--profile NAME|all] [--only MUTANT,...]
 
-Builds weakened variants of the image (${MUTANTS.map((m) => m.name).join(', ')}), runs the integration
+Builds weakened variants of the image (${MUTANTS.map((m) => m.name).join(', ')}), runs the verification
 suite against each and against the real image, and shows that the suite fails on every mutant and passes
 on the real one. Exit 0 only if every mutant was caught and the real image passed.`;
 
-const SUITE_FILES = ['smoke', 'auth', 'udp', 'bind', 'firewall', 'hardening'].map((f) => `test/integration/${f}.test.ts`);
-
-interface Verdict {
+interface Row {
   readonly profile: string;
-  readonly image: string;
-  readonly passed: boolean;
-  readonly failedChecks: string[];
-}
-
-/** Runs the suite against one image; returns whether it passed and which tests failed. */
-async function runSuite(profile: string, image: string, usersFile: string, scratch: string): Promise<Verdict> {
-  const report = join(scratch, `report-${Date.now()}.json`);
-  const code = await new Promise<number | null>((resolve) => {
-    const child = spawn(
-      process.execPath,
-      [projectPath('node_modules/vitest/vitest.mjs'), 'run', '--project', 'integration', '--reporter=json', `--outputFile.json=${report}`, ...SUITE_FILES],
-      { cwd: projectPath(), env: { ...process.env, MEMCACHED_IMAGE: image, MEMCACHED_USERS_FILE: usersFile, MEMCACHED_PROFILE: profile }, stdio: ['ignore', 'ignore', 'pipe'] },
-    );
-    child.stderr.on('data', () => undefined);
-    child.on('close', resolve);
-  });
-  let failedChecks: string[] = [];
-  try {
-    const json = JSON.parse(readFileSync(report, 'utf8')) as { testResults: Array<{ assertionResults: Array<{ status: string; fullName: string }>; message?: string; name: string }> };
-    failedChecks = json.testResults.flatMap((file) => {
-      const failed = file.assertionResults.filter((a) => a.status === 'failed').map((a) => a.fullName);
-      return failed.length > 0 || !file.message ? failed : [`${file.name.split('/').pop()}: ${file.message.split('\n')[0]}`];
-    });
-  } catch {
-    failedChecks = ['(no report: the suite did not run)'];
-  }
-  // A failing beforeAll (e.g. a server that refuses to start) fails the run without failing an assertion.
-  if (code !== 0 && failedChecks.length === 0) failedChecks = ['setup: the servers under test did not start'];
-  return { profile, image, passed: code === 0, failedChecks };
-}
-
-async function buildMutant(docker: Docker, dockerfile: string, tag: string, scratch: string): Promise<void> {
-  const dir = mkdtempSync(join(scratch, 'mutant-'));
-  writeFileSync(join(dir, 'Dockerfile'), dockerfile);
-  const stream = await docker.buildImage(pack(dir) as unknown as NodeJS.ReadableStream, { t: tag, rm: true, forcerm: true });
-  await new Promise<void>((resolve, reject) => {
-    docker.modem.followProgress(stream, (error: Error | null, output: Array<{ error?: string }>) => {
-      const failure = error?.message ?? output.find((m) => m.error)?.error;
-      if (failure) reject(new Error(`mutant build ${tag} failed: ${failure}`));
-      else resolve();
-    });
-  });
+  readonly variant: string;
+  readonly weakness: string;
+  readonly outcome: string;
+  readonly ok: boolean;
 }
 
 async function main(): Promise<number> {
@@ -75,12 +33,14 @@ async function main(): Promise<number> {
     return 0;
   }
   const profiles = !values.profile || values.profile === 'all' ? listProfiles() : [values.profile];
-  const selected = values.only ? MUTANTS.filter((m) => values.only?.split(',').includes(m.name)) : MUTANTS;
+  const only = values.only?.split(',');
+  const unknown = only?.filter((name) => !MUTANTS.some((m) => m.name === name)) ?? [];
+  if (unknown.length > 0) throw new Error(`unknown mutant(s) ${unknown.join(', ')} (known: ${MUTANTS.map((m) => m.name).join(', ')})`);
+  const selected = only ? MUTANTS.filter((m) => only.includes(m.name)) : MUTANTS;
   const engine = connectEngine();
   await engine.ping();
-  const docker = new Docker();
   const scratch = mkdtempSync(join(tmpdir(), 'mh-mutants-'));
-  const rows: Array<{ profile: string; variant: string; weakness: string; outcome: string; ok: boolean }> = [];
+  const rows: Row[] = [];
   const started = Date.now();
   try {
     for (const profileName of profiles) {
@@ -89,21 +49,24 @@ async function main(): Promise<number> {
       const usersFile = join(scratch, `users-${profileName}`);
       writeFileSync(usersFile, serializeUsers(users), { mode: 0o600 });
       const log = (line: string) => process.stderr.write(`[${profileName}] ${line}\n`);
-      const real = await buildImage(engine, parseBuildArgs(['--profile', profileName, '--tag', `memcached-hardened-mutant/real:${profileName}`])!, profile, users, () => undefined);
+      const build = (args: string[]) => buildImage(engine, parseBuildArgs(['--profile', profileName, ...args])!, profile, users, () => undefined);
+      const real = await build(['--tag', `memcached-hardened-mutant/real:${profileName}`]);
+      const client = await build(['--target', 'client', '--tag', `memcached-hardened-mutant/client:${profileName}`]);
       log(`real image ${real.imageId.slice(7, 19)}: running the suite`);
-      const realVerdict = await runSuite(profileName, real.imageId, usersFile, scratch);
+      const realVerdict = await runSuite({ imageId: real.imageId, profile: profileName, usersFile });
       rows.push({ profile: profileName, variant: 'real image', weakness: '-', outcome: realVerdict.passed ? 'suite passed' : `suite FAILED: ${realVerdict.failedChecks.slice(0, 3).join('; ')}`, ok: realVerdict.passed });
       for (const mutant of selected) {
         const tag = `memcached-hardened-mutant/${mutant.name}:${profileName}`;
         try {
-          await buildMutant(docker, mutantDockerfile(real.imageId, mutant, users), tag, scratch);
+          const mutantId = await buildTestImage(mutantDockerfile(real.imageId, mutant, { users, clientImage: client.imageId }), tag);
           log(`mutant ${mutant.name}: running the suite`);
-          const verdict = await runSuite(profileName, tag, usersFile, scratch);
+          // The first failure is enough to call a mutant caught.
+          const verdict = await runSuite({ imageId: mutantId, profile: profileName, usersFile, bail: true });
           rows.push({
             profile: profileName,
             variant: mutant.name,
             weakness: mutant.weakness,
-            outcome: verdict.passed ? 'SURVIVED: the suite passed' : `caught: ${verdict.failedChecks.length} failure(s), e.g. ${verdict.failedChecks[0]}`,
+            outcome: verdict.passed ? 'SURVIVED: the suite passed' : `caught: ${verdict.failedChecks[0]}`,
             ok: !verdict.passed,
           });
         } finally {
@@ -116,7 +79,7 @@ async function main(): Promise<number> {
     rmSync(scratch, { recursive: true, force: true });
   }
   console.log(`\nMutation check (${Math.round((Date.now() - started) / 1000)} s):`);
-  for (const row of rows) console.log(`  ${row.ok ? 'ok  ' : 'FAIL'} ${row.profile.padEnd(13)} ${row.variant.padEnd(22)} ${row.weakness.padEnd(58)} ${row.outcome}`);
+  for (const row of rows) console.log(`  ${row.ok ? 'ok  ' : 'FAIL'} ${row.profile.padEnd(13)} ${row.variant.padEnd(26)} ${row.weakness.padEnd(66)} ${row.outcome}`);
   const caught = rows.filter((r) => r.variant !== 'real image' && r.ok).length;
   const mutants = rows.filter((r) => r.variant !== 'real image').length;
   console.log(`${caught} of ${mutants} mutants caught; real image ${rows.filter((r) => r.variant === 'real image').every((r) => r.ok) ? 'passed' : 'FAILED'}`);

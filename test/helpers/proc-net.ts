@@ -1,0 +1,40 @@
+/** One socket from /proc/net/{tcp,tcp6,udp,udp6}: local address (kernel hex), port, and state. */
+export interface ProcNetSocket {
+  /** The address as the kernel writes it: 8 hex digits (IPv4, little-endian) or 32 (IPv6). */
+  readonly localAddress: string;
+  readonly localPort: number;
+  /** Two hex digits: 0A = TCP LISTEN, 07 = UDP unconnected. */
+  readonly state: string;
+}
+
+export const TCP_LISTEN = '0A';
+
+/** Every socket line of /proc/net/{tcp,udp}{,6} text (header lines, from any concatenation, are skipped). */
+export function parseProcNet(text: string): ProcNetSocket[] {
+  return text
+    .split('\n')
+    .map((line) => line.trim().split(/\s+/))
+    .filter((fields) => /^\d+:$/.test(fields[0] ?? '') && /^[0-9A-F]+:[0-9A-F]{4}$/.test(fields[1] ?? ''))
+    .map((fields) => {
+      const [address = '', port = '0'] = (fields[1] ?? '').split(':');
+      return { localAddress: address, localPort: Number.parseInt(port, 16), state: fields[3] ?? '' };
+    });
+}
+
+/** An IPv4 address as /proc/net/tcp writes it (little-endian hex). */
+export function procNetAddress(ip: string): string {
+  return ip
+    .split('.')
+    .reverse()
+    .map((octet) => Number(octet).toString(16).padStart(2, '0').toUpperCase())
+    .join('');
+}
+
+/** The kernel's hex address as text (IPv4 dotted, IPv6 as eight groups), for failure messages. */
+export function readableAddress(hex: string): string {
+  const bytesOf = (word: string) => (word.match(/../g) ?? []).reverse();
+  if (hex.length === 8) return bytesOf(hex).map((b) => Number.parseInt(b, 16)).join('.');
+  // IPv6: four 32-bit words, each in host (little-endian) order.
+  const bytes = (hex.match(/.{8}/g) ?? []).flatMap(bytesOf).join('');
+  return (bytes.match(/.{4}/g) ?? []).join(':').toLowerCase();
+}

@@ -20,14 +20,28 @@ export interface ServerOptions {
   readonly binds?: string[];
   /** Skip waiting for memcached to answer the host (for servers the host must not reach). */
   readonly unreachableFromHost?: boolean;
+  /** The engine's health check for this container (e.g. the image's own test, polled faster). */
+  readonly healthCheck?: Parameters<GenericContainer['withHealthCheck']>[0];
+  /** A fixed IPv4 address on the network (one created with a subnet: `createIsolatedNetwork`'s `fixedAddresses`). */
+  readonly ipv4Address?: string;
 }
 
-/** testcontainers' GenericContainer plus the read-only root file system it has no method for. */
+/** testcontainers' GenericContainer plus what it has no method for: a read-only root, a fixed address. */
 class ServerContainer extends GenericContainer {
   withReadOnlyRootFs(): this {
     this.hostConfig.ReadonlyRootfs = true;
     return this;
   }
+
+  withIpv4Address(network: string, address: string): this {
+    this.createOpts.NetworkingConfig = { EndpointsConfig: { [network]: { IPAMConfig: { IPv4Address: address } } } };
+    return this;
+  }
+}
+
+/** A Kubernetes-like pod name (deployment, replica-set hash, random suffix): a new one every call. */
+export function podHostname(deployment = 'cache'): string {
+  return `${deployment}-7d9f8b6c4-${Math.random().toString(36).slice(2, 7)}`;
 }
 
 export interface RunningServer {
@@ -103,6 +117,8 @@ function configure(target: TestTarget, network: string, options: ServerOptions):
   if (options.entrypoint) container = container.withEntrypoint(options.entrypoint);
   if (options.command) container = container.withCommand(options.command);
   if (options.user) container = container.withUser(options.user);
+  if (options.healthCheck) container = container.withHealthCheck(options.healthCheck);
+  if (options.ipv4Address) container = container.withIpv4Address(network, options.ipv4Address);
   return container;
 }
 
@@ -159,6 +175,7 @@ export async function runToExit(imageOrTarget: string | TestTarget, network: str
       ReadonlyRootfs: options.readOnly,
       Tmpfs: options.tmpfs,
     },
+    ...(options.ipv4Address ? { NetworkingConfig: { EndpointsConfig: { [network]: { IPAMConfig: { IPv4Address: options.ipv4Address } } } } } : {}),
   });
   try {
     await container.start();
@@ -226,9 +243,12 @@ export function procNetAddress(ip: string): string {
     .join('');
 }
 
-/** A client container that stays up so tests can run probes from it (its IP is known in advance). */
-export async function startClientHost(target: TestTarget, network: string): Promise<{ container: StartedTestContainer; ip: string; stop: () => Promise<void> }> {
-  const started = await new GenericContainer(target.clientImage)
+/**
+ * A client container that stays up so tests can run probes from it (its IP is known in advance): the
+ * target's client image, or another image (the clients image, say).
+ */
+export async function startClientHost(imageOrTarget: string | TestTarget, network: string): Promise<{ container: StartedTestContainer; ip: string; stop: () => Promise<void> }> {
+  const started = await new GenericContainer(typeof imageOrTarget === 'string' ? imageOrTarget : imageOrTarget.clientImage)
     .withNetworkMode(network)
     .withLabels(suiteLabels())
     .withEntrypoint(['sleep', 'infinity'])

@@ -98,14 +98,14 @@ export const HEALTHCHECK_CONNECT_ONLY: Weakening = {
   lines: () =>
     edit(
       `printf '%s\\n' '#!/bin/bash' 'exec 3<>"/dev/tcp/$(cut -d, -f1 /run/memcached/listen)/11211"' > ${HEALTHCHECK}`,
-      `! grep -q 0020 ${HEALTHCHECK}`,
+      `! grep -q '= 0020 ]' ${HEALTHCHECK}`,
     ),
 };
 
 export const HEALTHCHECK_ANY_ANSWER: Weakening = {
   name: 'healthcheck-any-answer',
   weakness: 'health check accepts any answer (healthy without authentication)',
-  lines: () => edit(`sed -i 's/ && \\[ "\\\${header:12:4}" = 0020 \\]//' ${HEALTHCHECK}`, `! grep -q 0020 ${HEALTHCHECK}`),
+  lines: () => edit(`sed -i 's/ && \\[ "\\\${header:12:4}" = 0020 \\]//' ${HEALTHCHECK}`, `! grep -q '= 0020 ]' ${HEALTHCHECK}`),
 };
 
 export const SECOND_LISTENER: Weakening = {

@@ -3,12 +3,26 @@ import { Status, tryAuthenticatedRoundTrip } from '../helpers/binary-client.js';
 import { createIsolatedNetwork, docker } from '../helpers/docker.js';
 import { execIn, runToExit, startServer, type RunningServer } from '../helpers/server.js';
 import { loadProfile } from '../../src/profiles.js';
+import { parseProcNet, procNetAddress, readableAddress, TCP_LISTEN } from '../helpers/proc-net.js';
 import { firstUser, targetRows } from '../helpers/targets.js';
 
 /** Uid and capability sets from /proc/PID/status text. */
 function processIdentity(status: string): { uid: number; capEff: bigint; capPrm: bigint } {
   const field = (name: string) => /^\S+:\s*(\S+)/.exec(status.split('\n').find((l) => l.startsWith(`${name}:`)) ?? '')?.[1];
   return { uid: Number(field('Uid')), capEff: BigInt(`0x${field('CapEff')}`), capPrm: BigInt(`0x${field('CapPrm')}`) };
+}
+
+/** Docker's embedded DNS resolver: its sockets live in every container on a user-defined network. */
+const ENGINE_DNS = procNetAddress('127.0.0.11');
+
+/** Every listening TCP socket and every UDP socket in a server's network namespace but the engine's DNS. */
+async function openSockets(server: RunningServer): Promise<string[]> {
+  const read = async (files: string[]) => parseProcNet((await execIn(server.container, ['cat', ...files])).output);
+  const tcp = (await read(['/proc/net/tcp', '/proc/net/tcp6'])).filter((s) => s.state === TCP_LISTEN);
+  const udp = await read(['/proc/net/udp', '/proc/net/udp6']);
+  return [...tcp.map((s) => ({ ...s, proto: 'tcp' })), ...udp.map((s) => ({ ...s, proto: 'udp' }))]
+    .filter((s) => s.localAddress !== ENGINE_DNS)
+    .map((s) => `${s.proto} ${readableAddress(s.localAddress)}:${s.localPort}`).sort();
 }
 
 /** Where a secret shows up in a JSON-able thing (image config, history, container config), if anywhere. */
@@ -50,6 +64,19 @@ describe.each(targetRows())('%s', (_profile, target) => {
     const root = processIdentity((await execIn(server.container, ['cat', '/proc/self/status'], 'root')).output);
     expect(root.uid).toBe(0);
     expect(root.capEff).not.toBe(0n);
+  });
+
+  it('nothing else listens: one TCP listener, memcached on its address; no UDP socket; a second listener is caught', async () => {
+    expect(await openSockets(server)).toEqual([`tcp ${readableAddress(procNetAddress(server.ip))}:11211`]);
+    // Control: a server with an extra, unauthenticated memcached beside the real one.
+    const doubled = await startServer(target, network.name, {
+      entrypoint: ['sh', '-c', 'memcached -U 0 -p 11212 -l 0.0.0.0 & exec memcached -U 0 -p 11211 -l 0.0.0.0'],
+    });
+    try {
+      expect(await openSockets(doubled)).toEqual(['tcp 0.0.0.0:11211', 'tcp 0.0.0.0:11212']);
+    } finally {
+      await doubled.stop();
+    }
   });
 
   it('the sasldb (baked and runtime copy) belongs to memcache with mode 0600', async () => {

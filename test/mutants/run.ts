@@ -58,7 +58,11 @@ async function main(): Promise<number> {
       for (const mutant of selected) {
         const tag = `memcached-hardened-mutant/${mutant.name}:${profileName}`;
         try {
-          const mutantId = await buildTestImage(mutantDockerfile(real.imageId, mutant, { users, clientImage: client.imageId }), tag);
+          const mutantId = await buildTestImage(mutantDockerfile(real.imageId, mutant, { users, clientImage: client.imageId }), tag).catch((error: Error) => {
+            rows.push({ profile: profileName, variant: mutant.name, weakness: mutant.weakness, outcome: `NOT BUILT: ${error.message.split('\n')[0]}`, ok: false });
+            return undefined;
+          });
+          if (!mutantId) continue;
           log(`mutant ${mutant.name}: running the suite`);
           // The first failure is enough to call a mutant caught.
           const verdict = await runSuite({ imageId: mutantId, profile: profileName, usersFile, bail: true });

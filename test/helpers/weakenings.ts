@@ -43,7 +43,7 @@ export function addSasldbUserScript(db: string): string {
     String.raw`/^DATA=END$/ { print " " user "\\00" realm "\\00userPassword"; print " " password }`,
     `{ print }' > ${db}.dump`,
     `&& rm -f ${db}.new && db5.3_load -f ${db}.dump ${db}.new && rm -f ${db}.dump`,
-    `&& chmod 0600 ${db}.new && mv ${db}.new ${db}`,
+    `&& chown --reference=${db} ${db}.new && chmod 0600 ${db}.new && mv ${db}.new ${db}`,
   ].join(' ');
 }
 

@@ -21,6 +21,8 @@ export const VERIFICATION_FILES = [
   'firewall',
   'hardening',
   'runtime-credentials',
+  'clients',
+  'fleet',
 ].map((name) => `test/integration/${name}.test.ts`);
 
 export interface SuiteRequest {

@@ -11,6 +11,7 @@ import { connectEngine } from '../../src/docker.js';
 import { projectPath } from '../../src/paths.js';
 import { listProfiles, loadProfile } from '../../src/profiles.js';
 import { generatePassword, parseUsersFile, serializeUsers, type SaslUser } from '../../src/sasldb.js';
+import { buildClientsImage } from './clients-image.js';
 import { listLeftovers, removeLeftovers } from './resources.js';
 import { writeMemcacheSecret } from './secrets.js';
 import type { TestTarget } from './targets.js';
@@ -106,6 +107,11 @@ export default async function setup(project: TestProject): Promise<() => Promise
   };
   const secretsDir = mkdtempSync(join(tmpdir(), 'mh-secrets-'));
   project.provide('targets', await resolveTargets(process.env, secretsDir));
+  // Real client libraries, for the client-compatibility and fleet checks (reliability tests need none).
+  if (project.name === 'integration') {
+    process.stderr.write('building the clients image\n');
+    project.provide('clientsImage', await buildClientsImage(progress));
+  }
   return async () => {
     await cleanup();
     rmSync(secretsDir, { recursive: true, force: true });

@@ -1,7 +1,8 @@
 import Docker from 'dockerode';
 import { GenericContainer, Wait, type StartedTestContainer } from 'testcontainers';
-import { BinaryClient, Op } from './binary-client.js';
+import { BinaryClient, Op } from '../../lib/binary-client.js';
 import { attachedNetworks, docker, suiteLabels } from './docker.js';
+import { pollUntil } from './poll.js';
 import type { TestTarget } from './targets.js';
 
 export interface ServerOptions {
@@ -24,18 +25,40 @@ export interface ServerOptions {
   readonly healthCheck?: Parameters<GenericContainer['withHealthCheck']>[0];
   /** A fixed IPv4 address on the network (one created with a subnet: `createIsolatedNetwork`'s `fixedAddresses`). */
   readonly ipv4Address?: string;
+  /** A fixed IPv6 address on the network (a dual-stack one: `createIsolatedNetwork`'s `ipv6`). */
+  readonly ipv6Address?: string;
+  /** More networks, attached before the container starts (a multi-homed server). */
+  readonly extraNetworks?: readonly string[];
 }
 
-/** testcontainers' GenericContainer plus what it has no method for: a read-only root, a fixed address. */
+/** The engine's endpoint settings for fixed addresses on `network`, if any are asked for. */
+function fixedAddressing(network: string, options: ServerOptions): Docker.ContainerCreateOptions['NetworkingConfig'] {
+  if (!options.ipv4Address && !options.ipv6Address) return undefined;
+  return { EndpointsConfig: { [network]: { IPAMConfig: { IPv4Address: options.ipv4Address, IPv6Address: options.ipv6Address } } } };
+}
+
+/** testcontainers' GenericContainer plus what it has no method for: a read-only root, fixed addresses, more networks. */
 class ServerContainer extends GenericContainer {
+  private extraNetworks: readonly string[] = [];
+
   withReadOnlyRootFs(): this {
     this.hostConfig.ReadonlyRootfs = true;
     return this;
   }
 
-  withIpv4Address(network: string, address: string): this {
-    this.createOpts.NetworkingConfig = { EndpointsConfig: { [network]: { IPAMConfig: { IPv4Address: address } } } };
+  withNetworkingConfig(config: Docker.ContainerCreateOptions['NetworkingConfig']): this {
+    this.createOpts.NetworkingConfig = config;
     return this;
+  }
+
+  withExtraNetworks(networks: readonly string[]): this {
+    this.extraNetworks = networks;
+    return this;
+  }
+
+  /** Attaches the extra networks between create and start: the entrypoint sees every address at once. */
+  protected override async containerCreated(containerId: string): Promise<void> {
+    for (const network of this.extraNetworks) await docker.getNetwork(network).connect({ Container: containerId });
   }
 }
 
@@ -53,21 +76,18 @@ export interface RunningServer {
 }
 
 /** Waits until memcached answers a binary `version` request from the host. */
-export async function waitUntilServing(ip: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError = 'no answer';
-  while (Date.now() < deadline) {
-    try {
+export async function waitUntilServing(ip: string, timeoutMs = 10_000, diagnose?: () => Promise<string>): Promise<void> {
+  await pollUntil(
+    async () => {
       const client = await BinaryClient.connect(ip, 11211, 1000);
-      const response = await client.request(Op.version, '', '', undefined, 1000);
-      client.close();
-      if (response) return;
-    } catch (error) {
-      lastError = (error as Error).message;
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`memcached at ${ip} did not answer within ${timeoutMs} ms: ${lastError}`);
+      try {
+        return (await client.request(Op.version, '', '', undefined, 1000)) ? true : undefined;
+      } finally {
+        client.close();
+      }
+    },
+    { timeoutMs, what: `memcached at ${ip} answers`, diagnose },
+  );
 }
 
 export function containerLogs(id: string): Promise<string> {
@@ -118,7 +138,9 @@ function configure(target: TestTarget, network: string, options: ServerOptions):
   if (options.command) container = container.withCommand(options.command);
   if (options.user) container = container.withUser(options.user);
   if (options.healthCheck) container = container.withHealthCheck(options.healthCheck);
-  if (options.ipv4Address) container = container.withIpv4Address(network, options.ipv4Address);
+  const addressing = fixedAddressing(network, options);
+  if (addressing) container = container.withNetworkingConfig(addressing);
+  if (options.extraNetworks) container = container.withExtraNetworks(options.extraNetworks);
   return container;
 }
 
@@ -128,13 +150,14 @@ export async function startServer(target: TestTarget, network: string, options: 
   // The entrypoint announces itself just before exec'ing memcached; controls are waited for by probing.
   if (!options.entrypoint) container = container.withWaitStrategy(Wait.forLogMessage(/listening on/));
   const started = await container.start();
-  const ip = started.getIpAddress(network);
+  // In another container's network namespace (`container:ID`), the server has that container's address.
+  const ip = network.startsWith('container:') ? await firstIpv4(network.slice('container:'.length)) : started.getIpAddress(network);
   if (!ip) {
     const logs = await containerLogs(started.getId()).catch(() => '');
     await started.stop({ remove: true }).catch(() => undefined);
     throw new Error(`${target.image} has no address on ${network} (exited?): ${logs.trim()}`);
   }
-  if (!options.unreachableFromHost) await waitUntilServing(ip);
+  if (!options.unreachableFromHost) await waitUntilServing(ip, 10_000, () => containerLogs(started.getId()));
   return {
     container: started,
     ip,
@@ -144,6 +167,11 @@ export async function startServer(target: TestTarget, network: string, options: 
       await started.stop({ remove: true, removeVolumes: true });
     },
   };
+}
+
+async function firstIpv4(containerId: string): Promise<string> {
+  const networks = Object.values((await docker.getContainer(containerId).inspect()).NetworkSettings.Networks ?? {});
+  return networks[0]?.IPAddress ?? '';
 }
 
 export interface ExitedContainer {
@@ -175,7 +203,7 @@ export async function runToExit(imageOrTarget: string | TestTarget, network: str
       ReadonlyRootfs: options.readOnly,
       Tmpfs: options.tmpfs,
     },
-    ...(options.ipv4Address ? { NetworkingConfig: { EndpointsConfig: { [network]: { IPAMConfig: { IPv4Address: options.ipv4Address } } } } } : {}),
+    NetworkingConfig: fixedAddressing(network, options),
   });
   try {
     await container.start();

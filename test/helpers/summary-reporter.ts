@@ -1,6 +1,6 @@
 import { basename } from 'node:path';
 import type { Reporter, TestModule } from 'vitest/node';
-import { readFigures } from './figures.js';
+import { readFigures, readTableCells } from './figures.js';
 
 /**
  * A short human summary after vitest's own output: per profile, per check (test file), pass or fail.
@@ -12,6 +12,25 @@ export default class SummaryReporter implements Reporter {
     if (figures.length === 0) return;
     const lines = figures.map((f) => `  ${f.profile.padEnd(34)} ${f.name.padEnd(58)} ${String(f.value).padStart(10)} ${f.unit}`);
     process.stdout.write(`\nFigures:\n${lines.join('\n')}\n`);
+  }
+
+  /** Each recorded table as Markdown (rows sorted, columns in the order the run measured them). */
+  private printTables(): void {
+    const tables = new Map<string, Map<string, Map<string, string>>>();
+    const columns = new Map<string, string[]>();
+    for (const cell of readTableCells(process.env.MEMCACHED_HARDENED_FIGURES)) {
+      const rows = tables.get(cell.table) ?? new Map<string, Map<string, string>>();
+      tables.set(cell.table, rows);
+      rows.set(cell.row, (rows.get(cell.row) ?? new Map<string, string>()).set(cell.column, cell.value));
+      const seen = columns.get(cell.table) ?? [];
+      if (!seen.includes(cell.column)) columns.set(cell.table, [...seen, cell.column]);
+    }
+    for (const [table, rows] of tables) {
+      const heads = columns.get(table) ?? [];
+      const line = (cells: string[]) => `  | ${cells.join(' | ')} |`;
+      const body = [...rows.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([row, values]) => line([row, ...heads.map((h) => values.get(h) ?? '—')]));
+      process.stdout.write(`\n${table}:\n${[line(['', ...heads]), line(['---', ...heads.map(() => '---')]), ...body].join('\n')}\n`);
+    }
   }
 
   onTestRunEnd(testModules: ReadonlyArray<TestModule>): void {
@@ -31,6 +50,7 @@ export default class SummaryReporter implements Reporter {
       }
     }
     this.printFigures();
+    this.printTables();
     if (rows.size === 0) return;
     const lines = [...rows.entries()].sort().map(([key, row]) => {
       const [profile, check] = key.split('\u0000');

@@ -22,6 +22,8 @@ declare module 'vitest' {
     runId: string;
     ownerPid: string;
     figuresFile: string;
+    /** The clients image (test/clients/), built once per integration run. */
+    clientsImage: string;
   }
 }
 

@@ -9,12 +9,13 @@ const TEST_DOCKERFILE = 'Dockerfile.mh-test';
 
 /**
  * Builds a test-only image from Dockerfile text: variants of the real image, client images. The context
- * is `entries` of `contextDir` (paths in the project, say) or an empty one; `files` are added by name.
+ * is `entries` of `contextDir` (paths in the project, say) or an empty one; `files` are added by name;
+ * `buildArgs` fill the Dockerfile's ARGs (a base image chosen by the caller, say).
  */
 export async function buildTestImage(
   dockerfile: string,
   tag: string,
-  options: { files?: Record<string, string>; contextDir?: string; entries?: string[] } = {},
+  options: { files?: Record<string, string>; contextDir?: string; entries?: string[]; buildArgs?: Record<string, string> } = {},
 ): Promise<string> {
   const scratch = mkdtempSync(join(tmpdir(), 'mh-test-image-'));
   try {
@@ -27,7 +28,7 @@ export async function buildTestImage(
         archive.finalize();
       },
     });
-    const stream = await docker.buildImage(context as unknown as NodeJS.ReadableStream, { t: tag, rm: true, forcerm: true, dockerfile: TEST_DOCKERFILE });
+    const stream = await docker.buildImage(context as unknown as NodeJS.ReadableStream, { t: tag, rm: true, forcerm: true, dockerfile: TEST_DOCKERFILE, ...(options.buildArgs ? { buildargs: options.buildArgs } : {}) });
     await new Promise<void>((resolve, reject) => {
       docker.modem.followProgress(stream, (error: Error | null, output: Array<{ error?: string }>) => {
         const failure = error?.message ?? output.find((m) => m.error)?.error;

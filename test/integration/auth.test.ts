@@ -2,7 +2,7 @@ import memjs from 'memjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BinaryClient, Op, plainAuthMessage, Status, tryAuthenticatedRoundTrip } from '../helpers/binary-client.js';
 import { createIsolatedNetwork } from '../helpers/docker.js';
-import { memcstat, memcstatShowsStats, networksOf, startControl, startServer, type RunningServer } from '../helpers/server.js';
+import { memcstat, memcstatShowsStats, networksOf, podHostname, startControl, startServer, waitUntilServing, type RunningServer } from '../helpers/server.js';
 import { firstUser, targetRows } from '../helpers/targets.js';
 
 /** Binary commands that must be refused before authentication (get, set, stat, flush, delete, incr, noop). */
@@ -15,8 +15,6 @@ const COMMANDS = [
   { name: 'incr', opcode: 0x05, key: 'counter', value: '', extras: Buffer.alloc(20) },
   { name: 'noop', opcode: 0x0a, key: '', value: '', extras: undefined },
 ] as const;
-
-const podName = () => `cache-7d9f8b6c4-${Math.random().toString(36).slice(2, 7)}`;
 
 /** A memjs set/get round trip; resolves to what went wrong, or 'ok'. */
 async function memjsRoundTrip(ip: string, username: string, password: string): Promise<string> {
@@ -41,7 +39,7 @@ describe.each(targetRows())('%s', (_profile, target) => {
 
   beforeAll(async () => {
     network = await createIsolatedNetwork('auth');
-    server = await startServer(target, network.name, { hostname: podName() });
+    server = await startServer(target, network.name, { hostname: podHostname() });
     // Control: the same image with SASL off, to show the probes below do get data where auth is absent.
     plain = await startControl(target, network.name, ['-U', '0', '-p', '11211', '-l', '0.0.0.0']);
   });
@@ -154,12 +152,12 @@ describe.each(targetRows())('%s', (_profile, target) => {
   });
 
   it('authenticates plain user names under a pod-like hostname, after a restart, and under another hostname', async () => {
-    const first = await startServer(target, network.name, { hostname: podName() });
+    const first = await startServer(target, network.name, { hostname: podHostname() });
     try {
       expect((await tryAuthenticatedRoundTrip(first.ip, user.name, user.password)).roundTrip).toBe(true);
       await first.container.restart();
       const ip = first.container.getIpAddress(network.name);
-      await new Promise((r) => setTimeout(r, 500));
+      await waitUntilServing(ip, 10_000, () => first.logs());
       expect((await tryAuthenticatedRoundTrip(ip, user.name, user.password)).roundTrip).toBe(true);
     } finally {
       await first.stop();

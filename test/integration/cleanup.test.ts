@@ -6,6 +6,7 @@ import { afterAll, describe, expect, inject, it } from 'vitest';
 import { projectPath } from '../../src/paths.js';
 import { serializeUsers } from '../../src/sasldb.js';
 import { listLeftovers } from '../helpers/docker.js';
+import { pollUntil } from '../helpers/poll.js';
 
 const [target] = inject('targets');
 const scratch = mkdtempSync(join(tmpdir(), 'mh-cleanup-'));
@@ -25,26 +26,25 @@ function startFixtureRun(mode: 'hold' | 'fail') {
   child.stdout.on('data', (d) => (output += d));
   child.stderr.on('data', (d) => (output += d));
   const exited = new Promise<number | null>((resolve) => child.on('close', (code, signal) => resolve(code ?? (signal ? 128 : null))));
-  const ready = async () => {
-    const deadline = Date.now() + 180_000;
-    while (!existsSync(readyFile)) {
-      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`fixture never got ready:\n${output}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
-    return readFileSync(readyFile, 'utf8');
-  };
+  const ready = () =>
+    pollUntil(
+      async () => {
+        if (child.exitCode !== null) throw new Error(`the fixture run exited with ${child.exitCode}`);
+        return existsSync(readyFile) ? readFileSync(readyFile, 'utf8') : undefined;
+      },
+      { timeoutMs: 180_000, intervalMs: 200, what: 'the fixture run is ready', diagnose: async () => output },
+    );
   return { child, exited, ready, output: () => output };
 }
 
 /** The run's resources once its reaper had up to 30 s to work (it starts when the run's process ends). */
 async function settledLeftovers(runId: string) {
-  const deadline = Date.now() + 30_000;
-  let left = await listLeftovers({ run: runId });
-  while (left.containers.length + left.networks.length + left.volumes.length > 0 && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 500));
-    left = await listLeftovers({ run: runId });
-  }
-  return left;
+  const gone = async () => {
+    const left = await listLeftovers({ run: runId });
+    return left.containers.length + left.networks.length + left.volumes.length === 0 ? left : undefined;
+  };
+  // Still there after the wait: return what is left, for the assertion to show.
+  return pollUntil(gone, { timeoutMs: 30_000, intervalMs: 500, what: `run ${runId} left nothing behind` }).catch(() => listLeftovers({ run: runId }));
 }
 
 describe('cleanup (Ryuk is off: the suite is its own reaper)', () => {

@@ -1,3 +1,4 @@
+import { pollUntil } from '../helpers/poll.js';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -51,8 +52,12 @@ describe('examples/compose.yaml', () => {
     env = { ...process.env, MEMCACHED_IMAGE: target.image, CLIENT_IMAGE: target.clientImage, SUBNET_PREFIX: prefix, MEMCACHED_USERS_SECRET: secret };
     await compose('up', '-d');
     const memcached = await containerOf('memcached');
-    const deadline = Date.now() + 30_000;
-    while (!(await containerLogs(memcached.id)).includes('listening on') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
+    await pollUntil(async () => ((await containerLogs(memcached.id)).includes('listening on') ? true : undefined), {
+      timeoutMs: 30_000,
+      intervalMs: 250,
+      what: 'the compose memcached says it is listening',
+      diagnose: () => containerLogs(memcached.id),
+    });
   });
 
   afterAll(async () => {

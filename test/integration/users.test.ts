@@ -2,11 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Status, tryAuthenticatedRoundTrip } from '../helpers/binary-client.js';
 import { createIsolatedNetwork } from '../helpers/docker.js';
 import { parseSasldbDump } from '../helpers/sasldb-dump.js';
-import { execIn, startServer, type RunningServer } from '../helpers/server.js';
+import { execIn, podHostname, startServer, type RunningServer } from '../helpers/server.js';
 import { targetRows } from '../helpers/targets.js';
 import { addSasldbUserScript, EXTRA_USER } from '../helpers/weakenings.js';
-
-const podName = () => `cache-5f6d7c8b9-${Math.random().toString(36).slice(2, 7)}`;
 
 /** The sasldb memcached's SASL library reads: the path its config names (the claim tested below). */
 async function sasldbPath(server: RunningServer): Promise<string> {
@@ -34,8 +32,8 @@ describe.each(targetRows())('%s', (_profile, target) => {
   let network: Awaited<ReturnType<typeof createIsolatedNetwork>>;
   let server: RunningServer;
   let planted: RunningServer;
-  const hostname = podName();
-  const plantedHostname = podName();
+  const hostname = podHostname();
+  const plantedHostname = podHostname();
 
   beforeAll(async () => {
     network = await createIsolatedNetwork('users');

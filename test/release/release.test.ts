@@ -1,3 +1,4 @@
+import { pollUntil } from '../helpers/poll.js';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -41,13 +42,14 @@ async function startRegistry(name: string, readOnly: boolean): Promise<Registry>
   );
   const child = spawn(REGISTRY_BINARY, ['serve', config], { stdio: 'ignore' });
   const address = `127.0.0.1:${port}`;
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const ready = await fetch(`http://${address}/v2/`).then((r) => r.ok, () => false);
-    if (ready) return { address, process: child };
-    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`docker-registry did not start on ${address}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
+  await pollUntil(
+    async () => {
+      if (child.exitCode !== null) throw new Error(`docker-registry exited with ${child.exitCode}`);
+      return (await fetch(`http://${address}/v2/`).then((r) => r.ok, () => false)) ? true : undefined;
+    },
+    { timeoutMs: 20_000, intervalMs: 200, what: `docker-registry answers on ${address}` },
+  );
+  return { address, process: child };
 }
 
 async function release(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {

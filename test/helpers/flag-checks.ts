@@ -1,4 +1,4 @@
-import { BinaryClient, Op, Status } from './binary-client.js';
+import { BinaryClient, Op, Status } from '../../lib/binary-client.js';
 import { SASL_OFF, withoutFlag, type Weakening } from './weakenings.js';
 
 export type FlagVerdict = 'enforced' | 'not enforced';

@@ -71,8 +71,8 @@ export function withMechanism(mechanism: 'anonymous' | 'login', name: string, we
       'COPY --from=sasl-plugins /plugins/ /tmp/plugins/',
       'USER memcache',
       ...edit(
-        `cp -a /tmp/plugins/* "$(dirname "$(find /usr/lib -name 'libplain.so*' | head -n 1)")"/; rm -rf /tmp/plugins; sed -i 's/^mech_list: plain$/mech_list: plain ${mechanism}/' /etc/sasl2/memcached.conf`,
-        `grep -qx 'mech_list: plain ${mechanism}' /etc/sasl2/memcached.conf`,
+        `cp -a /tmp/plugins/* "$(dirname "$(find /usr/lib -name 'libplain.so*' | head -n 1)")"/; rm -rf /tmp/plugins; sed -i 's/^mech_list: .*/& ${mechanism}/' /etc/sasl2/memcached.conf`,
+        `grep -q '^mech_list: .* ${mechanism}$' /etc/sasl2/memcached.conf`,
       ),
     ],
   };

@@ -37,6 +37,10 @@ export const profileSchema = z
       saslStepWithoutStart: z.enum(['crashes', 'refused']),
       /** At -c, 1.4.25 runs out of descriptors before it can refuse politely and a worker stops serving. */
       atConnectionLimit: z.enum(['stalls-a-worker', 'refuses-new-connections']),
+      /** Whether `-l [addr]` binds one IPv6 address (server_sockets of 1.4.25 and 1.6.18 both parse brackets). */
+      ipv6Listen: z.boolean(),
+      /** Whether `-o idle_timeout=SECONDS` exists (not in 1.4.25). */
+      idleTimeout: z.boolean(),
     }),
     iptablesBinary: z.string().regex(/^\/[A-Za-z0-9/._-]+$/),
   })

@@ -46,20 +46,30 @@ COPY --chown=memcache:memcache memcached-sasldb2 /etc/sasl2/memcached-sasldb2`;
 const RUNTIME_CREDENTIALS = `# Runtime credentials: no users in the image; the entrypoint builds the sasldb at start from a mounted
 # users file or MEMCACHED_USERNAME + MEMCACHED_PASSWORD(_FILE), and refuses to start without them.`;
 
-/** Where the guard for old memcached/SASL quirks lives in the image; the entrypoint preloads it if present. */
+/** Where the preloaded guard lives in the image (see build-files/memcached-guard.c); every profile has one. */
 export const MEMCACHED_GUARD = '/usr/local/lib/memcached-hardened/memcached-guard.so';
 
-const MEMCACHED_GUARD_STAGE = `# --- memcached-guard: compiled here so no compiler reaches the server image --------------------------------
-FROM os AS memcached-guard
-ARG DEBIAN_FRONTEND=noninteractive
-RUN apt-get update -qq && apt-get install -y -qq gcc libc6-dev >/dev/null && rm -rf /var/lib/apt/lists/*
-COPY build-files/memcached-guard.c /build/
-RUN gcc -shared -fPIC -O2 -Wall -Wextra -Werror -o /build/memcached-guard.so /build/memcached-guard.c -ldl`;
+/** Address ranges the default listen address is chosen from: RFC 1918 and RFC 6598 (shared address
+ * space, which some clouds and Kubernetes networks hand out). Anything else is never chosen by default. */
+export const PRIVATE_IPV4_RANGES = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10'] as const;
 
-/** True where the profile's memcached or SASL library needs the guard (see build-files/memcached-guard.c). */
-export function needsGuard(profile: Profile): boolean {
-  return profile.memcached.saslStepWithoutStart === 'crashes' || profile.memcached.atConnectionLimit === 'stalls-a-worker';
+/** Default per-client connection cap: this fraction of -c (1/8: 128 of the default 1024), at least 1. */
+export const PER_CLIENT_SHARE = 8;
+
+/** The per-client cap a container gets when MEMCACHED_MAX_CONNECTIONS_PER_CLIENT is not set. */
+export function defaultPerClientCap(maxConnections: number): number {
+  return Math.max(1, Math.floor(maxConnections / PER_CLIENT_SHARE));
 }
+
+/** The guard's compile-time switches: its 1.4.25-only parts are compiled in only where the profile needs them. */
+export function guardDefines(profile: Profile): string[] {
+  return [
+    ...(profile.memcached.saslStepWithoutStart === 'crashes' ? ['-DREFUSE_SASL_STEP'] : []),
+    ...(profile.memcached.atConnectionLimit === 'stalls-a-worker' ? ['-DFD_HEADROOM=128'] : []),
+  ];
+}
+
+const yesNo = (value: boolean) => (value ? 'yes' : 'no');
 
 /** The values a profile gives the Dockerfile template and the image files. */
 export function profileValues(profile: Profile, options: RenderOptions = {}): TemplateValues {
@@ -78,10 +88,11 @@ export function profileValues(profile: Profile, options: RenderOptions = {}): Te
     BUILD_REALM,
     MEMCACHE_UID: String(MEMCACHE_UID),
     MEMCACHED_GUARD_PATH: MEMCACHED_GUARD,
-    MEMCACHED_GUARD_STAGE: needsGuard(profile) ? MEMCACHED_GUARD_STAGE : "# (this profile's memcached needs no guard stage)",
-    MEMCACHED_GUARD_COPY: needsGuard(profile)
-      ? `# This memcached/SASL crashes on a SASL step without start and stalls at its fd limit: preloaded guard.\nCOPY --from=memcached-guard /build/memcached-guard.so ${MEMCACHED_GUARD}`
-      : '# (no memcached guard needed)',
+    MEMCACHED_GUARD_DEFINES: guardDefines(profile).join(' '),
+    PRIVATE_IPV4_RANGES: PRIVATE_IPV4_RANGES.join(' '),
+    PER_CLIENT_SHARE: String(PER_CLIENT_SHARE),
+    MEMCACHED_IPV6_LISTEN: yesNo(profile.memcached.ipv6Listen),
+    MEMCACHED_IDLE_TIMEOUT: yesNo(profile.memcached.idleTimeout),
     CREDENTIALS: options.credentials === 'runtime' ? RUNTIME_CREDENTIALS : BAKED_CREDENTIALS,
     RUNTIME_CREDENTIAL_PACKAGES: options.credentials === 'runtime' ? 'sasl2-bin' : '',
     SERVER_ENV:

@@ -16,6 +16,16 @@ describe('profiles', () => {
     expect(() => parseProfile(profile, 'test')).toThrow(/supportedFlags/);
   });
 
+  it('requires the per-version capabilities the entrypoint reads', () => {
+    for (const key of ['ipv6Listen', 'idleTimeout']) {
+      const profile = structuredClone(loadProfile('debian-12')) as unknown as { memcached: Record<string, unknown> };
+      delete profile.memcached[key];
+      expect(() => parseProfile(profile, 'test')).toThrow(new RegExp(`at memcached\\.${key}`));
+      profile.memcached[key] = 'yes';
+      expect(() => parseProfile(profile, 'test')).toThrow(new RegExp(`at memcached\\.${key}`));
+    }
+  });
+
   it('rejects unexpected keys', () => {
     expect(() => parseProfile({ ...loadProfile('debian-12'), extra: 1 }, 'test')).toThrow(/invalid/);
   });

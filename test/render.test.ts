@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { projectPath } from '../src/paths.js';
 import { listProfiles, loadProfile } from '../src/profiles.js';
 import { sasldbScript } from '../src/sasldb.js';
-import { BUILD_REALM, needsGuard, placeholders, profileValues, renderTemplate, unusedValues } from '../src/render.js';
+import { BUILD_REALM, defaultPerClientCap, guardDefines, PER_CLIENT_SHARE, placeholders, PRIVATE_IPV4_RANGES, profileValues, renderTemplate, unusedValues } from '../src/render.js';
 
 const template = readFileSync(projectPath('Dockerfile.template'), 'utf8');
 const imageFiles = readdirSync(projectPath('image-files'), { recursive: true, withFileTypes: true })
@@ -70,18 +70,43 @@ describe.each(listProfiles())('profile %s', (name) => {
 });
 
 describe('version quirks', () => {
-  it("compiles and preloads the memcached guard only where the profile's quirks need it", () => {
+  it("compiles the guard (the per-client cap) for every profile, with 1.4.25's fixes only where its quirks need them", () => {
     for (const name of listProfiles()) {
       const profile = loadProfile(name);
       const dockerfile = renderTemplate(template, profileValues(profile));
-      const guarded = needsGuard(profile);
-      expect(dockerfile.includes('FROM os AS memcached-guard')).toBe(guarded);
-      expect(dockerfile.includes('COPY --from=memcached-guard')).toBe(guarded);
+      expect(dockerfile).toContain('FROM os AS memcached-guard');
+      expect(dockerfile).toContain('COPY --from=memcached-guard');
+      const compile = dockerfile.split('\n').find((line) => line.startsWith('RUN gcc ')) ?? '';
+      expect(compile.includes('-DREFUSE_SASL_STEP')).toBe(profile.memcached.saslStepWithoutStart === 'crashes');
+      expect(compile.includes('-DFD_HEADROOM=')).toBe(profile.memcached.atConnectionLimit === 'stalls-a-worker');
       // The compiler stays in its own stage.
       const server = dockerfile.slice(dockerfile.indexOf('FROM os AS server'));
       expect(server).not.toMatch(/gcc/);
     }
-    expect(loadProfile('ubuntu-16.04').memcached.saslStepWithoutStart).toBe('crashes');
+    expect(guardDefines(loadProfile('ubuntu-16.04'))).toEqual(['-DREFUSE_SASL_STEP', '-DFD_HEADROOM=128']);
+    expect(guardDefines(loadProfile('debian-12'))).toEqual([]);
+  });
+
+  it("gives the entrypoint the profile's capabilities and the same ranges and cap share the tests use", () => {
+    const entrypointTemplate = readFileSync(projectPath('image-files/usr/local/bin/memcached-entrypoint'), 'utf8');
+    for (const name of listProfiles()) {
+      const profile = loadProfile(name);
+      const entrypoint = renderTemplate(entrypointTemplate, profileValues(profile));
+      expect(entrypoint).toContain(`PRIVATE_IPV4_RANGES='${PRIVATE_IPV4_RANGES.join(' ')}'`);
+      expect(entrypoint).toMatch(new RegExp(`^PER_CLIENT_SHARE=${PER_CLIENT_SHARE}$`, 'm'));
+      expect(entrypoint).toMatch(new RegExp(`^CAN_LISTEN_IPV6=${profile.memcached.ipv6Listen ? 'yes' : 'no'}$`, 'm'));
+      expect(entrypoint).toMatch(new RegExp(`^CAN_IDLE_TIMEOUT=${profile.memcached.idleTimeout ? 'yes' : 'no'}$`, 'm'));
+      expect(entrypoint).toContain(`profile ${profile.name}) has no idle timeout`);
+    }
+    expect(loadProfile('ubuntu-16.04').memcached.idleTimeout).toBe(false);
+    expect(loadProfile('debian-12').memcached.idleTimeout).toBe(true);
+  });
+
+  it('caps each client at an eighth of -c by default, never below one connection', () => {
+    expect(defaultPerClientCap(1024)).toBe(128);
+    expect(defaultPerClientCap(64)).toBe(8);
+    expect(defaultPerClientCap(10)).toBe(1);
+    expect(defaultPerClientCap(7)).toBe(1);
   });
 
   it('bakes the sasldb only with baked credentials, and ships saslpasswd2 only with runtime ones', () => {

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { projectPath } from '../../src/paths.js';
-import { Status, tryAuthenticatedRoundTrip } from '../helpers/binary-client.js';
+import { Status, tryAuthenticatedRoundTrip } from '../../lib/binary-client.js';
 import { createIsolatedNetwork, docker, suiteLabels } from '../helpers/docker.js';
 import { recordFigure } from '../helpers/figures.js';
 import { containerLogs, RUNTIME_USERS_SECRET, startServer, waitUntilServing } from '../helpers/server.js';

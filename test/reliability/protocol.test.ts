@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BinaryClient, encodeRequest, Op, plainAuthMessage, Status, tryAuthenticatedRoundTrip } from '../helpers/binary-client.js';
+import { BinaryClient, encodeRequest, Op, plainAuthMessage, Status, tryAuthenticatedRoundTrip } from '../../lib/binary-client.js';
 import { createIsolatedNetwork, docker } from '../helpers/docker.js';
 import { recordFigure } from '../helpers/figures.js';
 import { scaled } from '../helpers/scale.js';

@@ -1,0 +1,154 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BinaryClient, Status } from '../helpers/binary-client.js';
+import { createIsolatedNetwork, ipv6Of, type IsolatedNetwork } from '../helpers/docker.js';
+import { hoardConnections, served } from '../helpers/hoard.js';
+import {
+  execIn,
+  memcstatShowsStats,
+  procNetAddress,
+  runToExit,
+  socketsOnPort,
+  startClientHost,
+  startServer,
+  tcpProbe,
+  waitUntilServing,
+  type RunningServer,
+} from '../helpers/server.js';
+import { firstUser, targetRows } from '../helpers/targets.js';
+
+const LISTEN = '0A';
+/** The server's listening sockets on 11211, IPv4 (/proc/net/tcp) and IPv6 (/proc/net/tcp6) apart. */
+async function listeners(server: RunningServer): Promise<{ v4: string[]; v6: string[] }> {
+  const read = async (file: string) =>
+    socketsOnPort((await execIn(server.container, ['cat', file])).output)
+      .filter((s) => s.state === LISTEN)
+      .map((s) => s.localAddress);
+  return { v4: await read('/proc/net/tcp'), v6: await read('/proc/net/tcp6') };
+}
+
+/** What the host gets when it opens a TCP connection to ip:11211. */
+async function hostConnects(ip: string): Promise<boolean> {
+  try {
+    (await BinaryClient.connect(ip, 11211, 2000)).close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe.each(targetRows())('%s', (_profile, target) => {
+  const user = firstUser(target);
+  let privateNet: IsolatedNetwork;
+  let publicNet: IsolatedNetwork;
+  let dualStack: IsolatedNetwork;
+  let privateClient: Awaited<ReturnType<typeof startClientHost>>;
+  let publicClient: Awaited<ReturnType<typeof startClientHost>>;
+  let ipv6Clients: Array<Awaited<ReturnType<typeof startClientHost>>>;
+  let ipv6Server: RunningServer;
+  let ipv6Address: string;
+  const servers: RunningServer[] = [];
+  const start = async (...args: Parameters<typeof startServer>) => {
+    const server = await startServer(...args);
+    servers.push(server);
+    return server;
+  };
+  const memcstatFrom = async (client: typeof privateClient, ip: string) =>
+    (await execIn(client.container, ['memcstat', '--binary', `--servers=${ip}`, `--username=${user.name}`, `--password=${user.password}`])).output;
+
+  beforeAll(async () => {
+    [privateNet, publicNet, dualStack] = await Promise.all([
+      createIsolatedNetwork('listen-private'),
+      createIsolatedNetwork('listen-public', { publicAddresses: true }),
+      createIsolatedNetwork('listen-dual', { ipv6: true }),
+    ]);
+    [privateClient, publicClient, ...ipv6Clients] = await Promise.all([
+      startClientHost(target, privateNet.name),
+      startClientHost(target, publicNet.name),
+      startClientHost(target, dualStack.name),
+      startClientHost(target, dualStack.name),
+    ]);
+    // Asked to listen on IPv6 (also the unguarded control for the allowlist below), with a small cap.
+    ipv6Address = dualStack.fixedAddress6(3);
+    ipv6Server = await start(target, dualStack.name, {
+      ipv6Address,
+      env: { MEMCACHED_LISTEN: ipv6Address, MEMCACHED_MAX_CONNECTIONS_PER_CLIENT: '3' },
+      unreachableFromHost: true,
+    });
+    await waitUntilServing(ipv6Address);
+  });
+
+  afterAll(async () => {
+    await Promise.all([...servers, privateClient, publicClient, ...(ipv6Clients ?? [])].map((c) => c?.stop()));
+    await Promise.all([privateNet?.remove(), publicNet?.remove(), dualStack?.remove()]);
+  });
+
+  it('on a private and a public-range network, listens only on the private address; the public one answers only when chosen', async () => {
+    const server = await start(target, privateNet.name, { extraNetworks: [publicNet.name] });
+    const publicIp = server.container.getIpAddress(publicNet.name);
+    expect(await listeners(server)).toEqual({ v4: [procNetAddress(server.ip)], v6: [] });
+    expect(await tcpProbe(privateClient.container, server.ip)).toBe('connected');
+    expect(await tcpProbe(publicClient.container, publicIp)).toBe('failed');
+    // Control: the operator names the public address; it is reachable and authenticates, and says so.
+    const chosenIp = publicNet.fixedAddress(10);
+    const chosen = await start(target, publicNet.name, { ipv4Address: chosenIp, extraNetworks: [privateNet.name], env: { MEMCACHED_LISTEN: chosenIp } });
+    expect(await tcpProbe(publicClient.container, chosenIp)).toBe('connected');
+    expect(memcstatShowsStats(await memcstatFrom(publicClient, chosenIp), chosenIp)).toBe(true);
+    expect(await tcpProbe(privateClient.container, chosen.container.getIpAddress(privateNet.name))).toBe('failed');
+    expect(await chosen.logs()).toContain(`listening on ${chosenIp} port 11211 (TCP only, a public address chosen by MEMCACHED_LISTEN)`);
+  });
+
+  it('refuses to start with only a public address, naming it and MEMCACHED_LISTEN in one line', async () => {
+    const address = publicNet.fixedAddress(11);
+    const refused = await runToExit(target, publicNet.name, { ipv4Address: address });
+    expect(refused.exitCode).toBe(78);
+    const lines = refused.output.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^memcached-hardened: no private IPv4 address /);
+    expect(lines[0]).toContain(`found: ${address} on eth0`);
+    expect(lines[0]).toContain('set MEMCACHED_LISTEN');
+  });
+
+  it('on a dual-stack network, listens on IPv4 only by default; on IPv6 only when asked', async () => {
+    const defaultServer = await start(target, dualStack.name, { ipv6Address: dualStack.fixedAddress6(2) });
+    expect(await listeners(defaultServer)).toEqual({ v4: [procNetAddress(defaultServer.ip)], v6: [] });
+    expect(await hostConnects(dualStack.fixedAddress6(2))).toBe(false);
+    expect(await hostConnects(defaultServer.ip)).toBe(true);
+    // Control: asked for IPv6, it listens there alone, serves over IPv6 and not over IPv4.
+    expect(await listeners(ipv6Server)).toEqual({ v4: [], v6: [expect.any(String)] });
+    expect(await served(ipv6Address, user.name, user.password)).toEqual({ authStatus: Status.ok, roundTrip: true });
+    expect(await hostConnects(ipv6Server.ip)).toBe(false);
+  });
+
+  it('caps connections per IPv6 client address too', async () => {
+    const hoard = await hoardConnections(ipv6Address, 5);
+    hoard.release();
+    expect({ held: hoard.held.length, refused: hoard.refused }).toEqual({ held: 3, refused: 2 });
+  });
+
+  it('with an IPv6 allowlist, the allowed IPv6 clients are served and another is dropped; it reaches an unguarded server', async () => {
+    const [allowed, blocked] = ipv6Clients;
+    const allowedIp = await ipv6Of(allowed!.container.getId(), dualStack.name);
+    const address = dualStack.fixedAddress6(4);
+    await start(target, dualStack.name, {
+      ipv6Address: address,
+      capAdd: ['NET_ADMIN'],
+      env: { MEMCACHED_LISTEN: address, MEMCACHED_ALLOW_FROM: `${dualStack.ipv6Gateway}/128,${allowedIp}/128` },
+      unreachableFromHost: true,
+    });
+    await waitUntilServing(address);
+    expect(await served(address, user.name, user.password)).toEqual({ authStatus: Status.ok, roundTrip: true });
+    expect(await tcpProbe(allowed!.container, address)).toBe('connected');
+    expect(await tcpProbe(blocked!.container, address)).toBe('failed');
+    expect(await tcpProbe(blocked!.container, ipv6Address)).toBe('connected');
+  });
+
+  it('refuses an IPv6 allowlist without NET_ADMIN (fail closed), and an IPv6 address the container does not have', async () => {
+    const address = dualStack.fixedAddress6(5);
+    const withoutCap = await runToExit(target, dualStack.name, { ipv6Address: address, env: { MEMCACHED_LISTEN: address, MEMCACHED_ALLOW_FROM: `${dualStack.ipv6Gateway}/128` } });
+    expect(withoutCap.exitCode).toBe(78);
+    expect(withoutCap.output.trim().split('\n')).toEqual([expect.stringContaining('MEMCACHED_ALLOW_FROM needs --cap-add NET_ADMIN')]);
+    const elsewhere = await runToExit(target, dualStack.name, { env: { MEMCACHED_LISTEN: dualStack.fixedAddress6(6) } });
+    expect(elsewhere.exitCode).toBe(78);
+    expect(elsewhere.output.trim().split('\n')).toEqual([expect.stringContaining(`MEMCACHED_LISTEN ${dualStack.fixedAddress6(6)} is not an address of this container`)]);
+  });
+});

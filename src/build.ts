@@ -9,7 +9,8 @@ import { projectPath } from './paths.js';
 import type { Profile } from './profiles.js';
 import { BUILD_REALM, profileValues } from './render.js';
 import { LineTail } from './tail.js';
-import { generateSasldb, type SaslUser } from './sasldb.js';
+import { type SaslUser } from './credentials.js';
+import { generateSasldb } from './sasldb.js';
 
 /** Stage names in Dockerfile.template for each target. */
 const STAGE = { server: 'server', client: 'tools' } as const;

@@ -10,7 +10,8 @@ import { registryAuth, releaseRegistry } from './release.js';
 import { runSuite } from './verify.js';
 import { loadProfile, type Profile } from './profiles.js';
 import { cycloneDx, installedPackages } from './sbom.js';
-import { generatedUser, parseUsersFile, serializeUsers, type SaslUser } from './sasldb.js';
+import { parseUsersFile, serializeUsers, type SaslUser } from './credentials.js';
+import { generatedUser } from './sasldb.js';
 
 const USAGE = `Usage: memcached-hardened <command> [options]
 

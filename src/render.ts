@@ -1,3 +1,4 @@
+import { credentialRulesShell } from './credentials.js';
 import type { Profile } from './profiles.js';
 
 /** memcached uses gethostname() as the SASL realm; the build keys users to this fixed realm and the
@@ -46,6 +47,9 @@ COPY --chown=memcache:memcache memcached-sasldb2 /etc/sasl2/memcached-sasldb2`;
 const RUNTIME_CREDENTIALS = `# Runtime credentials: no users in the image; the entrypoint builds the sasldb at start from a mounted
 # users file or MEMCACHED_USERNAME + MEMCACHED_PASSWORD(_FILE), and refuses to start without them.`;
 
+/** Where the entrypoint finds the users-file rules, rendered from src/credentials.ts. */
+export const CREDENTIAL_RULES_PATH = '/usr/local/lib/memcached-hardened/credential-rules.sh';
+
 /** Where the preloaded guard lives in the image (see build-files/memcached-guard.c); every profile has one. */
 export const MEMCACHED_GUARD = '/usr/local/lib/memcached-hardened/memcached-guard.so';
 
@@ -88,6 +92,8 @@ export function profileValues(profile: Profile, options: RenderOptions = {}): Te
     BUILD_REALM,
     MEMCACHE_UID: String(MEMCACHE_UID),
     MEMCACHED_GUARD_PATH: MEMCACHED_GUARD,
+    CREDENTIAL_RULES: credentialRulesShell(),
+    CREDENTIAL_RULES_PATH,
     MEMCACHED_GUARD_DEFINES: guardDefines(profile).join(' '),
     PRIVATE_IPV4_RANGES: PRIVATE_IPV4_RANGES.join(' '),
     PER_CLIENT_SHARE: String(PER_CLIENT_SHARE),

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { UserError } from '../src/errors.js';
-import { generatePassword, MIN_PASSWORD_LENGTH, parseUsersFile, serializeUsers } from '../src/sasldb.js';
+import { MIN_PASSWORD_CHARACTERS, parseUsersFile, serializeUsers } from '../src/credentials.js';
+import { generatePassword } from '../src/sasldb.js';
 
 const bytes = (text: string) => new TextEncoder().encode(text);
 const parse = (text: string) => parseUsersFile(bytes(text), 'users');
@@ -29,7 +30,7 @@ describe('parseUsersFile', () => {
     ['only comments', '# nobody\n\n', 'no users'],
     ['missing colon', 'sammycorrect-horse-battery\n', "no ':' found"],
     ['empty password', 'sammy:\n', 'password for \'sammy\' is empty'],
-    ['short password', 'sammy:short\n', `shorter than ${MIN_PASSWORD_LENGTH}`],
+    ['short password', 'sammy:short\n', `shorter than ${MIN_PASSWORD_CHARACTERS}`],
     ['empty user', ':correct-horse-battery\n', 'user name is empty'],
     ['user with @', 'sammy@realm:correct-horse-battery\n', "contains '@'"],
     ['user with space', 'sam my:correct-horse-battery\n', 'whitespace'],

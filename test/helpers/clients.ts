@@ -1,6 +1,6 @@
 import type { StartedTestContainer } from 'testcontainers';
 import { inject } from 'vitest';
-import type { SaslUser } from '../../src/sasldb.js';
+import type { SaslUser } from '../../src/credentials.js';
 import { BinaryClient, Status } from './binary-client.js';
 
 /** The round-trip clients of the clients image (test/clients/run), one library each. */

@@ -1,5 +1,5 @@
 import { inject } from 'vitest';
-import type { SaslUser } from '../../src/sasldb.js';
+import type { SaslUser } from '../../src/credentials.js';
 
 /** One image under test: the server image, its client image and the users baked into it. */
 export interface TestTarget {

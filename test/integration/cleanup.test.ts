@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { projectPath } from '../../src/paths.js';
-import { serializeUsers } from '../../src/sasldb.js';
+import { serializeUsers } from '../../src/credentials.js';
 import { listLeftovers } from '../helpers/docker.js';
 import { pollUntil } from '../helpers/poll.js';
 

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, it } from 'vitest';
-import type { SaslUser } from '../../src/sasldb.js';
+import type { SaslUser } from '../../src/credentials.js';
 import { CLIENTS, clientsImage, parseLibraryVersions, roundTripVerdict, runClient, storedValues, type ClientName } from '../helpers/clients.js';
 import { createIsolatedNetwork, type IsolatedNetwork } from '../helpers/docker.js';
 import { recordTableCell } from '../helpers/figures.js';

@@ -10,7 +10,7 @@ import { buildImage } from '../../src/build.js';
 import { parseBuildArgs } from '../../src/config.js';
 import { connectEngine } from '../../src/docker.js';
 import { loadProfile } from '../../src/profiles.js';
-import { serializeUsers, type SaslUser } from '../../src/sasldb.js';
+import { serializeUsers, type SaslUser } from '../../src/credentials.js';
 import { docker, runId } from '../helpers/docker.js';
 import { ensureHostTool } from '../helpers/host-tools.js';
 import { writeMemcacheSecret } from '../helpers/secrets.js';

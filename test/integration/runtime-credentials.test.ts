@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -7,6 +7,8 @@ import { createIsolatedNetwork, docker } from '../helpers/docker.js';
 import { writeMemcacheSecret } from '../helpers/secrets.js';
 import { runToExit, startServer } from '../helpers/server.js';
 import type { TestTarget } from '../helpers/targets.js';
+import { bytesOf, cliVerdict, SHELL_DRIVER, USERS_FILE_CASES } from '../helpers/users-file-cases.js';
+import { CREDENTIAL_RULES_PATH } from '../../src/render.js';
 
 const runtimeTargets = inject('targets').filter((t) => t.credentials === 'runtime');
 const scratch = mkdtempSync(join(tmpdir(), 'mh-runtime-'));
@@ -56,6 +58,35 @@ describe.each(runtimeTargets.map((t): [string, TestTarget] => [t.name, t]))('%s'
     } finally {
       await server.stop();
     }
+  });
+
+  it('judges every case of the users-file table as the CLI does, with the rules the entrypoint sources', async () => {
+    const cases = join(scratch, `cases-${target.profile}`);
+    mkdirSync(cases);
+    chmodSync(cases, 0o755);
+    USERS_FILE_CASES.forEach(([, content], index) => writeFileSync(join(cases, `case-${String(index).padStart(2, '0')}`), bytesOf(content)));
+    writeFileSync(join(cases, 'driver.sh'), `. ${CREDENTIAL_RULES_PATH}\n${SHELL_DRIVER}`);
+    const run = await runToExit(target.image, network.name, {
+      entrypoint: ['sh', '-c', 'for f in /cases/case-*; do printf "\\n%s\\t" "${f##*/}"; sh /cases/driver.sh "$f"; done'],
+      binds: [`${cases}:/cases:ro`],
+    });
+    expect(run.exitCode, run.output).toBe(0);
+    const inContainer = Object.fromEntries(run.output.split('\n').filter((l) => l.startsWith('case-')).map((l) => [l.slice(0, 7), l.slice(8)]));
+    const byCli = Object.fromEntries(USERS_FILE_CASES.map(([, content], index) => [`case-${String(index).padStart(2, '0')}`, cliVerdict(content)]));
+    expect(inContainer).toEqual(byCli);
+  });
+
+  it('starts with a non-ASCII password counted in characters, and refuses a non-ASCII name as the CLI does', async () => {
+    const password = 'пароль-пароль';
+    const server = await startServer({ ...target, usersSecret: secret('cyrillic-users', `ivan:${password}\n`) }, network.name);
+    try {
+      expect(await tryAuthenticatedRoundTrip(server.ip, 'ivan', password)).toEqual({ authStatus: Status.ok, roundTrip: true });
+    } finally {
+      await server.stop();
+    }
+    const refused = await runToExit({ ...target, usersSecret: secret('accented-users', 'josé:correct-horse-battery\n') }, network.name, {});
+    expect(refused.exitCode).toBe(78);
+    expect(refused.output.trim()).toBe(`memcached-hardened: users file /run/secrets/memcached_users${cliVerdict('josé:correct-horse-battery\n')}`);
   });
 
   it('refuses a bad users file without echoing its passwords', async () => {

@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { projectPath } from '../../src/paths.js';
-import { generatePassword, serializeUsers } from '../../src/sasldb.js';
+import { serializeUsers } from '../../src/credentials.js';
+import { generatePassword } from '../../src/sasldb.js';
 import { ensureHostTool } from '../helpers/host-tools.js';
 
 const run = promisify(execFile);

@@ -1,0 +1,1 @@
+{{CREDENTIAL_RULES}}

@@ -1,3 +1,4 @@
+import { pollUntil } from '../helpers/poll.js';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -91,11 +92,11 @@ describe.each(targetRows())('%s', (profile, target) => {
       await restarting.start();
       await kill(restarting);
       const started = Date.now();
-      let info = await restarting.inspect();
-      while ((info.RestartCount < 1 || !info.State.Running) && Date.now() - started < 30_000) {
-        await new Promise((r) => setTimeout(r, 200));
-        info = await restarting.inspect();
-      }
+      const restarted = async () => {
+        const info = await restarting.inspect();
+        return info.RestartCount >= 1 && info.State.Running ? info : undefined;
+      };
+      const info = await pollUntil(restarted, { timeoutMs: 30_000, intervalMs: 200, what: 'the engine restarted the killed container' }).catch(() => restarting.inspect());
       expect(info.RestartCount).toBe(1);
       const ip = info.NetworkSettings.Networks[network.name]!.IPAddress;
       await waitUntilServing(ip);
@@ -134,12 +135,12 @@ describe('builds that fail or are interrupted', () => {
     const before = await containerIds();
     const result = await cliBuild(['--profile', target.profile, '--users-file', usersFile, '--tag', tag, '--no-cache'], /Running in [0-9a-f]+/);
     expect(result.code).toBe(130);
-    const deadline = Date.now() + 20_000;
-    let stray = [...(await containerIds())].filter((id) => !before.has(id));
-    while (stray.length > 0 && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 500));
-      stray = [...(await containerIds())].filter((id) => !before.has(id));
-    }
+    const strays = async () => [...(await containerIds())].filter((id) => !before.has(id));
+    const stray = await pollUntil(async () => ((await strays()).length === 0 ? [] : undefined), {
+      timeoutMs: 20_000,
+      intervalMs: 500,
+      what: 'the interrupted build left no container',
+    }).catch(strays);
     expect(stray).toEqual([]);
     expect(await tagExists(tag)).toBe(false);
   });

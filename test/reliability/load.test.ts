@@ -1,3 +1,4 @@
+import { pollUntil } from '../helpers/poll.js';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BinaryClient, Op, plainAuthMessage, Status } from '../../lib/binary-client.js';
@@ -92,11 +93,11 @@ describe.each(targetRows())('%s', (profile, target) => {
     expect(working.filter((ok) => !ok)).toHaveLength(0);
     // Below the limit again, a newcomer is served.
     held.splice(0, 5).forEach((c) => c.close());
-    let newcomer: BinaryClient | undefined;
-    for (let attempt = 0; attempt < 20 && !newcomer; attempt++) {
-      await new Promise((r) => setTimeout(r, 250));
-      newcomer = await authenticatedClient(server.ip, user.name, user.password, 1000);
-    }
+    const newcomer = await pollUntil(() => authenticatedClient(server.ip, user.name, user.password, 1000), {
+      timeoutMs: 5_000,
+      intervalMs: 250,
+      what: 'a newcomer is served below the limit again',
+    }).catch(() => undefined);
     expect(newcomer).toBeDefined();
     newcomer?.close();
     held.forEach((c) => c.close());

@@ -41,13 +41,11 @@ function fixedAddressing(network: string, options: ServerOptions): Docker.Contai
 class ServerContainer extends GenericContainer {
   private extraNetworks: readonly string[] = [];
 
-  withReadOnlyRootFs(): this {
-    this.hostConfig.ReadonlyRootfs = true;
-    return this;
-  }
-
-  withNetworkingConfig(config: Docker.ContainerCreateOptions['NetworkingConfig']): this {
-    this.createOpts.NetworkingConfig = config;
+  /** Takes the settings from containerSpec; testcontainers keeps the network mode and its own labels. */
+  withSpec(spec: Docker.ContainerCreateOptions): this {
+    const { HostConfig, ...create } = spec;
+    Object.assign(this.createOpts, Object.fromEntries(Object.entries(create).filter(([, value]) => value !== undefined)));
+    Object.assign(this.hostConfig, Object.fromEntries(Object.entries(HostConfig ?? {}).filter(([, value]) => value !== undefined)));
     return this;
   }
 
@@ -115,33 +113,44 @@ function secretMounts(target: TestTarget, options: ServerOptions): Array<{ sourc
   return [{ source: target.usersSecret, target: RUNTIME_USERS_SECRET }];
 }
 
-export const RUNTIME_USERS_SECRET = '/run/secrets/memcached_users';
+const RUNTIME_USERS_SECRET = '/run/secrets/memcached_users';
+
+/**
+ * The engine's create options for a server (a target: its users secret is mounted) or a plain image: the
+ * one place container settings are assembled, for testcontainers and for direct engine calls alike.
+ */
+export function containerSpec(imageOrTarget: string | TestTarget, network: string, options: ServerOptions = {}): Docker.ContainerCreateOptions {
+  const target = typeof imageOrTarget === 'string' ? undefined : imageOrTarget;
+  const binds = [...(target ? secretMounts(target, options).map((m) => `${m.source}:${m.target}:ro`) : []), ...(options.binds ?? [])];
+  const health = options.healthCheck;
+  const nanoseconds = (ms: number | undefined) => (ms === undefined ? undefined : ms * 1e6);
+  return {
+    Image: target?.image ?? (imageOrTarget as string),
+    Cmd: options.command,
+    Entrypoint: options.entrypoint,
+    Hostname: options.hostname,
+    User: options.user,
+    Env: Object.entries(options.env ?? {}).map(([k, v]) => `${k}=${v}`),
+    Labels: suiteLabels(),
+    Healthcheck: health
+      ? { Test: health.test, Interval: nanoseconds(health.interval), Timeout: nanoseconds(health.timeout), Retries: health.retries, StartPeriod: nanoseconds(health.startPeriod) }
+      : undefined,
+    HostConfig: {
+      NetworkMode: network,
+      Binds: binds,
+      CapAdd: options.capAdd,
+      CapDrop: options.capDrop,
+      SecurityOpt: options.securityOpt,
+      ReadonlyRootfs: options.readOnly,
+      Tmpfs: options.tmpfs,
+    },
+    NetworkingConfig: fixedAddressing(network, options),
+  };
+}
 
 function configure(target: TestTarget, network: string, options: ServerOptions): ServerContainer {
-  let container = new ServerContainer(target.image).withNetworkMode(network).withLabels(suiteLabels());
-  const mounts = [
-    ...secretMounts(target, options),
-    ...(options.binds ?? []).map((bind) => {
-      const [source = '', destination = ''] = bind.split(':');
-      return { source, target: destination };
-    }),
-  ];
-  if (mounts.length > 0) container = container.withBindMounts(mounts.map((m) => ({ ...m, mode: 'ro' as const })));
-  if (options.hostname) container = container.withHostname(options.hostname);
-  if (options.env) container = container.withEnvironment(options.env);
-  if (options.capAdd) container = container.withAddedCapabilities(...(options.capAdd as never[]));
-  if (options.capDrop) container = container.withDroppedCapabilities(...(options.capDrop as never[]));
-  if (options.securityOpt) container = container.withSecurityOpt(...options.securityOpt);
-  if (options.tmpfs) container = container.withTmpFs(options.tmpfs);
-  if (options.readOnly) container = container.withReadOnlyRootFs();
-  if (options.entrypoint) container = container.withEntrypoint(options.entrypoint);
-  if (options.command) container = container.withCommand(options.command);
-  if (options.user) container = container.withUser(options.user);
-  if (options.healthCheck) container = container.withHealthCheck(options.healthCheck);
-  const addressing = fixedAddressing(network, options);
-  if (addressing) container = container.withNetworkingConfig(addressing);
-  if (options.extraNetworks) container = container.withExtraNetworks(options.extraNetworks);
-  return container;
+  const container = new ServerContainer(target.image).withSpec(containerSpec(target, network, options)).withNetworkMode(network);
+  return options.extraNetworks ? container.withExtraNetworks(options.extraNetworks) : container;
 }
 
 /** Starts the server image on one isolated network and waits until memcached answers. */
@@ -182,29 +191,7 @@ export interface ExitedContainer {
 /** Runs a container to its end: a client command, or a server (a target) expected to refuse to start. */
 export async function runToExit(imageOrTarget: string | TestTarget, network: string, options: ServerOptions & { timeoutMs?: number } = {}): Promise<ExitedContainer> {
   const image = typeof imageOrTarget === 'string' ? imageOrTarget : imageOrTarget.image;
-  const binds = [
-    ...(typeof imageOrTarget === 'string' ? [] : secretMounts(imageOrTarget, options).map((m) => `${m.source}:${m.target}:ro`)),
-    ...(options.binds ?? []),
-  ];
-  const container: Docker.Container = await docker.createContainer({
-    Image: image,
-    Cmd: options.command,
-    Entrypoint: options.entrypoint,
-    Hostname: options.hostname,
-    User: options.user,
-    Env: Object.entries(options.env ?? {}).map(([k, v]) => `${k}=${v}`),
-    Labels: suiteLabels(),
-    HostConfig: {
-      NetworkMode: network,
-      Binds: binds,
-      CapAdd: options.capAdd,
-      CapDrop: options.capDrop,
-      SecurityOpt: options.securityOpt,
-      ReadonlyRootfs: options.readOnly,
-      Tmpfs: options.tmpfs,
-    },
-    NetworkingConfig: fixedAddressing(network, options),
-  });
+  const container: Docker.Container = await docker.createContainer(containerSpec(imageOrTarget, network, options));
   try {
     await container.start();
     const waited = container.wait() as Promise<{ StatusCode: number }>;

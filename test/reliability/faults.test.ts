@@ -6,9 +6,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { projectPath } from '../../src/paths.js';
 import { Status, tryAuthenticatedRoundTrip } from '../../lib/binary-client.js';
-import { createIsolatedNetwork, docker, suiteLabels } from '../helpers/docker.js';
+import { createIsolatedNetwork, docker } from '../helpers/docker.js';
 import { recordFigure } from '../helpers/figures.js';
-import { containerLogs, RUNTIME_USERS_SECRET, startServer, waitUntilServing } from '../helpers/server.js';
+import { containerLogs, containerSpec, startServer, waitUntilServing } from '../helpers/server.js';
 import { firstUser, targetRows } from '../helpers/targets.js';
 
 const scratch = mkdtempSync(join(tmpdir(), 'mh-faults-'));
@@ -60,17 +60,13 @@ describe.each(targetRows())('%s', (profile, target) => {
   });
 
   it('memcached killed with SIGKILL: the container exits non-zero, and with a restart policy comes back and authenticates', async () => {
-    const create = async (restart: boolean) =>
-      docker.createContainer({
-        Image: target.image,
-        Labels: suiteLabels(),
-        HostConfig: {
-          NetworkMode: network.name,
-          // Runtime-credentials images need their users secret, as every server the suite starts.
-          Binds: target.usersSecret ? [`${target.usersSecret}:${RUNTIME_USERS_SECRET}:ro`] : [],
-          RestartPolicy: restart ? { Name: 'on-failure', MaximumRetryCount: 3 } : { Name: 'no' },
-        },
+    const create = async (restart: boolean) => {
+      const spec = containerSpec(target, network.name);
+      return docker.createContainer({
+        ...spec,
+        HostConfig: { ...spec.HostConfig, RestartPolicy: restart ? { Name: 'on-failure', MaximumRetryCount: 3 } : { Name: 'no' } },
       });
+    };
     const kill = async (container: Awaited<ReturnType<typeof create>>) => {
       const info = await container.inspect();
       await waitUntilServing(info.NetworkSettings.Networks[network.name]!.IPAddress);

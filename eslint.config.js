@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'reports/', 'bench/results/', 'memcached-credentials/'] },
+  { ignores: ['node_modules/', 'dist/', 'reports/', 'bench/results/', 'memcached-credentials/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

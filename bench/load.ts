@@ -1,8 +1,9 @@
-import { BinaryClient, encodeRequest, Op, Status } from '../test/helpers/binary-client.js';
+import { BinaryClient, encodeRequest, Op, Status } from '../lib/binary-client.js';
 import { quantile } from './stats.js';
 
 export interface LoadResult {
   readonly opsPerSec: number;
+  readonly batchP50Ms: number;
   readonly batchP99Ms: number;
   readonly errors: number;
   /** Share of one core the generator used: near 1 means the generator, not the server, was the limit. */
@@ -61,6 +62,7 @@ export async function runLoad(ip: string, options: { connections: number; depth:
   clients.forEach((c) => c.close());
   return {
     opsPerSec: operations / elapsed,
+    batchP50Ms: quantile(batches, 0.5),
     batchP99Ms: quantile(batches, 0.99),
     errors,
     generatorCpuShare: (cpu.user + cpu.system) / 1e6 / elapsed,

@@ -1,59 +1,116 @@
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Readable } from 'node:stream';
 import { parseArgs } from 'node:util';
 import Docker from 'dockerode';
-import { buildImage } from '../src/build.js';
-import { parseBuildArgs } from '../src/config.js';
-import { renderContext, SASLDB_ENTRY } from '../src/context.js';
-import { connectEngine } from '../src/docker.js';
+import { BinaryClient, Status, tryAuthenticatedRoundTrip } from '../lib/binary-client.js';
+import { renderContext } from '../src/context.js';
+import { connectEngine, type Engine } from '../src/docker.js';
 import { projectPath } from '../src/paths.js';
-import { loadProfile, DEFAULT_PROFILE } from '../src/profiles.js';
-import { BUILD_REALM, profileValues } from '../src/render.js';
+import { DEFAULT_PROFILE, loadProfile, type Profile } from '../src/profiles.js';
+import { profileValues } from '../src/render.js';
 import { serializeUsers, type SaslUser } from '../src/credentials.js';
-import { generatePassword, generateSasldb } from '../src/sasldb.js';
-import { BinaryClient, Status, tryAuthenticatedRoundTrip } from '../test/helpers/binary-client.js';
-import { handshakeTimes, runLoad } from './load.js';
+import { generatePassword, SASLDB_IMAGE_PATH } from '../src/sasldb.js';
+import { handshakeTimes, runLoad, type LoadResult } from './load.js';
+import { buildGenerator, runMemcslap, type SlapResult, type SlapTest } from './memcslap.js';
+import { latestResults, renderTable, RESULTS_SCHEMA, withBenchTable, type BenchResults, type Throughput } from './report.js';
 import { changedLayers, quantile, round } from './stats.js';
 
-const USAGE = `Usage: npm run bench -- [--profile NAME] [--starts N] [--json]
+const USAGE = `Usage: npm run bench -- [--profile NAME] [--starts N] [--rounds N] [--no-suite] [--json]
+       npm run bench -- --readme [--profile NAME]
 
-Measures, each next to a reference from the same run: cold and warm builds (product vs the docker build
-CLI on the same rendered context), a credentials-only rebuild, image size vs base, start-to-ready time and
-throughput (hardened vs plain memcached from the same image), the SASL handshake, and the suite's run time.
-Results go to bench/results/<time>.json; the README's table is refreshed.`;
+Measures what a user does, each figure next to a reference from the same run: the compiled CLI's --help,
+a first build and a rebuild with nothing changed (the CLI as a process vs the docker CLI on the same
+rendered context), a credentials-only rebuild and the layers it rebuilt, image size, start-to-ready and
+throughput (hardened vs plain memcached from the same image; Debian's memcslap and the Node generator,
+each with its CPU share), the SASL handshake, and the suite's run time. Results are appended to
+bench/results/ and the README's table is regenerated from them; --readme only regenerates the table.`;
 
 const BENCH_LABEL = 'memcached-hardened.bench';
+const RESULTS_DIR = projectPath('bench/results');
 const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
-const seconds = (ms: number) => round(ms / 1000, 2);
+const quiet = () => undefined;
+const median = (samples: readonly number[]) => quantile(samples, 0.5);
 
-async function timed<T>(work: () => Promise<T>): Promise<{ ms: number; result: T }> {
-  const t0 = performance.now();
-  const result = await work();
-  return { ms: performance.now() - t0, result };
+interface Exited {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly seconds: number;
 }
 
-function run(command: string, args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<number | null> {
+/** Runs a process to its end, feeding `stdin`; times it from spawn to exit. */
+function run(command: string, args: readonly string[], options: { stdin?: string | Readable; env?: NodeJS.ProcessEnv } = {}): Promise<Exited> {
   return new Promise((resolve) => {
-    const child = spawn(command, args, { cwd: options.cwd, env: options.env ?? process.env, stdio: ['ignore', 'ignore', 'pipe'] });
+    const t0 = performance.now();
+    const child = spawn(command, args, { cwd: projectPath(), env: options.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
     let tail = '';
-    child.stderr.on('data', (d) => (tail = (tail + d).slice(-2000)));
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString('utf8')));
+    child.stderr.on('data', (d: Buffer) => (tail = (tail + d.toString('utf8')).slice(-2000)));
+    if (typeof options.stdin === 'string') child.stdin.end(options.stdin);
+    else if (options.stdin) options.stdin.pipe(child.stdin);
+    else child.stdin.end();
     child.on('close', (code) => {
       if (code !== 0) log(`${command} ${args.slice(0, 3).join(' ')} exited ${code}: ${tail.trim().split('\n').pop()}`);
-      resolve(code);
+      resolve({ code, stdout, seconds: (performance.now() - t0) / 1000 });
     });
   });
 }
 
-async function main(): Promise<number> {
-  const { values } = parseArgs({ options: { profile: { type: 'string' }, starts: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, strict: true });
-  if (values.help) {
-    console.log(USAGE);
-    return 0;
+async function must(exited: Promise<Exited>, what: string): Promise<Exited> {
+  const result = await exited;
+  if (result.code !== 0) throw new Error(`${what} failed (exit ${result.code})`);
+  return result;
+}
+
+/** `bin/memcached-hardened build`, as a user runs it; the users reach it on stdin, never in a file. */
+async function cliBuild(profile: string, tag: string, users: readonly SaslUser[], sbomDir: string, extra: string[] = []): Promise<{ seconds: number; imageId: string }> {
+  const args = ['build', '--profile', profile, '--tag', tag, '--users-file', '-', '--sbom-dir', sbomDir, '--json', ...extra];
+  const result = await must(run(projectPath('bin/memcached-hardened'), args, { stdin: serializeUsers(users) }), 'the CLI build');
+  const imageId = (JSON.parse(result.stdout.trim().split('\n').pop() ?? '{}') as { imageId?: string }).imageId;
+  if (!imageId) throw new Error('the CLI build printed no image id');
+  return { seconds: result.seconds, imageId };
+}
+
+/** `docker build` of the server stage from the same rendered context, streamed (the sasldb never touches the disk). */
+async function dockerCliBuild(engine: Engine, profile: Profile, imageId: string, tag: string, noCache: boolean): Promise<number> {
+  const sasldb = await engine.readFile(imageId, SASLDB_IMAGE_PATH);
+  if (!sasldb) throw new Error(`${imageId} has no sasldb`);
+  const context = await renderContext(profileValues(profile), sasldb);
+  try {
+    const args = ['build', '-q', '--target', 'server', '-t', tag, ...(noCache ? ['--no-cache'] : []), '-'];
+    return (await must(run('docker', args, { stdin: context.pack() }), 'the docker CLI build')).seconds;
+  } finally {
+    await context.dispose();
   }
-  const profileName = values.profile ?? DEFAULT_PROFILE;
-  const starts = Math.max(7, Number(values.starts ?? 9));
+}
+
+async function layersOf(docker: Docker, image: string): Promise<string[]> {
+  return (await docker.getImage(image).inspect()).RootFS.Layers ?? [];
+}
+
+function throughput(rounds: ReadonlyArray<{ hardened: { opsPerSec: number; generatorCpuShare: number }; plain: { opsPerSec: number; generatorCpuShare: number } }>): Throughput {
+  // Medians over alternating rounds: this machine's noise is larger than the effect measured.
+  const hardened = median(rounds.map((r) => r.hardened.opsPerSec));
+  const plain = median(rounds.map((r) => r.plain.opsPerSec));
+  return {
+    hardenedOpsPerSec: Math.round(hardened),
+    plainOpsPerSec: Math.round(plain),
+    ratio: round(hardened / plain, 3),
+    generatorCpuShare: round(Math.max(...rounds.flatMap((r) => [r.hardened.generatorCpuShare, r.plain.generatorCpuShare])), 2),
+  };
+}
+
+function writeReadme(results: BenchResults): string {
+  const table = renderTable(results);
+  const path = projectPath('README.md');
+  writeFileSync(path, withBenchTable(readFileSync(path, 'utf8'), table));
+  return table;
+}
+
+async function bench(profileName: string, options: { starts: number; rounds: number; suite: boolean }): Promise<BenchResults> {
   const profile = loadProfile(profileName);
   const engine = connectEngine();
   await engine.ping();
@@ -61,50 +118,66 @@ async function main(): Promise<number> {
   const benchId = Date.now().toString(36);
   const labels = { [BENCH_LABEL]: benchId };
   const scratch = mkdtempSync(join(tmpdir(), 'mh-bench-'));
-  const users: SaslUser[] = [{ name: 'bench', password: generatePassword() }];
+  const sbomDir = join(scratch, 'sbom');
   const tag = `memcached-hardened-bench:${profileName}`;
-  const buildConfig = (extra: string[] = []) => parseBuildArgs(['--profile', profileName, '--tag', tag, ...extra])!;
+  const cliTag = `${tag}-cli`;
+  const users: SaslUser[] = [{ name: 'bench', password: generatePassword() }];
   const network = await docker.createNetwork({ Name: `mh-bench-${benchId}`, Internal: true, Labels: labels });
   try {
-    // --- builds -----------------------------------------------------------------------------------------
-    // Each tool's warm rebuild follows its own cold build, so neither inherits the other's cache.
-    log('cold build through the product (--no-cache; base present), then a warm rebuild');
-    const cold = await timed(() => buildImage(engine, buildConfig(['--no-cache']), profile, users, () => undefined));
-    const warm = await timed(() => buildImage(engine, buildConfig(), profile, users, () => undefined));
-    log('cold and warm builds through the docker CLI on the same rendered context');
-    const sasldb = await generateSasldb(engine, (await buildImage(engine, buildConfig(['--target', 'client', '--tag', `${tag}-client`]), profile, undefined, () => undefined)).imageId, users, BUILD_REALM);
-    const context = await renderContext(profileValues(profile), sasldb);
-    writeFileSync(join(context.dir, SASLDB_ENTRY), sasldb, { mode: 0o600 });
-    const cliTag = `${tag}-cli`;
-    const cliCold = await timed(() => run('docker', ['build', '-q', '--no-cache', '--target', 'server', '-t', cliTag, context.dir]));
-    const cliWarm = await timed(() => run('docker', ['build', '-q', '--target', 'server', '-t', cliTag, context.dir]));
-    await context.dispose();
-    if (cliCold.result !== 0 || cliWarm.result !== 0) throw new Error('the docker CLI reference build failed');
-    log('credentials-only rebuild');
-    // The reference is a no-change rebuild right before, so both share the same cache state.
-    const before = await docker.getImage((await buildImage(engine, buildConfig(), profile, users, () => undefined)).imageId).inspect();
+    log('compiling the CLI, as npm run build does');
+    await must(run(projectPath('node_modules/.bin/tsc'), ['-b', 'tsconfig.build.json']), 'tsc');
+
+    log('--help of the compiled CLI vs a bare node start, 9 runs each');
+    const helpRuns: number[] = [];
+    const nodeRuns: number[] = [];
+    for (let i = 0; i < 9; i++) {
+      helpRuns.push((await must(run(projectPath('bin/memcached-hardened'), ['--help']), '--help')).seconds);
+      nodeRuns.push((await must(run(process.execPath, ['-e', '']), 'node')).seconds);
+    }
+
+    log('first build without cache: the CLI, then the docker CLI on the same rendered context');
+    const cold = await cliBuild(profileName, tag, users, sbomDir, ['--no-cache']);
+    const cliCold = await dockerCliBuild(engine, profile, cold.imageId, cliTag, true);
+
+    log('rebuilds with nothing changed: one to settle, then alternating CLI and docker CLI runs');
+    await cliBuild(profileName, tag, users, sbomDir);
+    await dockerCliBuild(engine, profile, cold.imageId, cliTag, false);
+    const noChange: Array<{ seconds: number; imageId: string }> = [];
+    const cliCached: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      noChange.push(await cliBuild(profileName, tag, users, sbomDir));
+      cliCached.push(await dockerCliBuild(engine, profile, cold.imageId, cliTag, false));
+    }
+    const steady = noChange[0]!.imageId;
+    const steadyLayers = await layersOf(docker, steady);
+    const noChangeLayers = Math.max(...(await Promise.all(noChange.map(async (b) => changedLayers(steadyLayers, await layersOf(docker, b.imageId))))));
+
+    log('credentials-only rebuild: one password changed');
     const rotated: SaslUser[] = [{ name: 'bench', password: generatePassword() }];
-    const credential = await timed(() => buildImage(engine, buildConfig(), profile, rotated, () => undefined));
-    const after = await docker.getImage(credential.result.imageId).inspect();
+    const credential = await cliBuild(profileName, tag, rotated, sbomDir);
+    const rotatedLayers = await layersOf(docker, credential.imageId);
+    const credentialLayers = changedLayers(steadyLayers, rotatedLayers);
+    const onlyLast = credentialLayers === 1 && rotatedLayers.length === steadyLayers.length && rotatedLayers.slice(0, -1).every((layer, i) => layer === steadyLayers[i]);
+    const image = await docker.getImage(credential.imageId).inspect();
     const base = await docker.getImage(profile.base.image).inspect();
-    // The benchmark containers use the rotated credentials.
     const user = rotated[0]!;
 
     // --- start-to-ready -----------------------------------------------------------------------------------
     const start = async (plain: boolean) => {
       const container = await docker.createContainer({
-        Image: credential.result.imageId,
+        Image: credential.imageId,
         Labels: labels,
+        // Plain: the same memcached without SASL, the reference for what hardening costs.
         ...(plain ? { Entrypoint: ['memcached', '-U', '0', '-p', '11211', '-l', '0.0.0.0'] } : {}),
         HostConfig: { NetworkMode: network.id },
       });
       const t0 = performance.now();
       await container.start();
-      const ip = (await container.inspect()).NetworkSettings.Networks[network.id]?.IPAddress ?? Object.values((await container.inspect()).NetworkSettings.Networks)[0]!.IPAddress;
+      const networks = (await container.inspect()).NetworkSettings.Networks;
+      const ip = Object.values(networks)[0]!.IPAddress;
       for (;;) {
         try {
-          const attempt = await tryAuthenticatedRoundTrip(ip, plain ? undefined : user.name, user.password);
-          if (attempt.roundTrip) break;
+          if ((await tryAuthenticatedRoundTrip(ip, plain ? undefined : user.name, user.password)).roundTrip) break;
         } catch {
           /* not listening yet */
         }
@@ -113,10 +186,10 @@ async function main(): Promise<number> {
       }
       return { ms: performance.now() - t0, ip, container };
     };
-    log(`start-to-ready, ${starts} starts each (hardened and plain, alternating)`);
+    log(`start-to-ready, ${options.starts} starts each (hardened and plain, alternating)`);
     const readyHardened: number[] = [];
     const readyPlain: number[] = [];
-    for (let i = 0; i < starts; i++) {
+    for (let i = 0; i < options.starts; i++) {
       for (const plain of [false, true]) {
         const started = await start(plain);
         (plain ? readyPlain : readyHardened).push(started.ms);
@@ -125,20 +198,21 @@ async function main(): Promise<number> {
     }
 
     // --- throughput and handshake ---------------------------------------------------------------------------
-    log('throughput: hardened vs plain, same generator, alternating rounds');
+    log('building the native generator (debian-12 tools image with memcslap)');
+    const generator = await buildGenerator(engine, quiet);
     const hardened = await start(false);
     const plain = await start(true);
-    const load = { connections: 8, depth: 16, seconds: 4 };
-    const rounds = [];
-    for (let r = 0; r < 3; r++) {
-      rounds.push({
-        hardened: await runLoad(hardened.ip, { ...load, user: user.name, password: user.password }),
-        plain: await runLoad(plain.ip, load),
-      });
+    const slapLoad = { threads: 8, perThread: 20_000 };
+    const slap = (test: SlapTest, target: { ip: string }, credentials: boolean): Promise<SlapResult> =>
+      runMemcslap(engine, { generator, network: network.id, ip: target.ip, test, ...slapLoad, labels, ...(credentials ? { user: user.name, password: user.password } : {}) });
+    const nodeLoad = { connections: 8, depth: 16, seconds: 4 };
+    const slapRounds: Record<SlapTest, Array<{ hardened: SlapResult; plain: SlapResult }>> = { get: [], set: [] };
+    const nodeRounds: Array<{ hardened: LoadResult; plain: LoadResult }> = [];
+    for (let r = 0; r < options.rounds; r++) {
+      log(`throughput round ${r + 1}/${options.rounds}: memcslap get and set, then the Node generator; hardened and plain alternating`);
+      for (const test of ['get', 'set'] as const) slapRounds[test].push({ hardened: await slap(test, hardened, true), plain: await slap(test, plain, false) });
+      nodeRounds.push({ hardened: await runLoad(hardened.ip, { ...nodeLoad, user: user.name, password: user.password }), plain: await runLoad(plain.ip, nodeLoad) });
     }
-    // Medians over alternating rounds: this machine's noise is larger than the effect measured.
-    const hardenedOps = quantile(rounds.map((r) => r.hardened.opsPerSec), 0.5);
-    const plainOps = quantile(rounds.map((r) => r.plain.opsPerSec), 0.5);
     const handshakes = await handshakeTimes(hardened.ip, user.name, user.password, 200);
     const unauthenticated = await BinaryClient.connect(hardened.ip);
     const refused = (await unauthenticated.get('bench-0'))?.status === Status.authError;
@@ -147,111 +221,105 @@ async function main(): Promise<number> {
     await Promise.all([hardened.container.remove({ force: true }), plain.container.remove({ force: true })]);
 
     // --- the suite ------------------------------------------------------------------------------------------
-    log('the integration suite against the built image');
-    const usersFile = join(scratch, 'users');
-    writeFileSync(usersFile, serializeUsers(rotated), { mode: 0o600 });
-    const suite = await timed(() =>
-      run(process.execPath, [projectPath('node_modules/vitest/vitest.mjs'), 'run', '--project', 'integration'], {
-        cwd: projectPath(),
-        env: { ...process.env, MEMCACHED_IMAGE: credential.result.imageId, MEMCACHED_USERS_FILE: usersFile, MEMCACHED_PROFILE: profileName },
-      }),
-    );
+    let suite: BenchResults['suite'];
+    if (options.suite) {
+      log('the integration suite against the built image');
+      // The suite reads the users from a file: a 0600 one in the bench's scratch folder, removed below.
+      const usersFile = join(scratch, 'users');
+      writeFileSync(usersFile, serializeUsers(rotated), { mode: 0o600 });
+      const ran = await run(process.execPath, [projectPath('node_modules/vitest/vitest.mjs'), 'run', '--project', 'integration'], {
+        env: { ...process.env, MEMCACHED_IMAGE: credential.imageId, MEMCACHED_USERS_FILE: usersFile, MEMCACHED_PROFILE: profileName },
+      });
+      suite = { seconds: round(ran.seconds, 1), passed: ran.code === 0 };
+    }
 
-    const results: BenchResults = {
+    const nodeThroughput = throughput(nodeRounds);
+    const batch = (side: 'hardened' | 'plain', q: 'batchP50Ms' | 'batchP99Ms') => round(median(nodeRounds.map((r) => r[side][q])), 2);
+    return {
+      schema: RESULTS_SCHEMA,
       profile: profileName,
       measuredAt: new Date().toISOString(),
-      build: {
-        coldSeconds: seconds(cold.ms),
-        dockerCliColdSeconds: seconds(cliCold.ms),
-        coldRatio: round(cold.ms / cliCold.ms),
-        warmSeconds: seconds(warm.ms),
-        dockerCliWarmSeconds: seconds(cliWarm.ms),
-        warmRatio: round(warm.ms / cliWarm.ms),
-        credentialRebuildSeconds: seconds(credential.ms),
-        credentialRebuildLayers: changedLayers(before.RootFS.Layers ?? [], after.RootFS.Layers ?? []),
-        credentialRebuildRatioToCold: round(credential.ms / cold.ms, 3),
+      cpus: cpus().length,
+      help: { measured: round(median(helpRuns), 3), reference: round(median(nodeRuns), 3) },
+      coldBuild: { measured: round(cold.seconds, 2), reference: round(cliCold, 2) },
+      noChangeRebuild: {
+        measured: round(median(noChange.map((b) => b.seconds)), 3),
+        reference: round(median(cliCached), 3),
+        sameImage: noChange.every((b) => b.imageId === steady),
+        layersRebuilt: noChangeLayers,
+        runs: noChange.length,
       },
-      image: {
-        sizeBytes: after.Size,
-        baseSizeBytes: base.Size,
-        addedBytes: after.Size - base.Size,
-      },
+      credentialRebuild: { measured: round(credential.seconds, 2), reference: round(median(noChange.map((b) => b.seconds)), 3), layersRebuilt: credentialLayers, onlyTheLastLayer: onlyLast },
+      image: { sizeBytes: image.Size, baseSizeBytes: base.Size },
       ready: {
         p50Ms: round(quantile(readyHardened, 0.5), 1),
         p95Ms: round(quantile(readyHardened, 0.95), 1),
         plainP50Ms: round(quantile(readyPlain, 0.5), 1),
         plainP95Ms: round(quantile(readyPlain, 0.95), 1),
-        ratio: round(quantile(readyHardened, 0.5) / quantile(readyPlain, 0.5)),
-        starts,
+        starts: options.starts,
       },
-      throughput: {
-        hardenedOpsPerSec: Math.round(hardenedOps),
-        plainOpsPerSec: Math.round(plainOps),
-        ratio: round(hardenedOps / plainOps, 3),
-        hardenedBatchP99Ms: round(Math.max(...rounds.map((r) => r.hardened.batchP99Ms)), 2),
-        plainBatchP99Ms: round(Math.max(...rounds.map((r) => r.plain.batchP99Ms)), 2),
-        errors: rounds.reduce((sum, r) => sum + r.hardened.errors + r.plain.errors, 0),
-        generatorCpuShare: round(Math.max(...rounds.flatMap((r) => [r.hardened.generatorCpuShare, r.plain.generatorCpuShare])), 2),
-        load: `${load.connections} connections x ${load.depth} pipelined ops, 90% get / 10% set, 100-byte values, ${load.seconds} s x 3 alternating rounds, medians`,
+      memcslap: {
+        get: throughput(slapRounds.get),
+        set: throughput(slapRounds.set),
+        load: `--binary, ${slapLoad.threads} threads x ${slapLoad.perThread} operations, one connection each, ${options.rounds} alternating rounds, medians`,
       },
-      auth: {
-        handshakeP50Ms: round(quantile(handshakes, 0.5), 2),
-        handshakeP99Ms: round(quantile(handshakes, 0.99), 2),
+      nodeLoad: {
+        ...nodeThroughput,
+        hardenedBatchP50Ms: batch('hardened', 'batchP50Ms'),
+        hardenedBatchP99Ms: batch('hardened', 'batchP99Ms'),
+        plainBatchP50Ms: batch('plain', 'batchP50Ms'),
+        plainBatchP99Ms: batch('plain', 'batchP99Ms'),
+        errors: nodeRounds.reduce((sum, r) => sum + r.hardened.errors + r.plain.errors, 0),
+        load: `${nodeLoad.connections} connections x ${nodeLoad.depth} pipelined ops, 90% get / 10% set, 100-byte values, ${nodeLoad.seconds} s x ${options.rounds} alternating rounds, medians (latency per batch of ${nodeLoad.depth})`,
       },
-      suite: { seconds: seconds(suite.ms), passed: suite.result === 0 },
+      handshake: { p50Ms: round(quantile(handshakes, 0.5), 2), p99Ms: round(quantile(handshakes, 0.99), 2) },
+      ...(suite ? { suite } : {}),
     };
-    mkdirSync(projectPath('bench/results'), { recursive: true });
-    const file = projectPath('bench/results', `${results.measuredAt.replace(/[:.]/g, '-')}-${profileName}.json`);
-    writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
-    const table = renderTable(results);
-    updateReadme(table);
-    if (values.json) console.log(JSON.stringify(results));
-    else console.log(`${table}\nresults: ${file}`);
-    return results.suite.passed && results.throughput.errors === 0 ? 0 : 1;
   } finally {
     const leftovers = await docker.listContainers({ all: true, filters: JSON.stringify({ label: [`${BENCH_LABEL}=${benchId}`] }) });
     await Promise.all(leftovers.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
     await network.remove().catch(() => undefined);
-    for (const image of [tag, `${tag}-cli`, `${tag}-client`]) await docker.getImage(image).remove({ force: true }).catch(() => undefined);
+    for (const image of [tag, cliTag]) await docker.getImage(image).remove({ force: true }).catch(() => undefined);
     rmSync(scratch, { recursive: true, force: true });
   }
 }
 
-interface BenchResults {
-  profile: string;
-  measuredAt: string;
-  build: Record<string, number>;
-  image: Record<string, number>;
-  ready: Record<string, number>;
-  throughput: Record<string, number | string>;
-  auth: Record<string, number>;
-  suite: { seconds: number; passed: boolean };
-}
-
-function renderTable(r: BenchResults): string {
-  const { build: b, image: i, ready, throughput: t, auth: a, suite: s } = r;
-  const mb = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
-  const rows = [
-    ['Cold build (base present)', `${b.coldSeconds} s`, `docker build CLI ${b.dockerCliColdSeconds} s`, `${b.coldRatio}×`, '—'],
-    ['Warm rebuild (no change)', `${b.warmSeconds} s`, `docker build CLI ${b.dockerCliWarmSeconds} s`, `${b.warmRatio}×`, '≤ 1.1×'],
-    ['Credentials-only rebuild', `${b.credentialRebuildSeconds} s, ${b.credentialRebuildLayers} layer(s)`, `cold ${b.coldSeconds} s`, `${b.credentialRebuildRatioToCold}×`, '≤ 0.1×'],
-    ['Image size', mb(i.sizeBytes!), `base ${mb(i.baseSizeBytes!)}`, `+${mb(i.addedBytes!)}`, '≤ +10 MB'],
-    ['Start to first authenticated set/get, p50 (p95)', `${ready.p50Ms} (${ready.p95Ms}) ms`, `plain ${ready.plainP50Ms} (${ready.plainP95Ms}) ms`, `${ready.ratio}×`, '≤ 1.25×'],
-    ['Throughput', `${t.hardenedOpsPerSec} ops/s, batch p99 ${t.hardenedBatchP99Ms} ms`, `plain ${t.plainOpsPerSec} ops/s, p99 ${t.plainBatchP99Ms} ms`, `${t.ratio}×`, '≥ 0.95×'],
-    ['Connect + SASL + first get, p50 / p99', `${a.handshakeP50Ms} / ${a.handshakeP99Ms} ms`, '—', '—', '—'],
-    ['Integration suite (one profile, image given)', `${s.seconds} s`, s.passed ? 'passed' : 'FAILED', '—', '—'],
-  ];
-  const header = `| Figure (${r.profile}, ${r.measuredAt.slice(0, 10)}) | Measured | Reference (same run) | Ratio | Goal |\n| --- | --- | --- | --- | --- |`;
-  return `${header}\n${rows.map((row) => `| ${row.join(' | ')} |`).join('\n')}\n\nLoad generator: ${t.load}; its CPU share of one core: ${t.generatorCpuShare} (near 1 means it, not the server, set the pace).`;
-}
-
-function updateReadme(table: string): void {
-  const path = projectPath('README.md');
-  const readme = readFileSync(path, 'utf8');
-  const start = '<!-- bench:start -->';
-  const end = '<!-- bench:end -->';
-  if (!readme.includes(start) || !readme.includes(end)) return;
-  writeFileSync(path, `${readme.slice(0, readme.indexOf(start) + start.length)}\n${table}\n${readme.slice(readme.indexOf(end))}`);
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    options: {
+      profile: { type: 'string' },
+      starts: { type: 'string' },
+      rounds: { type: 'string' },
+      'no-suite': { type: 'boolean' },
+      readme: { type: 'boolean' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const profile = values.profile ?? DEFAULT_PROFILE;
+  if (values.readme) {
+    const latest = latestResults(RESULTS_DIR, profile);
+    if (!latest) throw new Error(`no results for ${profile} in ${RESULTS_DIR}`);
+    console.log(writeReadme(latest));
+    return 0;
+  }
+  const results = await bench(profile, {
+    starts: Math.max(3, Number(values.starts ?? 9)),
+    rounds: Math.max(1, Number(values.rounds ?? 3)),
+    suite: !values['no-suite'],
+  });
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  const file = join(RESULTS_DIR, `${results.measuredAt.replace(/[:.]/g, '-')}-${profile}.json`);
+  writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
+  const table = writeReadme(latestResults(RESULTS_DIR, profile)!);
+  if (values.json) console.log(JSON.stringify(results));
+  else console.log(`${table}\nresults: ${file}`);
+  return (results.suite?.passed ?? true) && results.nodeLoad.errors === 0 ? 0 : 1;
 }
 
 process.exitCode = await main().catch((error: Error) => {

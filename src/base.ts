@@ -1,12 +1,16 @@
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import type { Readable } from 'node:stream';
 import type { Engine } from './docker.js';
 import { failure } from './errors.js';
 import { cacheDir, projectPath } from './paths.js';
 import type { Profile } from './profiles.js';
+import { baseImageConfig, engineArchitecture, fileDigest, layerTarArgs, loadManifest, removeBuildLeftovers } from './rootfs.js';
+import { sourceDateEpoch } from './source.js';
 import { LineTail } from './tail.js';
 
 export type Progress = (line: string) => void;
@@ -21,6 +25,9 @@ export function keyringCandidates(profile: Profile, env: NodeJS.ProcessEnv = pro
   const name = profile.base.bootstrap.keyring;
   return [join('/usr/share/keyrings', name), join(cacheDir(env), 'keyrings', name)];
 }
+
+/** How upgradeScript reports the newest Release date (seconds since 1970). */
+export const RELEASE_DATE_PREFIX = 'newest Release date: ';
 
 /**
  * The shell script that brings a freshly bootstrapped base up to date: debootstrap installs only the
@@ -40,6 +47,8 @@ export function upgradeScript(profile: Profile): string {
     'apt-get update -qq',
     'apt-get -y -qq -o Dpkg::Options::=--force-confold dist-upgrade',
     'apt-get clean',
+    // The newest Release date of the suites used: the epoch the image's mtimes are clamped to.
+    `for f in /var/lib/apt/lists/*Release; do sed -n 's/^Date: //p' "$f"; done | while read -r d; do date -u -d "$d" +%s; done | sort -n | tail -n 1 | sed 's/^/${RELEASE_DATE_PREFIX}/'`,
     'cp /tmp/sources.list.orig /etc/apt/sources.list',
     'rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /tmp/sources.list.orig',
     'echo "base upgraded: $(dpkg-query -W | wc -l) packages"',
@@ -53,9 +62,18 @@ export function debootstrapArgs(profile: Profile, keyring: string, target: strin
 }
 
 /** Runs a command, forwarding its output lines as progress; rejects with its last lines on failure. */
-function run(command: string, args: readonly string[], progress: Progress, label: string): Promise<void> {
+function run(command: string, args: readonly string[], progress: Progress, label: string, stdin?: Readable): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    if (stdin) {
+      stdin.on('error', (error) => {
+        child.kill();
+        reject(failure(`${label}: its input failed: ${error.message}`));
+      });
+      stdin.pipe(child.stdin);
+    } else {
+      child.stdin.end();
+    }
     const tail = new LineTail(5);
     const onLine = (line: string) => {
       tail.push(line);
@@ -89,13 +107,43 @@ async function ensureBootstrapTools(profile: Profile, progress: Progress): Promi
   return keyring;
 }
 
-/** Bootstraps the profile's base with debootstrap and imports it into the engine under its tag. */
-async function bootstrapBase(engine: Engine, profile: Profile, progress: Progress): Promise<void> {
+/**
+ * Makes the upgraded container's file system a reproducible image: leftovers removed, a sorted layer
+ * with mtimes clamped to `epoch`, a config dated by the epoch, loaded under `reference`.
+ */
+async function loadReproducible(engine: Engine, rootfs: string, work: string, epoch: number, profile: Profile, reference: string, progress: Progress): Promise<void> {
+  await removeBuildLeftovers(rootfs);
+  const layer = join(work, 'layer.tar');
+  await run('tar', layerTarArgs(rootfs, layer, epoch), progress, 'tar');
+  const diffId = await fileDigest(layer);
+  const { suite, variant } = profile.base.bootstrap;
+  const config = baseImageConfig(diffId, epoch, engineArchitecture(), `memcached-hardened: debootstrap --variant=${variant} ${suite}, then ${profile.apt.suites.join(' ')}`, BASE_CMD);
+  const configFile = `${createHash('sha256').update(config).digest('hex')}.json`;
+  await writeFile(join(work, configFile), config);
+  await writeFile(join(work, 'manifest.json'), loadManifest(configFile, 'layer.tar', reference));
+  progress(`[base] loading ${reference} (layer ${diffId.slice(7, 19)}, image ${configFile.slice(0, 12)}, mtimes clamped to ${new Date(epoch * 1000).toISOString()})`);
+  const archive = spawn('tar', ['--create', `--directory=${work}`, 'manifest.json', configFile, 'layer.tar'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const archived = new Promise<void>((resolve, reject) => {
+    archive.on('error', reject);
+    archive.on('close', (code) => (code === 0 ? resolve() : reject(failure(`tar of the image archive failed (exit ${code})`))));
+  });
+  await Promise.all([engine.loadImage(archive.stdout), archived]);
+}
+
+/**
+ * Bootstraps the profile's base with debootstrap, applies its update suites in a container, and loads
+ * the result as a reproducible one-layer image under `reference` (by default the profile's base tag).
+ */
+export async function bootstrapBase(engine: Engine, profile: Profile, progress: Progress, reference = profile.base.image): Promise<void> {
   if (process.getuid?.() !== 0) throw failure(`bootstrapping ${profile.base.image} needs root (debootstrap); run as root or load the image yourself`);
   const keyring = await ensureBootstrapTools(profile, progress);
-  const rootfsParent = join(cacheDir(), 'rootfs');
-  await mkdir(rootfsParent, { recursive: true });
-  const rootfs = join(rootfsParent, `${profile.name}.${process.pid}`);
+  // Checked before minutes of work.
+  const fixedEpoch = sourceDateEpoch();
+  const workParent = join(cacheDir(), 'rootfs');
+  await mkdir(workParent, { recursive: true });
+  const work = join(workParent, `${profile.name}.${process.pid}`);
+  const rootfs = join(work, 'debootstrap');
+  const upgraded = join(work, 'upgraded');
   try {
     progress(`[base] debootstrap ${profile.base.bootstrap.suite} (${profile.base.bootstrap.variant}) into ${rootfs}`);
     await run('debootstrap', debootstrapArgs(profile, keyring, rootfs), progress, 'debootstrap');
@@ -104,27 +152,42 @@ async function bootstrapBase(engine: Engine, profile: Profile, progress: Progres
     await rm(join(rootfs, 'var/lib/apt/lists'), { recursive: true, force: true });
     await mkdir(join(rootfs, 'var/cache/apt/archives/partial'), { recursive: true });
     await mkdir(join(rootfs, 'var/lib/apt/lists/partial'), { recursive: true });
-    progress(`[base] importing ${rootfs} as ${profile.base.image}`);
+    progress(`[base] importing ${rootfs} to apply the updates in a container`);
     // GNU tar keeps device nodes, hard links and xattrs that a JavaScript packer would drop.
     const tar = spawn('tar', ['--numeric-owner', '--xattrs', '-C', rootfs, '-c', '.'], { stdio: ['ignore', 'pipe', 'inherit'] });
     const tarDone = new Promise<void>((resolve, reject) => {
       tar.on('error', reject);
       tar.on('close', (code) => (code === 0 ? resolve() : reject(failure(`tar of ${rootfs} failed (exit ${code})`))));
     });
-    const bootstrapped = `${profile.base.image}-debootstrap`;
-    await Promise.all([engine.importImage(tar.stdout, bootstrapped, BASE_CHANGES), tarDone]);
+    const bootstrapped = `${reference}-debootstrap`;
+    await Promise.all([engine.importImage(tar.stdout, bootstrapped, []), tarDone]);
+    await rm(rootfs, { recursive: true, force: true });
+    let releaseEpoch: number | undefined;
     try {
-      progress(`[base] applying ${profile.apt.suites.slice(1).join(', ') || 'no'} updates and flattening into ${profile.base.image}`);
-      await engine.flattenAfter(bootstrapped, ['sh', '-c', upgradeScript(profile)], profile.base.image, BASE_CHANGES, (line) => progress(`[base] ${line}`));
+      progress(`[base] applying ${profile.apt.suites.slice(1).join(', ') || 'no'} updates`);
+      await mkdir(upgraded);
+      await engine.runThenExport(
+        bootstrapped,
+        ['sh', '-c', upgradeScript(profile)],
+        (line) => {
+          if (line.startsWith(RELEASE_DATE_PREFIX)) releaseEpoch = Number(line.slice(RELEASE_DATE_PREFIX.length));
+          progress(`[base] ${line}`);
+        },
+        (filesystem) => run('tar', ['--extract', '--numeric-owner', '--xattrs', '--xattrs-include=*', `--directory=${upgraded}`], progress, 'tar', filesystem),
+      );
     } finally {
       await engine.removeImage(bootstrapped).catch(() => undefined);
     }
+    const epoch = fixedEpoch ?? releaseEpoch;
+    if (epoch === undefined || !Number.isSafeInteger(epoch)) throw failure('the updated base named no Release date to date its files by; set SOURCE_DATE_EPOCH');
+    await loadReproducible(engine, upgraded, work, epoch, profile, reference, progress);
   } finally {
-    await rm(rootfs, { recursive: true, force: true });
+    await rm(work, { recursive: true, force: true });
   }
 }
 
-const BASE_CHANGES = ['CMD ["/bin/bash"]'];
+/** The base's command, as a pulled Debian or Ubuntu image has it. */
+const BASE_CMD = ['/bin/bash'];
 
 async function tryPull(engine: Engine, reference: string, progress: Progress): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;

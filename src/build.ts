@@ -1,16 +1,14 @@
-import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import type { BuildConfig } from './config.js';
-import { DOCKERFILE_NAME, renderContext, type BuildContext } from './context.js';
+import { DOCKERFILE_NAME, renderContext } from './context.js';
 import type { Engine, EngineMessage } from './docker.js';
 import { failure } from './errors.js';
 import { ensureBaseImage, type BaseSource, type Progress } from './base.js';
-import { projectPath } from './paths.js';
 import type { Profile } from './profiles.js';
-import { BUILD_REALM, profileValues } from './render.js';
+import { BUILD_REALM, profileValues, type TemplateValues } from './render.js';
+import { sourceInfo, toolVersion, type SourceInfo } from './source.js';
 import { LineTail } from './tail.js';
 import { type SaslUser } from './credentials.js';
-import { generateSasldb } from './sasldb.js';
+import { generateSasldb, reusableSasldb } from './sasldb.js';
 
 /** Stage names in Dockerfile.template for each target. */
 const STAGE = { server: 'server', client: 'tools' } as const;
@@ -26,28 +24,15 @@ export interface BuildResult {
   readonly sizeBytes: number;
 }
 
-export function toolVersion(): string {
-  return (JSON.parse(readFileSync(projectPath('package.json'), 'utf8')) as { version: string }).version;
-}
-
-/** The project's git revision, or 'unknown' outside a checkout. */
-export function sourceRevision(): string {
-  try {
-    return execFileSync('git', ['rev-parse', 'HEAD'], { cwd: projectPath(), stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
-  } catch {
-    return 'unknown';
-  }
-}
-
-/** OCI labels; nothing secret goes here. */
-export function imageLabels(profile: Profile, target: BuildConfig['target'], created: Date, revision: string, version: string): Record<string, string> {
+/** OCI labels; nothing secret goes here, and nothing read from the clock, so unchanged sources stay cached. */
+export function imageLabels(profile: Profile, target: BuildConfig['target'], source: SourceInfo, version: string): Record<string, string> {
   return {
     'org.opencontainers.image.title': target === 'server' ? 'memcached-hardened' : 'memcached-hardened-client',
     'org.opencontainers.image.description':
       target === 'server' ? 'memcached with SASL, UDP off, private bind and client allowlist, non-root' : 'libmemcached-tools for checking memcached-hardened',
     'org.opencontainers.image.version': version,
-    'org.opencontainers.image.created': created.toISOString(),
-    'org.opencontainers.image.revision': revision,
+    ...(source.date ? { 'org.opencontainers.image.created': source.date.toISOString() } : {}),
+    'org.opencontainers.image.revision': source.revision,
     'org.opencontainers.image.base.name': profile.base.image,
     'memcached-hardened.profile': profile.name,
     'memcached-hardened.target': target,
@@ -74,15 +59,20 @@ export function buildLogger(progress: Progress): { onMessage: (m: EngineMessage)
   };
 }
 
-/** One engine build of a stage; returns the image id. Engine errors come with the build log's tail. */
+/**
+ * One engine build of a stage from a freshly rendered context; returns the image id. Engine errors come
+ * with the build log's tail.
+ */
 async function buildStage(
   engine: Engine,
-  context: BuildContext,
+  values: TemplateValues,
+  sasldb: Buffer | undefined,
   stage: string,
   labels: Record<string, string>,
   config: BuildConfig,
   progress: Progress,
 ): Promise<string> {
+  const context = await renderContext(values, sasldb);
   const log = buildLogger(progress);
   progress(`[build] stage ${stage} on ${engine.endpoint}`);
   try {
@@ -101,15 +91,24 @@ async function buildStage(
     const message = (error as Error).message.trim();
     const tail = log.tail().filter((line) => line !== message);
     throw failure(`build failed: ${message}${tail.length ? `\n--- last build output ---\n${tail.join('\n')}` : ''}`);
+  } finally {
+    await context.dispose();
   }
   const imageId = log.imageId();
   if (!imageId) throw failure(`build of stage ${stage} finished but the engine reported no image id`);
   return imageId;
 }
 
+/** A fresh sasldb for the users, generated in the tools image (built first, unlabelled so it stays cached). */
+async function freshSasldb(engine: Engine, values: TemplateValues, users: readonly SaslUser[], config: BuildConfig, progress: Progress): Promise<Buffer> {
+  const tools = await buildStage(engine, values, undefined, STAGE.client, {}, config, progress);
+  progress(`[sasldb] generating the sasldb for ${users.length} user(s)`);
+  return generateSasldb(engine, tools, users, BUILD_REALM);
+}
+
 /**
- * Builds the image: base ready, tools stage, sasldb generated from the users, server stage, and only
- * then the tag, so a failure anywhere leaves nothing tagged.
+ * Builds the image: base ready, the sasldb (reused or generated), the target stage, and only then the
+ * tag, so a failure anywhere leaves nothing tagged.
  */
 export async function buildImage(
   engine: Engine,
@@ -120,30 +119,17 @@ export async function buildImage(
 ): Promise<BuildResult> {
   const bakesUsers = config.target === 'server' && config.credentials === 'baked';
   if (bakesUsers && (users === undefined || users.length === 0)) throw new Error('a server build with baked credentials needs users');
-  const baseSource = await ensureBaseImage(engine, profile, progress);
+  const labels = { ...imageLabels(profile, config.target, sourceInfo(), toolVersion()), ...(config.target === 'server' ? { 'memcached-hardened.credentials': config.credentials } : {}) };
   const values = profileValues(profile, { allowFrom: config.allowFrom, credentials: config.credentials });
-  const labels = { ...imageLabels(profile, config.target, new Date(), sourceRevision(), toolVersion()), ...(config.target === 'server' ? { 'memcached-hardened.credentials': config.credentials } : {}) };
-  const toolsContext = await renderContext(values, undefined);
-  let imageId: string;
-  try {
-    // Labels only on the image that is tagged: an unlabelled tools stage stays fully cached.
-    imageId = await buildStage(engine, toolsContext, STAGE.client, config.target === 'client' ? labels : {}, config, progress);
-  } finally {
-    await toolsContext.dispose();
-  }
-  if (config.target === 'server') {
-    let sasldb: Buffer | undefined;
-    if (bakesUsers) {
-      progress(`[sasldb] generating the sasldb for ${users?.length} user(s)`);
-      sasldb = await generateSasldb(engine, imageId, users ?? [], BUILD_REALM);
-    }
-    const serverContext = await renderContext(values, sasldb);
-    try {
-      imageId = await buildStage(engine, serverContext, STAGE.server, labels, config, progress);
-    } finally {
-      await serverContext.dispose();
-    }
-  }
+  // The sasldb already under the tag is reused when it holds exactly these users, so an unchanged
+  // rebuild stays cached to the last layer (a fresh one differs in Berkeley DB's random file id).
+  const [baseSource, previous] = await Promise.all([
+    ensureBaseImage(engine, profile, progress),
+    bakesUsers ? reusableSasldb(engine, config.tag, users ?? [], BUILD_REALM) : undefined,
+  ]);
+  if (previous) progress(`[sasldb] ${config.tag} already holds exactly these ${users?.length} user(s): its sasldb is reused`);
+  const sasldb = bakesUsers ? (previous ?? (await freshSasldb(engine, values, users ?? [], config, progress))) : undefined;
+  const imageId = await buildStage(engine, values, sasldb, STAGE[config.target], labels, config, progress);
   await engine.tag(imageId, config.tag);
   const facts = await engine.inspectImage(imageId);
   if (!facts) throw failure(`built image ${imageId} vanished`);

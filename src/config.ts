@@ -69,7 +69,8 @@ Builds the hardened memcached image (or the test client image) for a profile in 
 Options:
   --profile NAME       image profile (default: ${DEFAULT_PROFILE}; see images/)
   --tag NAME:TAG       tag for the image (default: ${IMAGE_NAME}:<profile>)
-  --users-file FILE    SASL users, one user:password per line (# comments); passwords >= 12 characters.
+  --users-file FILE    SASL users, one user:password per line (# comments); passwords >= 12 characters;
+                       - reads them from stdin.
                        Without it one user '${'app'}' gets a random password, saved to a new 0600 file.
   --runtime-credentials  no users in the image: the container builds its sasldb at start from a mounted
                        users file (/run/secrets/memcached_users or MEMCACHED_USERS_FILE) or
@@ -82,10 +83,18 @@ Options:
   --sbom-dir DIR       where the CycloneDX SBOM of the server image goes (default: ./sbom)
   -h, --help           show this help
 
-Environment: DOCKER_HOST selects the engine; MEMCACHED_HARDENED_CACHE the bootstrap cache folder.
+Environment: DOCKER_HOST selects the engine; MEMCACHED_HARDENED_CACHE the bootstrap cache folder;
+SOURCE_DATE_EPOCH dates the image's labels and a bootstrapped base (default: the last commit's time).
 Exit codes: 0 built, 1 failure (engine, bootstrap, build), 2 bad input.`;
 
-/** Parses `build` arguments; `undefined` means help was asked for. */
+export const RELEASE_USAGE = `Usage: npm run release -- --tag REGISTRY/REPO:TAG [--profile P] [--users-file F | --runtime-credentials] [--json]
+
+Builds the image, runs the verification suite against that exact image id, and pushes it only if the
+suite passed; prints the pushed digest. Takes the build's options (npm run build -- --help).
+Registry credentials: REGISTRY_USERNAME + REGISTRY_PASSWORD, else the Docker config's auths entry.
+Exit codes: 0 pushed, 1 failure (build, verification, push), 2 bad input.`;
+
+/** Parses `build` (and `release`) arguments; `undefined` means help was asked for. */
 export function parseBuildArgs(argv: readonly string[]): BuildConfig | undefined {
   let parsed;
   try {

@@ -26,6 +26,7 @@ export interface ImageFacts {
   readonly id: string;
   readonly size: number;
   readonly tags: readonly string[];
+  readonly labels: Readonly<Record<string, string>>;
 }
 
 export interface RunRequest {
@@ -37,6 +38,8 @@ export interface RunRequest {
   /** Overrides the image's entrypoint ([] clears it). */
   readonly entrypoint?: readonly string[];
   readonly user?: string;
+  /** A network to join instead of none (the bench's load generator); the product's containers have none. */
+  readonly network?: string;
 }
 
 export interface RunResult {
@@ -58,13 +61,17 @@ export interface Engine {
   removeImage(reference: string): Promise<void>;
   /** Pushes a tag; resolves to the manifest digest the registry reported. */
   push(reference: string, auth: { username: string; password: string; serveraddress: string } | undefined, onMessage: (m: EngineMessage) => void): Promise<string>;
-  /** Runs a throwaway container without network to completion and removes it, whatever happens. */
+  /** Runs a throwaway container (without network unless asked) to completion and removes it, whatever happens. */
   run(request: RunRequest): Promise<RunResult>;
+  /** One regular file of an image, read without starting a container; undefined if it is not there. */
+  readFile(image: string, path: string): Promise<Buffer | undefined>;
+  /** Loads a `docker load` archive (manifest.json, config, layers): the image id is the config's digest. */
+  loadImage(archive: Readable): Promise<void>;
   /**
-   * Runs `command` in a container of `image` (with network), then imports the container's file system
-   * as one layer under `reference`; the container is removed whatever happens.
+   * Runs `command` in a container of `image` (with network), then hands the container's file system, as
+   * a tar stream, to `consume`; the container is removed whatever happens.
    */
-  flattenAfter(image: string, command: readonly string[], reference: string, changes: readonly string[], onLine: (line: string) => void): Promise<void>;
+  runThenExport(image: string, command: readonly string[], onLine: (line: string) => void, consume: (filesystem: Readable) => Promise<void>): Promise<void>;
 }
 
 /** Describes the engine dockerode will talk to, honouring DOCKER_HOST as docker-modem does. */
@@ -77,6 +84,30 @@ export function splitReference(reference: string): { repo: string; tag: string }
   const slash = reference.lastIndexOf('/');
   const colon = reference.lastIndexOf(':');
   return colon > slash ? { repo: reference.slice(0, colon), tag: reference.slice(colon + 1) } : { repo: reference, tag: 'latest' };
+}
+
+/** The first regular file of a ustar/pax archive held in memory (what the engine's archive API returns). */
+export function firstFileOfTar(archive: Buffer): Buffer | undefined {
+  for (let offset = 0; offset + 512 <= archive.length; ) {
+    const header = archive.subarray(offset, offset + 512);
+    if (header.every((byte) => byte === 0)) return undefined;
+    const sizeField = header.subarray(124, 136).toString('latin1').replace(/\0.*$/s, '').trim();
+    if (!/^[0-7]+$/.test(sizeField)) throw new Error(`unsupported tar size field '${sizeField}'`);
+    const size = Number.parseInt(sizeField, 8);
+    const type = String.fromCharCode(header[156] ?? 0);
+    const data = offset + 512;
+    if (data + size > archive.length) throw new Error('truncated tar archive');
+    if (type === '0' || type === '\0') return Buffer.from(archive.subarray(data, data + size));
+    // Extended headers, directories, links: skip to the next header.
+    offset = data + Math.ceil(size / 512) * 512;
+  }
+  return undefined;
+}
+
+async function collect(stream: NodeJS.ReadableStream): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(Buffer.from(chunk as Buffer));
+  return Buffer.concat(chunks);
 }
 
 /** Consumes an engine JSON stream; rejects with the engine's own error, even inside a 200 response. */
@@ -120,7 +151,7 @@ export function connectEngine(env: NodeJS.ProcessEnv = process.env): Engine {
     async inspectImage(reference) {
       try {
         const info = await docker.getImage(reference).inspect();
-        return { id: info.Id, size: info.Size, tags: info.RepoTags ?? [] };
+        return { id: info.Id, size: info.Size, tags: info.RepoTags ?? [], labels: info.Config?.Labels ?? {} };
       } catch (error) {
         if ((error as { statusCode?: number }).statusCode === 404) return undefined;
         throw error;
@@ -166,7 +197,11 @@ export function connectEngine(env: NodeJS.ProcessEnv = process.env): Engine {
       if (!digest) throw failure(`the registry reported no digest for ${reference}`);
       return digest;
     },
-    async flattenAfter(image, command, reference, changes, onLine) {
+    async loadImage(archive) {
+      const stream = await docker.loadImage(archive, { quiet: true });
+      await followStream(docker, stream, () => undefined);
+    },
+    async runThenExport(image, command, onLine, consume) {
       const container = await docker.createContainer({ Image: image, Cmd: [...command], Labels: { 'memcached-hardened.purpose': 'base-upgrade' } });
       try {
         const logs = await container.attach({ stream: true, stdout: true, stderr: true });
@@ -181,13 +216,26 @@ export function connectEngine(env: NodeJS.ProcessEnv = process.env): Engine {
           },
         });
         docker.modem.demuxStream(logs, lines, lines);
+        const ended = new Promise<void>((resolve) => logs.on('end', resolve));
         await container.start();
         const { StatusCode } = (await container.wait()) as { StatusCode: number };
+        // The last lines may still be on their way; an attach the engine never ends must not keep this
+        // process alive once the work is done.
+        await Promise.race([ended, new Promise((resolve) => setTimeout(resolve, 2000).unref())]);
+        (logs as unknown as Readable).destroy();
         if (StatusCode !== 0) throw failure(`upgrading the base failed (exit ${StatusCode}): ${tail.lines().join(' | ')}`);
-        const { repo, tag } = splitReference(reference);
-        const exported = await container.export();
-        const stream = await docker.importImage(exported, { repo, tag, changes: [...changes] } as object);
-        await followStream(docker, stream, () => undefined);
+        await consume((await container.export()) as unknown as Readable);
+      } finally {
+        await container.remove({ force: true }).catch(() => undefined);
+      }
+    },
+    async readFile(image, path) {
+      const container = await docker.createContainer({ Image: image, NetworkDisabled: true, Labels: { 'memcached-hardened.purpose': 'read-file' } });
+      try {
+        return firstFileOfTar(await collect(await container.getArchive({ path })));
+      } catch (error) {
+        if ((error as { statusCode?: number }).statusCode === 404) return undefined;
+        throw error;
       } finally {
         await container.remove({ force: true }).catch(() => undefined);
       }
@@ -204,8 +252,8 @@ export function connectEngine(env: NodeJS.ProcessEnv = process.env): Engine {
         AttachStdin: true,
         AttachStdout: true,
         AttachStderr: true,
-        NetworkDisabled: true,
-        HostConfig: { NetworkMode: 'none', CapDrop: ['ALL'], SecurityOpt: ['no-new-privileges'] },
+        NetworkDisabled: request.network === undefined,
+        HostConfig: { NetworkMode: request.network ?? 'none', CapDrop: ['ALL'], SecurityOpt: ['no-new-privileges'] },
       });
       try {
         const stream = await container.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true });

@@ -1,7 +1,14 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { homedir } from 'node:os';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { badInput } from './errors.js';
+import type { Progress } from './base.js';
+import type { BuildConfig } from './config.js';
+import { connectEngine } from './docker.js';
+import { badInput, failure } from './errors.js';
+import { buildWithOutputs, type Built } from './outputs.js';
+import { serializeUsers } from './credentials.js';
+import { generatedUser } from './sasldb.js';
+import { runSuite } from './verify.js';
 
 export interface RegistryAuth {
   readonly username: string;
@@ -45,4 +52,45 @@ export function registryAuth(registry: string, env: NodeJS.ProcessEnv = process.
   const colon = decoded.indexOf(':');
   if (colon < 0) throw badInput(`${configPath}: the auth entry for ${registry} is malformed`);
   return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1), serveraddress: registry };
+}
+
+/** What a release pushed. */
+export interface Released {
+  readonly built: Built;
+  /** REPO:TAG@sha256:… */
+  readonly pushed: string;
+  readonly digest: string;
+}
+
+/**
+ * Build → verify → push: the verification suite runs against the exact image id just built, and the
+ * image is pushed only if it passed.
+ */
+export async function releaseImage(config: BuildConfig, progress: Progress): Promise<Released> {
+  if (config.target !== 'server') throw badInput('release publishes the server image (no --target client)');
+  const registry = releaseRegistry(config.tag);
+  const auth = registryAuth(registry);
+  const engine = connectEngine();
+  const built = await buildWithOutputs(config, engine, progress);
+  // The suite needs user:password lines the image accepts: the baked ones, or test users to mount.
+  const scratch = mkdtempSync(join(tmpdir(), 'memcached-hardened-release-'));
+  try {
+    const usersFile = join(scratch, 'users');
+    writeFileSync(usersFile, serializeUsers(built.users ?? [generatedUser()]), { mode: 0o600 });
+    progress(`[verify] running the verification suite against ${built.result.imageId}`);
+    const verdict = await runSuite({ imageId: built.result.imageId, profile: config.profile, usersFile, bail: true, progress });
+    if (!verdict.passed) {
+      throw failure(`verification failed: ${config.tag} (${built.result.imageId}) was not pushed; first failure: ${verdict.failedChecks[0] ?? 'none named'}`);
+    }
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+  progress(`[release] pushing ${config.tag} to ${registry}${auth ? ` as ${auth.username}` : ''}`);
+  let digest: string;
+  try {
+    digest = await engine.push(config.tag, auth, (m) => m.status && progress(`[push] ${m.status}${m.progress ? ` ${m.progress}` : ''}`));
+  } catch (error) {
+    throw failure(`push of ${config.tag} refused: ${(error as Error).message.split('\n')[0]}`);
+  }
+  return { built, pushed: `${config.tag}@${digest}`, digest };
 }

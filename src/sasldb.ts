@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { readHashDb, type DbEntry } from './berkeley-db.js';
 import type { Engine } from './docker.js';
 import { failure } from './errors.js';
 import { serializeUsers, type SaslUser } from './credentials.js';
@@ -44,4 +45,41 @@ export async function generateSasldb(engine: Engine, toolsImage: string, users: 
     throw failure(`generating the sasldb failed: ${reason}`);
   }
   return result.stdout;
+}
+
+/** Where the template's final COPY puts the baked sasldb (render.ts, BAKED_CREDENTIALS). */
+export const SASLDB_IMAGE_PATH = '/etc/sasl2/memcached-sasldb2';
+
+/**
+ * True when the entries are exactly what saslpasswd2 writes for these users under `realm`: one
+ * `user NUL realm NUL userPassword` key per user holding the password, and nothing else.
+ */
+export function holdsExactly(entries: readonly DbEntry[], users: readonly SaslUser[], realm: string): boolean {
+  if (entries.length !== users.length) return false;
+  const expected = new Map(users.map((u) => [Buffer.from(`${u.name}\0${realm}\0userPassword`).toString('hex'), Buffer.from(u.password)]));
+  const matched = new Set<string>();
+  for (const entry of entries) {
+    const key = entry.key.toString('hex');
+    const password = expected.get(key);
+    if (password === undefined || matched.has(key) || !entry.data.equals(password)) return false;
+    matched.add(key);
+  }
+  return true;
+}
+
+/**
+ * The sasldb of the baked image `reference` names, when it holds exactly these users. The comparison
+ * happens in memory: nothing derived from a password is kept outside the image.
+ */
+export async function reusableSasldb(engine: Engine, reference: string, users: readonly SaslUser[], realm: string): Promise<Buffer | undefined> {
+  try {
+    const image = await engine.inspectImage(reference);
+    if (image?.labels['memcached-hardened.credentials'] !== 'baked') return undefined;
+    const bytes = await engine.readFile(image.id, SASLDB_IMAGE_PATH);
+    return bytes !== undefined && holdsExactly(readHashDb(bytes), users, realm) ? bytes : undefined;
+  } catch {
+    // An image that vanished meanwhile, or a database this reader does not fully understand, is simply
+    // not reused: a fresh sasldb is generated instead.
+    return undefined;
+  }
 }

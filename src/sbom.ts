@@ -51,6 +51,12 @@ export function cycloneDx(packages: readonly InstalledPackage[], image: { id: st
   };
 }
 
+/** True when `bom` (a parsed SBOM file) is the one written for exactly this image id: then it need not be recomputed. */
+export function describesImage(bom: unknown, imageId: string): boolean {
+  const component = (bom as { metadata?: { component?: { version?: unknown } } } | null)?.metadata?.component;
+  return (bom as { bomFormat?: unknown } | null)?.bomFormat === 'CycloneDX' && component?.version === imageId;
+}
+
 /** Lists the image's installed packages by running dpkg-query in a throwaway, network-less container. */
 export async function installedPackages(engine: Engine, imageId: string): Promise<InstalledPackage[]> {
   const result = await engine.run({ image: imageId, entrypoint: DPKG_QUERY.slice(0, 1), command: DPKG_QUERY.slice(1), stdin: '', labels: { 'memcached-hardened.purpose': 'sbom' }, user: 'root' });

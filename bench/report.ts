@@ -1,0 +1,133 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+/** Bumped when the results' shape changes; the README table is rendered only from this shape. */
+export const RESULTS_SCHEMA = 2;
+
+export interface Pair {
+  /** The hardened image (or the product). */
+  readonly measured: number;
+  /** Its reference from the same run. */
+  readonly reference: number;
+}
+
+export interface Throughput {
+  readonly hardenedOpsPerSec: number;
+  readonly plainOpsPerSec: number;
+  readonly ratio: number;
+  /** Cores the generator used, the highest of its runs: near one per generator thread means it set the pace. */
+  readonly generatorCpuShare: number;
+}
+
+export interface BenchResults {
+  readonly schema: typeof RESULTS_SCHEMA;
+  readonly profile: string;
+  readonly measuredAt: string;
+  readonly cpus: number;
+  /** `bin/memcached-hardened --help` vs a bare `node -e ''`, medians, seconds. */
+  readonly help: Pair;
+  /** CLI --no-cache build vs `docker build --no-cache` of the same rendered context, seconds. */
+  readonly coldBuild: Pair;
+  /** CLI rebuild with nothing changed vs `docker build` of the same context, cached; medians, seconds. */
+  readonly noChangeRebuild: Pair & { readonly sameImage: boolean; readonly layersRebuilt: number; readonly runs: number };
+  /** CLI rebuild with one password changed; reference: the no-change rebuild. */
+  readonly credentialRebuild: Pair & { readonly layersRebuilt: number; readonly onlyTheLastLayer: boolean };
+  readonly image: { readonly sizeBytes: number; readonly baseSizeBytes: number };
+  /** Start to first authenticated set/get, ms: hardened vs plain memcached from the same image. */
+  readonly ready: { readonly p50Ms: number; readonly p95Ms: number; readonly plainP50Ms: number; readonly plainP95Ms: number; readonly starts: number };
+  readonly memcslap: { readonly get: Throughput; readonly set: Throughput; readonly load: string };
+  readonly nodeLoad: Throughput & {
+    readonly hardenedBatchP50Ms: number;
+    readonly hardenedBatchP99Ms: number;
+    readonly plainBatchP50Ms: number;
+    readonly plainBatchP99Ms: number;
+    readonly errors: number;
+    readonly load: string;
+  };
+  readonly handshake: { readonly p50Ms: number; readonly p99Ms: number };
+  readonly suite?: { readonly seconds: number; readonly passed: boolean };
+}
+
+const ratio = (pair: Pair, digits = 2) => `${(pair.measured / pair.reference).toFixed(digits)}×`;
+const ops = (value: number) => `${Math.round(value)} ops/s`;
+const mb = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
+
+/** The README's bench table, every figure next to its same-run reference. */
+export function renderTable(r: BenchResults): string {
+  const slap = (name: string, t: Throughput) => [
+    `Throughput, memcslap ${name} (native)`,
+    `${ops(t.hardenedOpsPerSec)}, generator ${t.generatorCpuShare.toFixed(2)} cores`,
+    `plain ${ops(t.plainOpsPerSec)}`,
+    `${t.ratio.toFixed(3)}×`,
+    '≥ 0.95×',
+  ];
+  const n = r.nodeLoad;
+  const rows = [
+    ['`--help` (compiled CLI)', `${r.help.measured.toFixed(2)} s`, `bare \`node -e ''\` ${r.help.reference.toFixed(2)} s`, ratio(r.help), '< 0.5 s'],
+    ['First build, no cache (base present)', `${r.coldBuild.measured.toFixed(1)} s`, `docker build --no-cache ${r.coldBuild.reference.toFixed(1)} s`, ratio(r.coldBuild), '—'],
+    [
+      'No-change rebuild (same users file)',
+      `${r.noChangeRebuild.measured.toFixed(2)} s, ${r.noChangeRebuild.sameImage ? 'same image id' : 'NEW image id'}, ${r.noChangeRebuild.layersRebuilt} layer(s) rebuilt`,
+      `docker build, cached ${r.noChangeRebuild.reference.toFixed(2)} s`,
+      ratio(r.noChangeRebuild),
+      '≤ 1.5×',
+    ],
+    [
+      'Credentials-only rebuild',
+      `${r.credentialRebuild.measured.toFixed(2)} s, ${r.credentialRebuild.layersRebuilt} layer(s) rebuilt${r.credentialRebuild.onlyTheLastLayer ? ' (the sasldb COPY)' : ''}`,
+      `no-change rebuild ${r.credentialRebuild.reference.toFixed(2)} s`,
+      ratio(r.credentialRebuild),
+      '1 layer',
+    ],
+    ['Image size', mb(r.image.sizeBytes), `base ${mb(r.image.baseSizeBytes)}`, `+${mb(r.image.sizeBytes - r.image.baseSizeBytes)}`, '≤ +10 MB'],
+    [
+      'Start to first authenticated set/get, p50 (p95)',
+      `${r.ready.p50Ms.toFixed(1)} (${r.ready.p95Ms.toFixed(1)}) ms`,
+      `plain ${r.ready.plainP50Ms.toFixed(1)} (${r.ready.plainP95Ms.toFixed(1)}) ms`,
+      `${(r.ready.p50Ms / r.ready.plainP50Ms).toFixed(2)}×`,
+      '≤ 1.25×',
+    ],
+    slap('get', r.memcslap.get),
+    slap('set', r.memcslap.set),
+    [
+      'Throughput, Node generator (pipelined mix)',
+      `${ops(n.hardenedOpsPerSec)}, batch p50 / p99 ${n.hardenedBatchP50Ms.toFixed(2)} / ${n.hardenedBatchP99Ms.toFixed(2)} ms, generator ${n.generatorCpuShare.toFixed(2)} cores`,
+      `plain ${ops(n.plainOpsPerSec)}, p50 / p99 ${n.plainBatchP50Ms.toFixed(2)} / ${n.plainBatchP99Ms.toFixed(2)} ms`,
+      `${n.ratio.toFixed(3)}×`,
+      '≥ 0.95×',
+    ],
+    ['Connect + SASL + first get, p50 / p99', `${r.handshake.p50Ms.toFixed(2)} / ${r.handshake.p99Ms.toFixed(2)} ms`, '—', '—', '—'],
+    ...(r.suite ? [['Integration suite (one profile, image given)', `${r.suite.seconds.toFixed(1)} s`, r.suite.passed ? 'passed' : 'FAILED', '—', '—']] : []),
+  ];
+  return [
+    `| Figure (${r.profile}, ${r.measuredAt.slice(0, 10)}, ${r.cpus} cores) | Measured | Reference (same run) | Ratio | Goal |`,
+    '| --- | --- | --- | --- | --- |',
+    ...rows.map((row) => `| ${row.join(' | ')} |`),
+    '',
+    `Rebuilds are what a user runs: \`bin/memcached-hardened build\` with the same users file (median of ${r.noChangeRebuild.runs} runs after one to settle), timed as a whole process, against the engine CLI on the same rendered context. memcslap: ${r.memcslap.load}. Node generator: ${n.load}. Generator CPU shares are in cores of this ${r.cpus}-core machine, which the server shares: a generator near the cores the server leaves it, not the server, set the pace.`,
+  ].join('\n');
+}
+
+const START = '<!-- bench:start -->';
+const END = '<!-- bench:end -->';
+
+/** The README with its bench section replaced by `table`; unchanged if it has no such section. */
+export function withBenchTable(readme: string, table: string): string {
+  const start = readme.indexOf(START);
+  const end = readme.indexOf(END);
+  if (start < 0 || end < start) return readme;
+  return `${readme.slice(0, start + START.length)}\n${table}\n${readme.slice(end)}`;
+}
+
+/** The newest results of the current shape in `dir` (file names start with the ISO time), if any. */
+export function latestResults(dir: string, profile?: string): BenchResults | undefined {
+  const files = readdirSync(dir)
+    .filter((f) => f.endsWith('.json') && (profile === undefined || f.endsWith(`-${profile}.json`)))
+    .sort()
+    .reverse();
+  for (const file of files) {
+    const results = JSON.parse(readFileSync(join(dir, file), 'utf8')) as { schema?: number };
+    if (results.schema === RESULTS_SCHEMA) return results as BenchResults;
+  }
+  return undefined;
+}

@@ -1,0 +1,117 @@
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { isAbsolute, join, resolve } from 'node:path';
+import type { Progress } from './base.js';
+import { buildImage, type BuildResult } from './build.js';
+import type { BuildConfig } from './config.js';
+import type { Engine } from './docker.js';
+import { badInput } from './errors.js';
+import { loadProfile, type Profile } from './profiles.js';
+import { cycloneDx, describesImage, installedPackages } from './sbom.js';
+import { parseUsersFile, serializeUsers, type SaslUser } from './credentials.js';
+import { generatedUser } from './sasldb.js';
+
+/** npm runs scripts from the package root; the user's paths are relative to where they typed. */
+function userPath(path: string): string {
+  return isAbsolute(path) ? path : resolve(process.env.INIT_CWD ?? process.cwd(), path);
+}
+
+/** A tag as a file name. */
+const fileName = (tag: string) => tag.replace(/[^A-Za-z0-9._-]/g, '_');
+
+/** The users file, or stdin for `-`: a secret manager can pipe users in without writing them to disk. */
+function readUsers(file: string): SaslUser[] {
+  const source = file === '-' ? 'users on stdin' : file;
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(file === '-' ? 0 : userPath(file));
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? 'error';
+    throw badInput(`cannot read ${file === '-' ? source : `users file ${file}`}: ${code}`);
+  }
+  return parseUsersFile(bytes, source);
+}
+
+/** Writes generated credentials to a new 0600 file (never overwriting one) and returns its path. */
+function saveGeneratedCredentials(users: readonly SaslUser[], config: BuildConfig): string {
+  const dir = userPath('memcached-credentials');
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const path = join(dir, `${fileName(config.tag)}-${stamp}.users`);
+  const fd = openSync(path, 'wx', 0o600);
+  try {
+    writeSync(fd, serializeUsers(users));
+  } finally {
+    closeSync(fd);
+  }
+  return path;
+}
+
+function parsedJson(path: string): unknown {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Writes the image's CycloneDX SBOM beside the user's other build outputs and returns its path. The SBOM
+ * already there for this very image id is kept: an unchanged rebuild runs no container for it.
+ */
+async function writeSbom(engine: Engine, imageId: string, config: BuildConfig, profile: Profile, progress: Progress): Promise<string> {
+  const dir = userPath(config.sbomDir);
+  const path = join(dir, `${fileName(config.tag)}.cdx.json`);
+  if (describesImage(parsedJson(path), imageId)) {
+    progress(`SBOM (CycloneDX) of this image already at ${path}`);
+    return path;
+  }
+  const packages = await installedPackages(engine, imageId);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(path, `${JSON.stringify(cycloneDx(packages, { id: imageId, tag: config.tag }, profile, new Date()), null, 2)}\n`);
+  progress(`SBOM (CycloneDX) written to ${path}`);
+  return path;
+}
+
+/** What one build left behind for the user. */
+export interface Built {
+  readonly result: BuildResult;
+  readonly users?: readonly SaslUser[];
+  readonly credentialsFile?: string;
+  readonly sbom?: string;
+}
+
+/** Reads or generates the users, builds, writes the SBOM. Generated credentials survive only a success. */
+export async function buildWithOutputs(config: BuildConfig, engine: Engine, progress: Progress): Promise<Built> {
+  const profile = loadProfile(config.profile);
+  let users: SaslUser[] | undefined;
+  if (config.target === 'server' && config.credentials === 'baked') {
+    users = config.usersFile !== undefined ? readUsers(config.usersFile) : [generatedUser()];
+  }
+  await engine.ping();
+  const credentialsFile = users && config.usersFile === undefined ? saveGeneratedCredentials(users, config) : undefined;
+  // Credentials for an image that does not exist would only mislead. An interrupted build leaves through
+  // process.exit, which still emits 'exit'.
+  let pending = credentialsFile;
+  const discard = () => pending !== undefined && rmSync(pending, { force: true });
+  process.on('exit', discard);
+  try {
+    const result = await buildImage(engine, config, profile, users, progress);
+    const sbom = config.target === 'server' ? await writeSbom(engine, result.imageId, config, profile, progress) : undefined;
+    pending = undefined;
+    if (credentialsFile) progress(`credentials for user '${users?.[0]?.name}' saved to ${credentialsFile} (mode 0600)`);
+    return { result, users, credentialsFile, sbom };
+  } finally {
+    discard();
+    process.off('exit', discard);
+  }
+}
+
+/** The build as the one JSON line `--json` prints. */
+export function summary(config: BuildConfig, built: Built): Record<string, unknown> {
+  return {
+    ...built.result,
+    credentials: config.target === 'server' ? config.credentials : undefined,
+    ...(built.credentialsFile ? { credentialsFile: built.credentialsFile } : {}),
+    ...(built.sbom ? { sbom: built.sbom } : {}),
+  };
+}

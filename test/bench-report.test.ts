@@ -1,0 +1,78 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parseChildCpuSeconds, parseMemcslap } from '../bench/memcslap.js';
+import { latestResults, renderTable, RESULTS_SCHEMA, withBenchTable, type BenchResults } from '../bench/report.js';
+
+// Made-up figures: these tests check the rendering, never what a build or a server achieves.
+const throughput = { hardenedOpsPerSec: 100, plainOpsPerSec: 200, ratio: 0.5, generatorCpuShare: 1.5 };
+const results: BenchResults = {
+  schema: RESULTS_SCHEMA,
+  profile: 'ubuntu-16.04',
+  measuredAt: '2026-01-02T03:04:05.000Z',
+  cpus: 2,
+  help: { measured: 0.2, reference: 0.1 },
+  coldBuild: { measured: 40, reference: 20 },
+  noChangeRebuild: { measured: 0.3, reference: 0.2, sameImage: true, layersRebuilt: 0, runs: 5 },
+  credentialRebuild: { measured: 3, reference: 0.3, layersRebuilt: 1, onlyTheLastLayer: true },
+  image: { sizeBytes: 106e6, baseSizeBytes: 101e6 },
+  ready: { p50Ms: 300, p95Ms: 350, plainP50Ms: 250, plainP95Ms: 300, starts: 9 },
+  memcslap: { get: throughput, set: throughput, load: 'L1' },
+  nodeLoad: { ...throughput, hardenedBatchP50Ms: 1, hardenedBatchP99Ms: 2, plainBatchP50Ms: 1, plainBatchP99Ms: 2, errors: 0, load: 'L2' },
+  handshake: { p50Ms: 0.5, p99Ms: 1.5 },
+};
+
+describe('the bench report', () => {
+  it('renders every figure next to its reference and ratio', () => {
+    const table = renderTable(results);
+    expect(table).toContain('| No-change rebuild (same users file) | 0.30 s, same image id, 0 layer(s) rebuilt | docker build, cached 0.20 s | 1.50× | ≤ 1.5× |');
+    expect(table).toContain('1 layer(s) rebuilt (the sasldb COPY)');
+    expect(table).toContain('| Throughput, memcslap get (native) | 100 ops/s, generator 1.50 cores | plain 200 ops/s | 0.500× | ≥ 0.95× |');
+    expect(table).not.toContain('Integration suite');
+    expect(renderTable({ ...results, suite: { seconds: 70, passed: false } })).toContain('| Integration suite (one profile, image given) | 70.0 s | FAILED |');
+  });
+
+  it('replaces only the README section between the markers', () => {
+    const readme = 'intro\n<!-- bench:start -->\nold\n<!-- bench:end -->\noutro\n';
+    expect(withBenchTable(readme, 'new')).toBe('intro\n<!-- bench:start -->\nnew\n<!-- bench:end -->\noutro\n');
+    expect(withBenchTable('no markers', 'new')).toBe('no markers');
+  });
+
+  it('reads the newest results of the current shape for a profile', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mh-bench-report-'));
+    try {
+      writeFileSync(join(dir, '2026-01-01T00-00-00-000Z-ubuntu-16.04.json'), JSON.stringify({ ...results, measuredAt: 'first' }));
+      writeFileSync(join(dir, '2026-01-02T00-00-00-000Z-ubuntu-16.04.json'), JSON.stringify({ ...results, measuredAt: 'second' }));
+      writeFileSync(join(dir, '2026-01-03T00-00-00-000Z-ubuntu-16.04.json'), JSON.stringify({ schema: 1 }));
+      writeFileSync(join(dir, '2026-01-04T00-00-00-000Z-debian-12.json'), JSON.stringify({ ...results, profile: 'debian-12' }));
+      expect(latestResults(dir, 'ubuntu-16.04')?.measuredAt).toBe('second');
+      expect(latestResults(dir)?.profile).toBe('debian-12');
+      expect(latestResults(dir, 'other')).toBeUndefined();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('memcslap output', () => {
+  const output = [
+    'Time to generate      20000 test keys:                0.075 seconds.',
+    'Time to set           20000 keys:                     0.896 seconds.',
+    'Time to start             4 threads:                  0.000 seconds.',
+    '--------------------------------------------------------------------',
+    'Time to get           78332 keys by    4 threads:     2.351 seconds.',
+    '--------------------------------------------------------------------',
+    'Time total:                                           3.321 seconds.',
+    '0m0.000000s 0m0.020000s',
+    '1m0.250000s 0m2.040000s',
+  ].join('\n');
+
+  it('gives the timed test, the total, and the CPU time of the shell children', () => {
+    expect(parseMemcslap(output, 'get')).toEqual({ keys: 78332, seconds: 2.351, totalSeconds: 3.321 });
+    expect(parseChildCpuSeconds(output)).toBeCloseTo(62.29, 5);
+    expect(() => parseMemcslap(output, 'set')).toThrow(/no set timing/);
+    expect(() => parseMemcslap(output.replace('78332', '0'), 'get')).toThrow(/completed no get/);
+    expect(() => parseChildCpuSeconds('0m0.0s 0m0.0s')).toThrow(/times/);
+  });
+});

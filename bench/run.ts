@@ -12,7 +12,8 @@ import { projectPath } from '../src/paths.js';
 import { DEFAULT_PROFILE, loadProfile, type Profile } from '../src/profiles.js';
 import { profileValues } from '../src/render.js';
 import { serializeUsers, type SaslUser } from '../src/credentials.js';
-import { generatePassword, SASLDB_IMAGE_PATH } from '../src/sasldb.js';
+import { BAKED_SASLDB_PATH } from '../src/render.js';
+import { generatePassword } from '../src/sasldb.js';
 import { handshakeTimes, runLoad, type LoadResult } from './load.js';
 import { buildGenerator, runMemcslap, type SlapResult, type SlapTest } from './memcslap.js';
 import { latestResults, renderTable, RESULTS_SCHEMA, withBenchTable, type BenchResults, type Throughput } from './report.js';
@@ -76,7 +77,7 @@ async function cliBuild(profile: string, tag: string, users: readonly SaslUser[]
 
 /** `docker build` of the server stage from the same rendered context, streamed (the sasldb never touches the disk). */
 async function dockerCliBuild(engine: Engine, profile: Profile, imageId: string, tag: string, noCache: boolean): Promise<number> {
-  const sasldb = await engine.readFile(imageId, SASLDB_IMAGE_PATH);
+  const sasldb = await engine.readFile(imageId, BAKED_SASLDB_PATH);
   if (!sasldb) throw new Error(`${imageId} has no sasldb`);
   const context = await renderContext(profileValues(profile), sasldb);
   try {

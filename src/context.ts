@@ -4,10 +4,9 @@ import { join, relative } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pack } from 'tar-fs';
 import { projectPath } from './paths.js';
-import { renderTemplate, unusedValues, type TemplateValues } from './render.js';
+import { renderTemplate, SASLDB_ENTRY, unusedValues, type TemplateValues } from './render.js';
 
 export const DOCKERFILE_NAME = 'Dockerfile';
-export const SASLDB_ENTRY = 'memcached-sasldb2';
 
 /** A rendered build context on disk (without secrets) plus the sasldb, streamed from memory. */
 export interface BuildContext {

@@ -17,6 +17,8 @@ export interface SaslUser {
 
 export const MIN_PASSWORD_CHARACTERS = 12;
 export const MAX_NAME_CHARACTERS = 64;
+/** saslpasswd2 silently cuts longer passwords: such a user could never log in. */
+export const MAX_PASSWORD_BYTES = 2048;
 export const MAX_LINE_BYTES = 4096;
 export const MAX_USERS = 10_000;
 
@@ -35,6 +37,7 @@ export const PROBLEM = {
   nameLong: `user name is longer than ${MAX_NAME_CHARACTERS} characters`,
   passwordEmpty: 'password is empty',
   passwordShort: `password is shorter than ${MIN_PASSWORD_CHARACTERS} characters`,
+  passwordLong: `password is longer than ${MAX_PASSWORD_BYTES} bytes`,
   passwordControl: 'password contains a control character',
   duplicate: 'duplicate user',
 } as const;
@@ -61,6 +64,7 @@ export function userNameProblem(name: string): string | undefined {
 export function passwordProblem(password: string): string | undefined {
   if (password.length === 0) return PROBLEM.passwordEmpty;
   if ([...password].length < MIN_PASSWORD_CHARACTERS) return PROBLEM.passwordShort;
+  if (Buffer.byteLength(password) > MAX_PASSWORD_BYTES) return PROBLEM.passwordLong;
   if (CONTROL.test(password)) return PROBLEM.passwordControl;
   return undefined;
 }
@@ -141,6 +145,7 @@ credential_problem() {
   [ "\${#1}" -le ${MAX_NAME_CHARACTERS} ] || { echo ${sq(PROBLEM.nameLong)}; return; }
   case "$2" in '') echo ${passwordSays(PROBLEM.passwordEmpty)}; return ;; esac
   [ "$(credential_characters "$2")" -ge ${MIN_PASSWORD_CHARACTERS} ] || { echo ${passwordSays(PROBLEM.passwordShort)}; return; }
+  [ "$(printf '%s' "$2" | wc -c)" -le ${MAX_PASSWORD_BYTES} ] || { echo ${passwordSays(PROBLEM.passwordLong)}; return; }
   case "$2" in *[[:cntrl:]]*) echo ${passwordSays(PROBLEM.passwordControl)}; return ;; esac
   # C1 controls (U+0080-U+009F) are 0xC2 0x80-0x9F in UTF-8.
   if printf '%s' "$2" | grep -q "$(printf '\\302[\\200-\\237]')"; then echo ${passwordSays(PROBLEM.passwordControl)}; fi

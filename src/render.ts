@@ -1,6 +1,9 @@
 import { credentialRulesShell } from './credentials.js';
 import type { Profile } from './profiles.js';
 
+/** The sasldb's name in the build context (added from memory, never written to disk). */
+export const SASLDB_ENTRY = 'memcached-sasldb2';
+
 /** memcached uses gethostname() as the SASL realm; the build keys users to this fixed realm and the
  * entrypoint re-keys them to the container's hostname at start. Letters only: it is used in sed. */
 export const BUILD_REALM = 'memcachedbuildrealm';
@@ -41,9 +44,12 @@ export interface RenderOptions {
   readonly credentials?: 'baked' | 'runtime';
 }
 
+/** Where a baked image carries its sasldb (keyed to BUILD_REALM). */
+export const BAKED_SASLDB_PATH = '/etc/sasl2/memcached-sasldb2';
+
 const BAKED_CREDENTIALS = `# Generated users, keyed to a fixed build realm; the entrypoint re-keys them to the container's hostname
 # at start, because memcached uses gethostname() as the SASL realm.
-COPY --chown=memcache:memcache memcached-sasldb2 /etc/sasl2/memcached-sasldb2`;
+COPY --chown=memcache:memcache ${SASLDB_ENTRY} ${BAKED_SASLDB_PATH}`;
 const RUNTIME_CREDENTIALS = `# Runtime credentials: no users in the image; the entrypoint builds the sasldb at start from a mounted
 # users file or MEMCACHED_USERNAME + MEMCACHED_PASSWORD(_FILE), and refuses to start without them.`;
 
@@ -90,6 +96,7 @@ export function profileValues(profile: Profile, options: RenderOptions = {}): Te
     IPTABLES_BINARY: profile.iptablesBinary,
     HARDENING_FLAGS: profile.memcached.hardeningFlags.join('\n'),
     BUILD_REALM,
+    BAKED_SASLDB_PATH,
     MEMCACHE_UID: String(MEMCACHE_UID),
     MEMCACHED_GUARD_PATH: MEMCACHED_GUARD,
     CREDENTIAL_RULES: credentialRulesShell(),

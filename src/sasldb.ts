@@ -3,6 +3,7 @@ import { readHashDb, type DbEntry } from './berkeley-db.js';
 import type { Engine } from './docker.js';
 import { failure } from './errors.js';
 import { serializeUsers, type SaslUser } from './credentials.js';
+import { BAKED_SASLDB_PATH } from './render.js';
 
 /** The user created when no users file is given. */
 export const GENERATED_USER_NAME = 'app';
@@ -47,9 +48,6 @@ export async function generateSasldb(engine: Engine, toolsImage: string, users: 
   return result.stdout;
 }
 
-/** Where the template's final COPY puts the baked sasldb (render.ts, BAKED_CREDENTIALS). */
-export const SASLDB_IMAGE_PATH = '/etc/sasl2/memcached-sasldb2';
-
 /**
  * True when the entries are exactly what saslpasswd2 writes for these users under `realm`: one
  * `user NUL realm NUL userPassword` key per user holding the password, and nothing else.
@@ -75,7 +73,7 @@ export async function reusableSasldb(engine: Engine, reference: string, users: r
   try {
     const image = await engine.inspectImage(reference);
     if (image?.labels['memcached-hardened.credentials'] !== 'baked') return undefined;
-    const bytes = await engine.readFile(image.id, SASLDB_IMAGE_PATH);
+    const bytes = await engine.readFile(image.id, BAKED_SASLDB_PATH);
     return bytes !== undefined && holdsExactly(readHashDb(bytes), users, realm) ? bytes : undefined;
   } catch {
     // An image that vanished meanwhile, or a database this reader does not fully understand, is simply

@@ -1,7 +1,7 @@
 import type { StartedTestContainer } from 'testcontainers';
 import { inject } from 'vitest';
 import type { SaslUser } from '../../src/credentials.js';
-import { BinaryClient, Status } from './binary-client.js';
+import { BinaryClient, Status } from '../../lib/binary-client.js';
 
 /** The round-trip clients of the clients image (test/clients/run), one library each. */
 export const CLIENTS = ['php', 'python', 'ruby', 'java', 'c', 'node'] as const;

@@ -1,4 +1,4 @@
-import { MAX_NAME_CHARACTERS, MIN_PASSWORD_CHARACTERS, parseUsersFile } from '../../src/credentials.js';
+import { MAX_NAME_CHARACTERS, MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARACTERS, parseUsersFile } from '../../src/credentials.js';
 import { UserError } from '../../src/errors.js';
 
 /**
@@ -14,6 +14,8 @@ export const USERS_FILE_CASES: ReadonlyArray<readonly [string, string | Uint8Arr
   ['a password of 6 two-byte letters (12 bytes)', 'sammy:éééééé\n'],
   [`a password of ${MIN_PASSWORD_CHARACTERS} two-byte letters`, `sammy:${'é'.repeat(MIN_PASSWORD_CHARACTERS)}\n`],
   ['a password of 11 characters', 'sammy:abcdefghijk\n'],
+  [`a password of ${MAX_PASSWORD_BYTES} bytes`, `sammy:${'p'.repeat(MAX_PASSWORD_BYTES)}\n`],
+  [`a password of ${MAX_PASSWORD_BYTES + 1} bytes in fewer characters`, `sammy:${'é'.repeat(MAX_PASSWORD_BYTES / 2)}p\n`],
   ['a Cyrillic password', 'sammy:пароль-пароль\n'],
   ['a password with a C1 control character', 'sammy:correct-horse\u0085battery\n'],
   ['a password with BEL', 'sammy:correct-horse\u0007battery\n'],

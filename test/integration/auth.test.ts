@@ -1,6 +1,6 @@
 import memjs from 'memjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BinaryClient, Op, plainAuthMessage, Status, tryAuthenticatedRoundTrip } from '../helpers/binary-client.js';
+import { BinaryClient, Op, plainAuthMessage, Status, tryAuthenticatedRoundTrip } from '../../lib/binary-client.js';
 import { createIsolatedNetwork } from '../helpers/docker.js';
 import { memcstat, memcstatShowsStats, networksOf, podHostname, startControl, startServer, waitUntilServing, type RunningServer } from '../helpers/server.js';
 import { firstUser, targetRows } from '../helpers/targets.js';

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BinaryClient } from '../helpers/binary-client.js';
+import { BinaryClient } from '../../lib/binary-client.js';
 import { createIsolatedNetwork } from '../helpers/docker.js';
 import { execIn, procNetAddress, runToExit, socketsOnPort, startControl, startServer, waitUntilServing, type RunningServer } from '../helpers/server.js';
 import { targetRows } from '../helpers/targets.js';

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadProfile } from '../../src/profiles.js';
 import { defaultPerClientCap } from '../../src/render.js';
-import { BinaryClient, Status } from '../helpers/binary-client.js';
+import { BinaryClient, Status } from '../../lib/binary-client.js';
 import { createIsolatedNetwork, type IsolatedNetwork } from '../helpers/docker.js';
 import { answers, hoardConnections, served } from '../helpers/hoard.js';
 import { pollUntil } from '../helpers/poll.js';

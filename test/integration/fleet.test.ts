@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Status, tryAuthenticatedRoundTrip } from '../helpers/binary-client.js';
+import { Status, tryAuthenticatedRoundTrip } from '../../lib/binary-client.js';
 import { clientsImage, runClient, storedValues } from '../helpers/clients.js';
 import { createIsolatedNetwork, docker, type IsolatedNetwork } from '../helpers/docker.js';
 import { podHostname, startClientHost, startServer, type RunningServer } from '../helpers/server.js';

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Status, tryAuthenticatedRoundTrip } from '../helpers/binary-client.js';
+import { Status, tryAuthenticatedRoundTrip } from '../../lib/binary-client.js';
 import { createIsolatedNetwork, docker } from '../helpers/docker.js';
 import { execIn, runToExit, startServer, type RunningServer } from '../helpers/server.js';
 import { loadProfile } from '../../src/profiles.js';

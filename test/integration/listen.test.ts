@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BinaryClient, Status } from '../helpers/binary-client.js';
+import { BinaryClient, Status } from '../../lib/binary-client.js';
 import { createIsolatedNetwork, ipv6Of, type IsolatedNetwork } from '../helpers/docker.js';
 import { hoardConnections, served } from '../helpers/hoard.js';
 import { pollUntil } from '../helpers/poll.js';

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BinaryClient, Op, plainAuthMessage, Status } from '../helpers/binary-client.js';
+import { BinaryClient, Op, plainAuthMessage, Status } from '../../lib/binary-client.js';
 import { createIsolatedNetwork } from '../helpers/docker.js';
 import { startServer, type RunningServer } from '../helpers/server.js';
 import { firstUser, targetRows } from '../helpers/targets.js';

@@ -2,7 +2,7 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { Status, tryAuthenticatedRoundTrip } from '../helpers/binary-client.js';
+import { Status, tryAuthenticatedRoundTrip } from '../../lib/binary-client.js';
 import { createIsolatedNetwork, docker } from '../helpers/docker.js';
 import { writeMemcacheSecret } from '../helpers/secrets.js';
 import { runToExit, startServer } from '../helpers/server.js';

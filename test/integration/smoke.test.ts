@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Status, tryAuthenticatedRoundTrip } from '../helpers/binary-client.js';
+import { Status, tryAuthenticatedRoundTrip } from '../../lib/binary-client.js';
 import { createIsolatedNetwork } from '../helpers/docker.js';
 import { memcstat, memcstatShowsStats, startServer, type RunningServer } from '../helpers/server.js';
 import { firstUser, targetRows } from '../helpers/targets.js';

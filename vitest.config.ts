@@ -18,10 +18,11 @@ export default defineConfig({
           name: 'integration',
           include: ['test/integration/**/*.test.ts'],
           globalSetup: ['test/helpers/global-setup.ts'],
-          // Containers and image builds are slow; files run one at a time on this 2-core machine.
+          // Each file works on networks and containers of its own, and mostly waits on the engine and
+          // the network: several files at once keep 2 cores busy (images are built once, in the setup).
           testTimeout: 120_000,
           hookTimeout: 900_000,
-          fileParallelism: false,
+          maxWorkers: 4,
         },
       },
       {

@@ -23,6 +23,8 @@ export default defineConfig({
           testTimeout: 120_000,
           hookTimeout: 900_000,
           maxWorkers: 4,
+          // After the unit tests (a project with its own worker count needs its own group).
+          sequence: { groupOrder: 1 },
         },
       },
       {

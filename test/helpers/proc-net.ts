@@ -8,6 +8,7 @@ export interface ProcNetSocket {
 }
 
 export const TCP_LISTEN = '0A';
+const MEMCACHED_PORT = 11211;
 
 /** Every socket line of /proc/net/{tcp,udp}{,6} text (header lines, from any concatenation, are skipped). */
 export function parseProcNet(text: string): ProcNetSocket[] {
@@ -37,4 +38,11 @@ export function readableAddress(hex: string): string {
   // IPv6: four 32-bit words, each in host (little-endian) order.
   const bytes = (hex.match(/.{8}/g) ?? []).flatMap(bytesOf).join('');
   return (bytes.match(/.{4}/g) ?? []).join(':').toLowerCase();
+}
+
+/** memcached's sockets (port 11211) in /proc/net text: local address (kernel hex) and state. */
+export function socketsOnPort(procNet: string): Array<{ localAddress: string; state: string }> {
+  return parseProcNet(procNet)
+    .filter((socket) => socket.localPort === MEMCACHED_PORT)
+    .map(({ localAddress, state }) => ({ localAddress, state }));
 }

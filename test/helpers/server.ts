@@ -237,25 +237,14 @@ export async function execIn(container: StartedTestContainer, command: string[],
   return { output: result.output, exitCode: result.exitCode };
 }
 
-/** Port 11211 as /proc/net/{tcp,udp} writes it. */
-export const MEMCACHED_PORT_HEX = '2BCB';
-
-/** Sockets on port 11211 from /proc/net/{tcp,udp}{,6} text: local address (hex) and state. */
-export function socketsOnPort(procNet: string): Array<{ localAddress: string; state: string }> {
-  return procNet
-    .split('\n')
-    .map((line) => line.trim().split(/\s+/))
-    .filter((fields) => /^\d+:$/.test(fields[0] ?? '') && (fields[1] ?? '').endsWith(`:${MEMCACHED_PORT_HEX}`))
-    .map((fields) => ({ localAddress: (fields[1] ?? '').split(':')[0] ?? '', state: fields[3] ?? '' }));
-}
-
-/** An IPv4 address as /proc/net/tcp writes it (little-endian hex). */
-export function procNetAddress(ip: string): string {
-  return ip
-    .split('.')
-    .reverse()
-    .map((octet) => Number(octet).toString(16).padStart(2, '0').toUpperCase())
-    .join('');
+/** True when the host can open a TCP connection to ip:11211 within 2 s. */
+export async function hostConnects(ip: string): Promise<boolean> {
+  try {
+    (await BinaryClient.connect(ip, 11211, 2000)).close();
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /**

@@ -1,21 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BinaryClient } from '../../lib/binary-client.js';
 import { createIsolatedNetwork } from '../helpers/docker.js';
-import { execIn, procNetAddress, runToExit, socketsOnPort, startControl, startServer, waitUntilServing, type RunningServer } from '../helpers/server.js';
+import { execIn, hostConnects, type RunningServer, runToExit, startControl, startServer, waitUntilServing } from '../helpers/server.js';
+import { procNetAddress, socketsOnPort, TCP_LISTEN } from '../helpers/proc-net.js';
 import { targetRows } from '../helpers/targets.js';
 
-const LISTEN = '0A';
 const listeners = async (server: RunningServer) =>
-  socketsOnPort((await execIn(server.container, ['cat', '/proc/net/tcp', '/proc/net/tcp6'])).output).filter((s) => s.state === LISTEN);
-
-async function hostCanConnect(ip: string): Promise<boolean> {
-  try {
-    (await BinaryClient.connect(ip, 11211, 2000)).close();
-    return true;
-  } catch {
-    return false;
-  }
-}
+  socketsOnPort((await execIn(server.container, ['cat', '/proc/net/tcp', '/proc/net/tcp6'])).output).filter((s) => s.state === TCP_LISTEN);
 
 describe.each(targetRows())('%s', (_profile, target) => {
   let network: Awaited<ReturnType<typeof createIsolatedNetwork>>;
@@ -37,23 +27,23 @@ describe.each(targetRows())('%s', (_profile, target) => {
   });
 
   it('listens only on the private address by default, where the control listens on 0.0.0.0', async () => {
-    expect(await listeners(server)).toEqual([{ localAddress: procNetAddress(server.ip), state: LISTEN }]);
-    expect(await listeners(wildcard)).toEqual([{ localAddress: procNetAddress('0.0.0.0'), state: LISTEN }]);
-    expect(await hostCanConnect(server.ip)).toBe(true);
+    expect(await listeners(server)).toEqual([{ localAddress: procNetAddress(server.ip), state: TCP_LISTEN }]);
+    expect(await listeners(wildcard)).toEqual([{ localAddress: procNetAddress('0.0.0.0'), state: TCP_LISTEN }]);
+    expect(await hostConnects(server.ip)).toBe(true);
   });
 
   it('with MEMCACHED_LISTEN=127.0.0.1 a peer cannot connect while a client inside the container can', async () => {
-    expect(await listeners(loopbackOnly)).toEqual([{ localAddress: procNetAddress('127.0.0.1'), state: LISTEN }]);
-    expect(await hostCanConnect(loopbackOnly.ip)).toBe(false);
+    expect(await listeners(loopbackOnly)).toEqual([{ localAddress: procNetAddress('127.0.0.1'), state: TCP_LISTEN }]);
+    expect(await hostConnects(loopbackOnly.ip)).toBe(false);
     // The health check is an in-container client: it connects and gets "auth required" back.
     expect((await execIn(loopbackOnly.container, ['/usr/local/bin/memcached-healthcheck'])).exitCode).toBe(0);
-    expect(await hostCanConnect(server.ip)).toBe(true);
+    expect(await hostConnects(server.ip)).toBe(true);
   });
 
   it('accepts an interface name and refuses to listen on every interface', async () => {
     const byInterface = await startServer(target, network.name, { env: { MEMCACHED_LISTEN: 'eth0' } });
     try {
-      expect(await listeners(byInterface)).toEqual([{ localAddress: procNetAddress(byInterface.ip), state: LISTEN }]);
+      expect(await listeners(byInterface)).toEqual([{ localAddress: procNetAddress(byInterface.ip), state: TCP_LISTEN }]);
       await waitUntilServing(byInterface.ip);
     } finally {
       await byInterface.stop();

@@ -1,40 +1,19 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BinaryClient, Status } from '../../lib/binary-client.js';
+import { Status } from '../../lib/binary-client.js';
 import { createIsolatedNetwork, ipv6Of, type IsolatedNetwork } from '../helpers/docker.js';
 import { hoardConnections, served } from '../helpers/hoard.js';
 import { pollUntil } from '../helpers/poll.js';
-import {
-  execIn,
-  memcstatShowsStats,
-  procNetAddress,
-  runToExit,
-  socketsOnPort,
-  startClientHost,
-  startServer,
-  tcpProbe,
-  waitUntilServing,
-  type RunningServer,
-} from '../helpers/server.js';
+import { execIn, hostConnects, memcstatShowsStats, type RunningServer, runToExit, startClientHost, startServer, tcpProbe, waitUntilServing } from '../helpers/server.js';
+import { procNetAddress, socketsOnPort, TCP_LISTEN } from '../helpers/proc-net.js';
 import { firstUser, targetRows } from '../helpers/targets.js';
 
-const LISTEN = '0A';
 /** The server's listening sockets on 11211, IPv4 (/proc/net/tcp) and IPv6 (/proc/net/tcp6) apart. */
 async function listeners(server: RunningServer): Promise<{ v4: string[]; v6: string[] }> {
   const read = async (file: string) =>
     socketsOnPort((await execIn(server.container, ['cat', file])).output)
-      .filter((s) => s.state === LISTEN)
+      .filter((s) => s.state === TCP_LISTEN)
       .map((s) => s.localAddress);
   return { v4: await read('/proc/net/tcp'), v6: await read('/proc/net/tcp6') };
-}
-
-/** What the host gets when it opens a TCP connection to ip:11211. */
-async function hostConnects(ip: string): Promise<boolean> {
-  try {
-    (await BinaryClient.connect(ip, 11211, 2000)).close();
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 describe.each(targetRows())('%s', (_profile, target) => {

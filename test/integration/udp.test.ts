@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadProfile } from '../../src/profiles.js';
 import { createIsolatedNetwork } from '../helpers/docker.js';
-import { execIn, runToExit, socketsOnPort, startClientHost, startControl, startServer, udpStatsProbe, type RunningServer } from '../helpers/server.js';
+import { execIn, type RunningServer, runToExit, startClientHost, startControl, startServer, udpStatsProbe } from '../helpers/server.js';
+import { socketsOnPort } from '../helpers/proc-net.js';
 import { targetRows } from '../helpers/targets.js';
 
 const procNetUdp = async (server: RunningServer) => (await execIn(server.container, ['cat', '/proc/net/udp', '/proc/net/udp6'])).output;

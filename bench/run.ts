@@ -7,12 +7,13 @@ import { parseArgs } from 'node:util';
 import Docker from 'dockerode';
 import { BinaryClient, Status, tryAuthenticatedRoundTrip } from '../lib/binary-client.js';
 import { renderContext } from '../src/context.js';
-import { connectEngine, type Engine } from '../src/docker.js';
+import { connectEngine, type Engine } from '../src/engine/index.js';
 import { projectPath } from '../src/paths.js';
 import { DEFAULT_PROFILE, loadProfile, type Profile } from '../src/profiles.js';
 import { profileValues } from '../src/render.js';
 import { serializeUsers, type SaslUser } from '../src/credentials.js';
 import { BAKED_SASLDB_PATH } from '../src/render.js';
+import { runSuite } from '../src/verify.js';
 import { generatePassword } from '../src/sasldb.js';
 import { handshakeTimes, runLoad, type LoadResult } from './load.js';
 import { buildGenerator, runMemcslap, type SlapResult, type SlapTest } from './memcslap.js';
@@ -228,10 +229,9 @@ async function bench(profileName: string, options: { starts: number; rounds: num
       // The suite reads the users from a file: a 0600 one in the bench's scratch folder, removed below.
       const usersFile = join(scratch, 'users');
       writeFileSync(usersFile, serializeUsers(rotated), { mode: 0o600 });
-      const ran = await run(process.execPath, [projectPath('node_modules/vitest/vitest.mjs'), 'run', '--project', 'integration'], {
-        env: { ...process.env, MEMCACHED_IMAGE: credential.imageId, MEMCACHED_USERS_FILE: usersFile, MEMCACHED_PROFILE: profileName },
-      });
-      suite = { seconds: round(ran.seconds, 1), passed: ran.code === 0 };
+      const suiteStarted = performance.now();
+      const verdict = await runSuite({ imageId: credential.imageId, profile: profileName, usersFile });
+      suite = { seconds: round((performance.now() - suiteStarted) / 1000, 1), passed: verdict.passed };
     }
 
     const nodeThroughput = throughput(nodeRounds);

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -61,45 +61,65 @@ function failedChecksOf(reportFile: string): string[] {
   }
 }
 
-/** Runs the verification suite against exactly this image id. */
-export async function runSuite(request: SuiteRequest): Promise<SuiteVerdict> {
+/** A suite run in progress: its process (to interrupt it), everything it printed so far, and its verdict. */
+export interface SuiteRun {
+  readonly child: ChildProcess;
+  output(): string;
+  readonly done: Promise<SuiteVerdict & { readonly exitCode: number | null }>;
+}
+
+/**
+ * Starts the verification suite against exactly this image id. `config` replaces the integration
+ * project and its files with another vitest config over the same global setup (the cleanup test's
+ * fixture runs the suite's own machinery this way); `env` adds to the run's environment.
+ */
+export function startSuite(request: SuiteRequest & { readonly config?: string; readonly env?: Readonly<Record<string, string>> }): SuiteRun {
   const scratch = mkdtempSync(join(tmpdir(), 'mh-suite-'));
   const reportFile = join(scratch, 'report.json');
-  try {
-    const code = await new Promise<number | null>((resolve) => {
-      const child = spawn(
-        process.execPath,
-        [
-          projectPath('node_modules/vitest/vitest.mjs'),
-          'run',
-          '--project',
-          'integration',
-          ...(request.bail ? ['--bail', '1'] : []),
-          '--reporter=default',
-          '--reporter=json',
-          `--outputFile.json=${reportFile}`,
-          ...VERIFICATION_FILES,
-        ],
-        {
-          cwd: projectPath(),
-          env: { ...process.env, MEMCACHED_IMAGE: request.imageId, MEMCACHED_USERS_FILE: request.usersFile, MEMCACHED_PROFILE: request.profile },
-          stdio: ['ignore', 'pipe', 'pipe'],
-        },
-      );
-      child.stdout.on('data', (chunk: Buffer) => {
-        for (const line of chunk.toString('utf8').split('\n')) {
-          if (request.progress && /✓|×|FAIL|Test Files|Tests /.test(line)) request.progress(`[verify] ${line.trim()}`);
-        }
-      });
-      child.stderr.on('data', () => undefined);
-      child.on('error', () => resolve(null));
-      child.on('close', resolve);
-    });
-    let failedChecks = failedChecksOf(reportFile);
-    // A failing beforeAll (a server that refuses to start) fails the run without failing an assertion.
-    if (code !== 0 && failedChecks.length === 0) failedChecks = ['setup: the servers under test did not start'];
-    return { passed: code === 0, failedChecks: code === 0 ? [] : failedChecks };
-  } finally {
-    rmSync(scratch, { recursive: true, force: true });
-  }
+  const selection = request.config ? ['--config', request.config] : ['--project', 'integration', ...VERIFICATION_FILES];
+  const child = spawn(
+    process.execPath,
+    [
+      projectPath('node_modules/vitest/vitest.mjs'),
+      'run',
+      ...(request.bail ? ['--bail', '1'] : []),
+      '--reporter=default',
+      '--reporter=json',
+      `--outputFile.json=${reportFile}`,
+      ...selection,
+    ],
+    {
+      cwd: projectPath(),
+      env: { ...process.env, ...request.env, MEMCACHED_IMAGE: request.imageId, MEMCACHED_USERS_FILE: request.usersFile, MEMCACHED_PROFILE: request.profile },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => {
+    output += chunk.toString('utf8');
+    for (const line of chunk.toString('utf8').split('\n')) {
+      if (request.progress && /✓|×|FAIL|Test Files|Tests /.test(line)) request.progress(`[verify] ${line.trim()}`);
+    }
+  });
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+  const done = new Promise<number | null>((resolve) => {
+    child.on('error', () => resolve(null));
+    child.on('close', (code, signal) => resolve(code ?? (signal ? 128 : null)));
+  }).then((exitCode) => {
+    try {
+      let failedChecks = failedChecksOf(reportFile);
+      // A failing beforeAll (a server that refuses to start) fails the run without failing an assertion.
+      if (exitCode !== 0 && failedChecks.length === 0) failedChecks = ['setup: the servers under test did not start'];
+      return { exitCode, passed: exitCode === 0, failedChecks: exitCode === 0 ? [] : failedChecks };
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
+  });
+  return { child, output: () => output, done };
+}
+
+/** Runs the verification suite against exactly this image id. */
+export async function runSuite(request: SuiteRequest): Promise<SuiteVerdict> {
+  const { passed, failedChecks } = await startSuite(request).done;
+  return { passed, failedChecks };
 }

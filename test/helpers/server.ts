@@ -3,6 +3,7 @@ import { GenericContainer, Wait, type StartedTestContainer } from 'testcontainer
 import { BinaryClient, Op } from '../../lib/binary-client.js';
 import { attachedNetworks, docker, suiteLabels } from './docker.js';
 import { pollUntil } from './poll.js';
+import { socketsOnPort, TCP_LISTEN } from './proc-net.js';
 import type { TestTarget } from './targets.js';
 
 export interface ServerOptions {
@@ -88,6 +89,17 @@ export async function waitUntilServing(ip: string, timeoutMs = 10_000, diagnose?
   );
 }
 
+/** Waits until a socket in the container's namespace listens on 11211. */
+async function waitUntilListening(container: StartedTestContainer, diagnose: () => Promise<string>): Promise<void> {
+  await pollUntil(
+    async () => {
+      const { output } = await container.exec(['cat', '/proc/net/tcp', '/proc/net/tcp6']);
+      return socketsOnPort(output).some((socket) => socket.state === TCP_LISTEN) ? true : undefined;
+    },
+    { timeoutMs: 10_000, what: 'memcached listens inside the container', diagnose },
+  );
+}
+
 export function containerLogs(id: string): Promise<string> {
   return docker
     .getContainer(id)
@@ -166,7 +178,10 @@ export async function startServer(target: TestTarget, network: string, options: 
     await started.stop({ remove: true }).catch(() => undefined);
     throw new Error(`${target.image} has no address on ${network} (exited?): ${logs.trim()}`);
   }
-  if (!options.unreachableFromHost) await waitUntilServing(ip, 10_000, () => containerLogs(started.getId()));
+  const diagnose = () => containerLogs(started.getId());
+  if (!options.unreachableFromHost) await waitUntilServing(ip, 10_000, diagnose);
+  // The entrypoint says "listening on" just before memcached binds: where the host cannot probe, look inside.
+  else if (!options.entrypoint) await waitUntilListening(started, diagnose);
   return {
     container: started,
     ip,

@@ -1,9 +1,8 @@
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { projectPath } from '../../src/paths.js';
+import { startSuite } from '../../src/verify.js';
 import { serializeUsers } from '../../src/credentials.js';
 import { listLeftovers } from '../helpers/docker.js';
 import { pollUntil } from '../helpers/poll.js';
@@ -17,24 +16,23 @@ function startFixtureRun(mode: 'hold' | 'fail') {
   const usersFile = join(scratch, 'users');
   writeFileSync(usersFile, serializeUsers(target.users), { mode: 0o600 });
   const readyFile = join(scratch, `ready-${mode}`);
-  const child = spawn(process.execPath, [projectPath('node_modules/vitest/vitest.mjs'), 'run', '--config', 'test/fixtures/interrupt/vitest.config.ts'], {
-    cwd: projectPath(),
-    env: { ...process.env, MEMCACHED_IMAGE: target.image, MEMCACHED_USERS_FILE: usersFile, MEMCACHED_PROFILE: target.profile, FIXTURE_READY_FILE: readyFile, FIXTURE_MODE: mode },
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const run = startSuite({
+    imageId: target.image,
+    profile: target.profile,
+    usersFile,
+    config: 'test/fixtures/interrupt/vitest.config.ts',
+    env: { FIXTURE_READY_FILE: readyFile, FIXTURE_MODE: mode },
   });
-  let output = '';
-  child.stdout.on('data', (d) => (output += d));
-  child.stderr.on('data', (d) => (output += d));
-  const exited = new Promise<number | null>((resolve) => child.on('close', (code, signal) => resolve(code ?? (signal ? 128 : null))));
+  const exited = run.done.then((verdict) => verdict.exitCode);
   const ready = () =>
     pollUntil(
       async () => {
-        if (child.exitCode !== null) throw new Error(`the fixture run exited with ${child.exitCode}`);
+        if (run.child.exitCode !== null) throw new Error(`the fixture run exited with ${run.child.exitCode}`);
         return existsSync(readyFile) ? readFileSync(readyFile, 'utf8') : undefined;
       },
-      { timeoutMs: 180_000, intervalMs: 200, what: 'the fixture run is ready', diagnose: async () => output },
+      { timeoutMs: 180_000, intervalMs: 200, what: 'the fixture run is ready', diagnose: async () => run.output() },
     );
-  return { child, exited, ready, output: () => output };
+  return { child: run.child, exited, ready, output: run.output };
 }
 
 /** The run's resources once its reaper had up to 30 s to work (it starts when the run's process ends). */

@@ -1,7 +1,7 @@
 import memjs from 'memjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BinaryClient, Op, plainAuthMessage, Status, tryAuthenticatedRoundTrip } from '../../lib/binary-client.js';
-import { createIsolatedNetwork } from '../helpers/docker.js';
+import { createIsolatedNetwork, docker } from '../helpers/docker.js';
 import { memcstat, memcstatShowsStats, networksOf, podHostname, startControl, startServer, waitUntilServing, type RunningServer } from '../helpers/server.js';
 import { firstUser, targetRows } from '../helpers/targets.js';
 
@@ -155,8 +155,10 @@ describe.each(targetRows())('%s', (_profile, target) => {
     const first = await startServer(target, network.name, { hostname: podHostname() });
     try {
       expect((await tryAuthenticatedRoundTrip(first.ip, user.name, user.password)).roundTrip).toBe(true);
-      await first.container.restart();
-      const ip = first.container.getIpAddress(network.name);
+      // Straight through the engine: testcontainers' restart re-runs its log wait, which can match too early.
+      const engineContainer = docker.getContainer(first.container.getId());
+      await engineContainer.restart();
+      const ip = (await engineContainer.inspect()).NetworkSettings.Networks[network.name]?.IPAddress ?? '';
       await waitUntilServing(ip, 10_000, () => first.logs());
       expect((await tryAuthenticatedRoundTrip(ip, user.name, user.password)).roundTrip).toBe(true);
     } finally {

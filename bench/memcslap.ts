@@ -2,7 +2,7 @@ import { pack } from 'tar-fs';
 import type { Readable } from 'node:stream';
 import { buildImage, buildLogger } from '../src/build.js';
 import { parseBuildArgs } from '../src/config.js';
-import type { Engine } from '../src/docker.js';
+import type { Engine } from '../src/engine/index.js';
 import { projectPath } from '../src/paths.js';
 import { loadProfile } from '../src/profiles.js';
 

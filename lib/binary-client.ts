@@ -1,4 +1,5 @@
 import { connect, type Socket } from 'node:net';
+import { connect as connectTls, type ConnectionOptions } from 'node:tls';
 
 /** memcached binary protocol opcodes the suite and the bench use. */
 export const Op = {
@@ -49,6 +50,7 @@ export class BinaryClient {
   private buffer = Buffer.alloc(0);
   private closed = false;
   private closedAtMs: number | undefined;
+  private failure: Error | undefined;
   private waiters: Array<() => void> = [];
 
   private constructor(private readonly socket: Socket) {
@@ -61,7 +63,9 @@ export class BinaryClient {
       this.closedAtMs = Date.now();
       this.wake();
     });
-    socket.on('error', () => undefined);
+    socket.on('error', (error) => {
+      this.failure = error;
+    });
   }
 
   private wake(): void {
@@ -78,6 +82,28 @@ export class BinaryClient {
         reject(new Error(`connect to ${host}:${port} timed out after ${timeoutMs} ms`));
       }, timeoutMs);
       socket.once('connect', () => {
+        clearTimeout(timer);
+        resolve(new BinaryClient(socket));
+      });
+      socket.once('error', (error) => {
+        clearTimeout(timer);
+        reject(error);
+      });
+    });
+  }
+
+  /**
+   * Over TLS: resolves once the handshake is done (certificates as in `tls`); rejects with the TLS error
+   * (an alert from the server, a certificate that does not verify) or on the time limit.
+   */
+  static connectTls(host: string, tls: ConnectionOptions, port = 11211, timeoutMs = 3000): Promise<BinaryClient> {
+    return new Promise((resolve, reject) => {
+      const socket = connectTls({ ...tls, host, port });
+      const timer = setTimeout(() => {
+        socket.destroy();
+        reject(new Error(`TLS connect to ${host}:${port} timed out after ${timeoutMs} ms`));
+      }, timeoutMs);
+      socket.once('secureConnect', () => {
         clearTimeout(timer);
         resolve(new BinaryClient(socket));
       });
@@ -107,6 +133,11 @@ export class BinaryClient {
 
   get isClosed(): boolean {
     return this.closed;
+  }
+
+  /** The error that ended the connection, if one did (a TLS alert from the server, say). */
+  get error(): Error | undefined {
+    return this.failure;
   }
 
   /** When the connection closed (ms since the epoch), if it has. */

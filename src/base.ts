@@ -5,7 +5,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
-import type { Engine } from './docker.js';
+import type { Engine } from './engine/index.js';
 import { failure } from './errors.js';
 import { cacheDir, projectPath } from './paths.js';
 import type { Profile } from './profiles.js';
@@ -166,15 +166,21 @@ export async function bootstrapBase(engine: Engine, profile: Profile, progress: 
     try {
       progress(`[base] applying ${profile.apt.suites.slice(1).join(', ') || 'no'} updates`);
       await mkdir(upgraded);
-      await engine.runThenExport(
-        bootstrapped,
-        ['sh', '-c', upgradeScript(profile)],
-        (line) => {
-          if (line.startsWith(RELEASE_DATE_PREFIX)) releaseEpoch = Number(line.slice(RELEASE_DATE_PREFIX.length));
-          progress(`[base] ${line}`);
+      const tail = new LineTail(5);
+      const exitCode = await engine.runThenExport(
+        {
+          image: bootstrapped,
+          command: ['sh', '-c', upgradeScript(profile)],
+          labels: { 'memcached-hardened.purpose': 'base-upgrade' },
+          onLine: (line) => {
+            tail.push(line);
+            if (line.startsWith(RELEASE_DATE_PREFIX)) releaseEpoch = Number(line.slice(RELEASE_DATE_PREFIX.length));
+            progress(`[base] ${line}`);
+          },
         },
         (filesystem) => run('tar', ['--extract', '--numeric-owner', '--xattrs', '--xattrs-include=*', `--directory=${upgraded}`], progress, 'tar', filesystem),
       );
+      if (exitCode !== 0) throw failure(`upgrading the base failed (exit ${exitCode}): ${tail.lines().join(' | ')}`);
     } finally {
       await engine.removeImage(bootstrapped).catch(() => undefined);
     }

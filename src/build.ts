@@ -1,12 +1,13 @@
 import type { BuildConfig } from './config.js';
 import { DOCKERFILE_NAME, renderContext } from './context.js';
-import type { Engine, EngineMessage } from './docker.js';
+import type { Engine, EngineMessage } from './engine/index.js';
 import { failure } from './errors.js';
 import { ensureBaseImage, type BaseSource, type Progress } from './base.js';
 import type { Profile } from './profiles.js';
 import { BUILD_REALM, profileValues, type TemplateValues } from './render.js';
 import { sourceInfo, toolVersion, type SourceInfo } from './source.js';
 import { LineTail } from './tail.js';
+import { TLS_LABEL } from './tls.js';
 import { type SaslUser } from './credentials.js';
 import { generateSasldb, reusableSasldb } from './sasldb.js';
 
@@ -119,8 +120,12 @@ export async function buildImage(
 ): Promise<BuildResult> {
   const bakesUsers = config.target === 'server' && config.credentials === 'baked';
   if (bakesUsers && (users === undefined || users.length === 0)) throw new Error('a server build with baked credentials needs users');
-  const labels = { ...imageLabels(profile, config.target, sourceInfo(), toolVersion()), ...(config.target === 'server' ? { 'memcached-hardened.credentials': config.credentials } : {}) };
-  const values = profileValues(profile, { allowFrom: config.allowFrom, credentials: config.credentials });
+  const labels = {
+    ...imageLabels(profile, config.target, sourceInfo(), toolVersion()),
+    ...(config.target === 'server' ? { 'memcached-hardened.credentials': config.credentials } : {}),
+    ...(config.tls ? { [TLS_LABEL]: 'true' } : {}),
+  };
+  const values = profileValues(profile, { allowFrom: config.allowFrom, credentials: config.credentials, tls: config.tls });
   // The sasldb already under the tag is reused when it holds exactly these users, so an unchanged
   // rebuild stays cached to the last layer (a fresh one differs in Berkeley DB's random file id).
   const [baseSource, previous] = await Promise.all([

@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { badInput } from './errors.js';
+import { formatImageReference, imageReferenceProblem, parseImageReference, tagOf } from './image-reference.js';
 import { DEFAULT_PROFILE } from './profiles.js';
 
 export type BuildTarget = 'server' | 'client';
@@ -12,6 +13,8 @@ export interface BuildConfig {
   readonly usersFile?: string;
   /** Baked: users in the image's sasldb. Runtime: the container builds its sasldb at start from a secret. */
   readonly credentials: 'baked' | 'runtime';
+  /** TLS only: the certificate is mounted at run time (--tls). */
+  readonly tls: boolean;
   readonly allowFrom: readonly string[];
   readonly aptMirror?: string;
   readonly noCache: boolean;
@@ -26,23 +29,18 @@ export function defaultTag(profile: string, target: BuildTarget): string {
   return `${target === 'client' ? CLIENT_IMAGE_NAME : IMAGE_NAME}:${profile}`;
 }
 
-// Docker's reference grammar: [registry[:port]/]path[:tag], lower-case path components.
-const PATH_COMPONENT = '[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*';
-const REGISTRY = '(?:[A-Za-z0-9-]+(?:\\.[A-Za-z0-9-]+)*(?::[0-9]+)?/)';
-const TAG_PATTERN = new RegExp(`^${REGISTRY}?${PATH_COMPONENT}(?:/${PATH_COMPONENT})*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$`);
-
 /** Why a `NAME[:TAG]` image reference is invalid, or undefined. Digests are not accepted: we tag. */
 export function imageTagProblem(tag: string): string | undefined {
   if (tag.length === 0) return 'tag is empty';
   if (tag.length > 255) return 'tag is longer than 255 characters';
-  if (!TAG_PATTERN.test(tag)) return `invalid image tag '${tag}' (expected name[:tag], lower-case name)`;
+  if (imageReferenceProblem(tag) !== undefined || tag.includes('@')) return `invalid image tag '${tag}' (expected name[:tag], lower-case name)`;
   return undefined;
 }
 
 /** Adds `:latest` where the reference has no tag, as docker does. */
 export function withExplicitTag(reference: string): string {
-  const lastSlash = reference.lastIndexOf('/');
-  return reference.slice(lastSlash + 1).includes(':') ? reference : `${reference}:latest`;
+  const parsed = parseImageReference(reference);
+  return formatImageReference({ ...parsed, tag: tagOf(parsed) });
 }
 
 /** True for an IPv4 address or IPv4 CIDR (a.b.c.d or a.b.c.d/n). */
@@ -75,6 +73,9 @@ Options:
   --runtime-credentials  no users in the image: the container builds its sasldb at start from a mounted
                        users file (/run/secrets/memcached_users or MEMCACHED_USERS_FILE) or
                        MEMCACHED_USERNAME + MEMCACHED_PASSWORD_FILE; it refuses to start without them
+  --tls                TLS 1.2+ only (mutual with a CA file): the container refuses to start without a
+                       certificate and key mounted at /run/secrets/memcached_tls (tls.crt, tls.key,
+                       optional ca.crt) or named by MEMCACHED_TLS_*_FILE; default tag <profile>-tls
   --allow-from CIDRS   bake a default client allowlist (MEMCACHED_ALLOW_FROM), comma-separated
   --target T           server (default) or client (libmemcached-tools, for the tests' memcstat checks)
   --apt-mirror URL     apt mirror for the image's packages (default: the base image's own)
@@ -108,6 +109,7 @@ export function parseBuildArgs(argv: readonly string[]): BuildConfig | undefined
         target: { type: 'string' },
         'users-file': { type: 'string' },
         'runtime-credentials': { type: 'boolean' },
+        tls: { type: 'boolean' },
         'sbom-dir': { type: 'string' },
         'allow-from': { type: 'string' },
         'apt-mirror': { type: 'string' },
@@ -125,7 +127,8 @@ export function parseBuildArgs(argv: readonly string[]): BuildConfig | undefined
   if (!/^[a-z0-9][a-z0-9.-]*$/.test(profile)) throw badInput(`unknown profile '${profile}'`);
   const target = v.target ?? 'server';
   if (target !== 'server' && target !== 'client') throw badInput(`--target must be server or client (got '${target}')`);
-  const tag = v.tag ?? defaultTag(profile, target);
+  if (v.tls && target !== 'server') throw badInput('--tls applies to the server image (--target server)');
+  const tag = v.tag ?? `${defaultTag(profile, target)}${v.tls ? '-tls' : ''}`;
   const tagProblem = imageTagProblem(tag);
   if (tagProblem) throw badInput(`--tag: ${tagProblem}`);
   if (v['users-file'] !== undefined && v['users-file'] === '') throw badInput('--users-file: empty path');
@@ -140,6 +143,7 @@ export function parseBuildArgs(argv: readonly string[]): BuildConfig | undefined
     target,
     usersFile: v['users-file'],
     credentials: v['runtime-credentials'] ? 'runtime' : 'baked',
+    tls: v.tls ?? false,
     sbomDir: v['sbom-dir'] ?? 'sbom',
     allowFrom: v['allow-from'] === undefined ? [] : parseCidrList(v['allow-from'], '--allow-from'),
     aptMirror: v['apt-mirror'],

@@ -3,7 +3,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 import type { Progress } from './base.js';
 import { buildImage, type BuildResult } from './build.js';
 import type { BuildConfig } from './config.js';
-import type { Engine } from './docker.js';
+import type { Engine } from './engine/index.js';
 import { badInput } from './errors.js';
 import { loadProfile, type Profile } from './profiles.js';
 import { cycloneDx, describesImage, installedPackages } from './sbom.js';

@@ -42,6 +42,15 @@ export const profileSchema = z
       /** Whether `-o idle_timeout=SECONDS` exists (not in 1.4.25). */
       idleTimeout: z.boolean(),
     }),
+    /** How `--tls` images speak TLS: memcached itself (>= 1.5.13 built with TLS, -Z) or a TLS front from
+     * the profile's archive (memcached behind it on loopback). `packages` are installed by the TLS layer
+     * (with the openssl command, which checks the mounted certificate at start); `keepInstalled` are
+     * purgeAfterInstall packages the TLS ones need. */
+    tls: z.object({
+      via: z.enum(['memcached', 'stunnel']),
+      packages: z.array(aptName).min(1),
+      keepInstalled: z.array(aptName),
+    }),
     iptablesBinary: z.string().regex(/^\/[A-Za-z0-9/._-]+$/),
   })
   .strict()
@@ -51,6 +60,12 @@ export const profileSchema = z
   .refine((p) => p.packages.server.includes('memcached'), { message: 'server packages must include memcached' })
   .refine((p) => !p.packages.purgeAfterInstall.some((name) => p.packages.server.includes(name)), {
     message: 'purgeAfterInstall must not remove a server package',
+  })
+  .refine((p) => p.tls.via !== 'memcached' || p.memcached.supportedFlags.includes('-Z'), {
+    message: 'tls.via memcached needs a memcached built with TLS (-Z in supportedFlags)',
+  })
+  .refine((p) => p.tls.packages.includes('openssl') && p.tls.keepInstalled.every((name) => p.packages.purgeAfterInstall.includes(name)), {
+    message: 'tls.packages must include openssl (the start-up certificate check) and tls.keepInstalled must name purgeAfterInstall packages',
   });
 
 export type Profile = z.infer<typeof profileSchema>;

@@ -3,30 +3,24 @@ import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Progress } from './base.js';
 import type { BuildConfig } from './config.js';
-import { connectEngine } from './docker.js';
+import { connectEngine, type RegistryAuth } from './engine/index.js';
 import { badInput, failure } from './errors.js';
+import { parseImageReference } from './image-reference.js';
 import { buildWithOutputs, type Built } from './outputs.js';
 import { serializeUsers } from './credentials.js';
 import { generatedUser } from './sasldb.js';
 import { runSuite } from './verify.js';
 
-export interface RegistryAuth {
-  readonly username: string;
-  readonly password: string;
-  readonly serveraddress: string;
-}
-
-/** The registry host of a reference (`host[:port]/repo:tag`), or undefined for a Docker Hub style name. */
-export function registryOf(reference: string): string | undefined {
-  const first = reference.split('/')[0] ?? '';
-  return reference.includes('/') && (first.includes('.') || first.includes(':') || first === 'localhost') ? first : undefined;
-}
-
 /** A release must name the registry it goes to. */
 export function releaseRegistry(tag: string): string {
-  const registry = registryOf(tag);
+  const { registry } = parseImageReference(tag);
   if (!registry) throw badInput(`--tag '${tag}' names no registry: use REGISTRY/REPO:TAG (e.g. 127.0.0.1:5000/memcached-hardened:1.0)`);
   return registry;
+}
+
+/** The host an `auths` key of the Docker config stands for: keys may be URLs (`https://host:5000/v1/`). */
+function authKeyHost(key: string): string {
+  return key.replace(/^https?:\/\//, '').split('/')[0] ?? '';
 }
 
 /**
@@ -46,7 +40,7 @@ export function registryAuth(registry: string, env: NodeJS.ProcessEnv = process.
   } catch {
     throw badInput(`${configPath} is not valid JSON`);
   }
-  const entry = config.auths?.[registry] ?? config.auths?.[`https://${registry}`] ?? config.auths?.[`http://${registry}`];
+  const entry = config.auths?.[registry] ?? Object.entries(config.auths ?? {}).find(([key]) => authKeyHost(key) === registry)?.[1];
   if (!entry?.auth) return undefined;
   const decoded = Buffer.from(entry.auth, 'base64').toString('utf8');
   const colon = decoded.indexOf(':');

@@ -1,5 +1,6 @@
 import { credentialRulesShell } from './credentials.js';
 import type { Profile } from './profiles.js';
+import { printfEscaped, TLS_MARKER, TLS_SECRET_DIR, TLS_SECRET_FILES, tlsProbeHello } from './tls.js';
 
 /** The sasldb's name in the build context (added from memory, never written to disk). */
 export const SASLDB_ENTRY = 'memcached-sasldb2';
@@ -42,6 +43,8 @@ export interface RenderOptions {
   readonly allowFrom?: readonly string[];
   /** Baked: the users' sasldb is in the image. Runtime: the container builds it at start from a secret. */
   readonly credentials?: 'baked' | 'runtime';
+  /** TLS only, with a certificate mounted at run time (see tlsLayer). */
+  readonly tls?: boolean;
 }
 
 /** Where a baked image carries its sasldb (keyed to BUILD_REALM). */
@@ -81,6 +84,42 @@ export function guardDefines(profile: Profile): string[] {
 
 const yesNo = (value: boolean) => (value ? 'yes' : 'no');
 
+/** Shell that purges packages as dpkg --force-depends (what serves no purpose in the server image). */
+function purgeScript(packages: readonly string[]): string {
+  return [
+    `for package in ${packages.join(' ') || 'none'}; do \\`,
+    '      if [ "$package" != none ]; then dpkg --purge --force-depends "$package" >/dev/null 2>&1; fi; \\',
+    '    done',
+  ].join('\n');
+}
+
+/** Shell that leaves no apt lists, caches or logs, and no setuid/setgid file, in a server layer. */
+const CLEAN_UP = [
+  'apt-get clean; \\',
+  '    rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/cache/debconf/*-old /var/lib/dpkg/*-old /var/log/apt /var/log/dpkg.log /var/log/alternatives.log; \\',
+  '    find / -xdev -type f -perm /6000 -exec chmod ug-s {} +',
+].join('\n');
+
+/**
+ * The layer `--tls` adds to the server image (as root): the profile's TLS packages and the marker that
+ * makes the entrypoint require a certificate. The server layer purged packages with --force-depends, so
+ * apt first puts them back (-f) before it installs anything, and they are purged again after. The tests
+ * append the same layer to an image under test that was built without it.
+ */
+export function tlsLayer(profile: Profile): string {
+  const how = profile.tls.via === 'memcached' ? "memcached's own TLS (-Z)" : `a ${profile.tls.via} front on the listen address, memcached on loopback`;
+  return [
+    `# TLS (--tls): ${how}; openssl checks the mounted certificate and key at start.`,
+    'RUN set -eu; \\',
+    '    apt-get update -qq; \\',
+    '    apt-get install -f -y -qq >/dev/null; \\',
+    `    apt-get install -y -qq ${profile.tls.packages.join(' ')} >/dev/null; \\`,
+    `    ${purgeScript(profile.packages.purgeAfterInstall.filter((name) => !profile.tls.keepInstalled.includes(name)))}; \\`,
+    `    ${CLEAN_UP}; \\`,
+    `    echo '# Written by the --tls build: memcached serves only TLS and refuses to start without a certificate.' > ${TLS_MARKER}`,
+  ].join('\n');
+}
+
 /** The values a profile gives the Dockerfile template and the image files. */
 export function profileValues(profile: Profile, options: RenderOptions = {}): TemplateValues {
   const allowFrom = options.allowFrom ?? [];
@@ -91,7 +130,16 @@ export function profileValues(profile: Profile, options: RenderOptions = {}): Te
     APT_COMPONENTS: profile.apt.components.join(' '),
     SERVER_PACKAGES: profile.packages.server.join(' '),
     TOOLS_PACKAGES: profile.packages.tools.join(' '),
-    PURGE_PACKAGES: profile.packages.purgeAfterInstall.join(' ') || 'none',
+    PURGE: purgeScript(profile.packages.purgeAfterInstall),
+    CLEAN_UP,
+    TLS_LAYER: options.tls ? tlsLayer(profile) : '# No TLS layer (--tls adds one).',
+    TLS_VIA: profile.tls.via,
+    TLS_MARKER,
+    TLS_SECRET_DIR,
+    TLS_DEFAULT_CERT: `${TLS_SECRET_DIR}/${TLS_SECRET_FILES.certificate}`,
+    TLS_DEFAULT_KEY: `${TLS_SECRET_DIR}/${TLS_SECRET_FILES.key}`,
+    TLS_DEFAULT_CA: `${TLS_SECRET_DIR}/${TLS_SECRET_FILES.ca}`,
+    TLS_PROBE_HELLO: printfEscaped(tlsProbeHello()),
     MEMCACHED_MIN_VERSION: profile.memcached.minVersion,
     IPTABLES_BINARY: profile.iptablesBinary,
     HARDENING_FLAGS: profile.memcached.hardeningFlags.join('\n'),

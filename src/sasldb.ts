@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { readHashDb, type DbEntry } from './berkeley-db.js';
-import type { Engine } from './docker.js';
+import type { Engine } from './engine/index.js';
 import { failure } from './errors.js';
 import { serializeUsers, type SaslUser } from './credentials.js';
 import { BAKED_SASLDB_PATH } from './render.js';

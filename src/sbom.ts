@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Engine } from './docker.js';
+import type { Engine } from './engine/index.js';
 import { failure } from './errors.js';
 import type { Profile } from './profiles.js';
 

@@ -24,6 +24,7 @@ export const VERIFICATION_FILES = [
   'connection-cap',
   'hardening',
   'runtime-credentials',
+  'tls',
   'clients',
   'fleet',
 ].map((name) => `test/integration/${name}.test.ts`);

@@ -44,6 +44,12 @@ describe('parseBuildArgs', () => {
     expect(parseBuildArgs(['--runtime-credentials', '--sbom-dir', 'out'])).toMatchObject({ credentials: 'runtime', sbomDir: 'out' });
   });
 
+  it('builds the plaintext image by default; --tls the TLS one, tagged <profile>-tls unless --tag says', () => {
+    expect(parseBuildArgs([])).toMatchObject({ tls: false, tag: 'memcached-hardened:ubuntu-16.04' });
+    expect(parseBuildArgs(['--tls', '--profile', 'debian-12'])).toMatchObject({ tls: true, tag: 'memcached-hardened:debian-12-tls' });
+    expect(parseBuildArgs(['--tls', '--tag', 'cache:1'])).toMatchObject({ tls: true, tag: 'cache:1' });
+  });
+
   it('returns undefined for --help', () => {
     expect(parseBuildArgs(['--help'])).toBeUndefined();
   });
@@ -61,6 +67,7 @@ describe('parseBuildArgs', () => {
     [['--apt-mirror', 'not a url'], '--apt-mirror'],
     [['extra'], 'positional'],
     [['--users-file', 'u.txt', '--runtime-credentials'], 'exclude each other'],
+    [['--tls', '--target', 'client'], '--tls applies to the server image'],
   ])('rejects %j', (argv, expected) => {
     const error = rejection(argv);
     expect(error.message).toContain(expected);

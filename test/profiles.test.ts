@@ -26,6 +26,17 @@ describe('profiles', () => {
     }
   });
 
+  it('says how TLS is spoken, natively only where memcached has it (-Z), always with openssl for the start-up check', () => {
+    expect(loadProfile('debian-12').tls.via).toBe('memcached');
+    expect(loadProfile('ubuntu-16.04').tls.via).toBe('stunnel');
+    const native = structuredClone(loadProfile('ubuntu-16.04')) as unknown as { tls: { via: string; packages: string[] } };
+    native.tls.via = 'memcached';
+    expect(() => parseProfile(native, 'test')).toThrow(/-Z/);
+    const withoutOpenssl = structuredClone(loadProfile('debian-12')) as unknown as { tls: { packages: string[] } };
+    withoutOpenssl.tls.packages = ['stunnel4'];
+    expect(() => parseProfile(withoutOpenssl, 'test')).toThrow(/openssl/);
+  });
+
   it('rejects unexpected keys', () => {
     expect(() => parseProfile({ ...loadProfile('debian-12'), extra: 1 }, 'test')).toThrow(/invalid/);
   });

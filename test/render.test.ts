@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { projectPath } from '../src/paths.js';
 import { listProfiles, loadProfile } from '../src/profiles.js';
 import { sasldbScript } from '../src/sasldb.js';
+import { printfEscaped, TLS_MARKER, TLS_SECRET_DIR, tlsProbeHello } from '../src/tls.js';
 import { BUILD_REALM, defaultPerClientCap, guardDefines, PER_CLIENT_SHARE, placeholders, PRIVATE_IPV4_RANGES, profileValues, renderTemplate, unusedValues } from '../src/render.js';
 
 const template = readFileSync(projectPath('Dockerfile.template'), 'utf8');
@@ -62,6 +63,20 @@ describe.each(listProfiles())('profile %s', (name) => {
     }
   });
 
+  it('adds the TLS layer only with --tls: before the image files, its packages, the purge minus what TLS keeps, the marker', () => {
+    const tls = renderTemplate(template, profileValues(profile, { tls: true }));
+    expect(dockerfile).not.toContain(TLS_MARKER);
+    expect(dockerfile).not.toMatch(new RegExp(`apt-get install -y -qq ${profile.tls.packages.join(' ')} `));
+    const layer = tls.slice(tls.indexOf('# TLS (--tls)'), tls.indexOf('COPY image-files/'));
+    expect(layer).toContain(`apt-get install -y -qq ${profile.tls.packages.join(' ')} >/dev/null`);
+    expect(layer).toContain(`> ${TLS_MARKER}`);
+    expect(layer).toContain('find / -xdev -type f -perm /6000 -exec chmod ug-s {} +');
+    const purged = /for package in ([^;]*); do/.exec(layer)?.[1]?.split(' ');
+    expect(purged).toEqual(profile.packages.purgeAfterInstall.filter((p) => !profile.tls.keepInstalled.includes(p)));
+    // Everything else is the plaintext image's, line for line.
+    expect(tls.replace(layer, '')).toBe(dockerfile.replace(/# No TLS layer \(--tls adds one\)\.\n/, ''));
+  });
+
   it('bakes an allowlist only when asked', () => {
     expect(dockerfile).not.toMatch(/^ENV MEMCACHED_ALLOW_FROM/m);
     const withAllow = renderTemplate(template, profileValues(profile, { allowFrom: ['10.1.2.3/32'] }));
@@ -99,6 +114,18 @@ describe('version quirks', () => {
       expect(entrypoint).toContain(`profile ${profile.name}) has no idle timeout`);
     }
     expect(loadProfile('ubuntu-16.04').memcached.idleTimeout).toBe(false);
+  });
+
+  it("gives the entrypoint the profile's way to TLS and the secret's paths, and the health check the probe the tests send", () => {
+    const [entrypointTemplate, healthcheckTemplate] = ['memcached-entrypoint', 'memcached-healthcheck'].map((f) => readFileSync(projectPath('image-files/usr/local/bin', f), 'utf8'));
+    for (const name of listProfiles()) {
+      const values = profileValues(loadProfile(name));
+      const entrypoint = renderTemplate(entrypointTemplate!, values);
+      expect(entrypoint).toMatch(new RegExp(`^TLS_VIA=${loadProfile(name).tls.via}$`, 'm'));
+      expect(entrypoint).toMatch(new RegExp(`^TLS_MARKER=${TLS_MARKER}$`, 'm'));
+      expect(entrypoint).toContain(`TLS_DEFAULT_CERT=${TLS_SECRET_DIR}/tls.crt`);
+      expect(renderTemplate(healthcheckTemplate!, values)).toContain(`printf '${printfEscaped(tlsProbeHello())}' >&4`);
+    }
     expect(loadProfile('debian-12').memcached.idleTimeout).toBe(true);
   });
 

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { ensureBaseImage, type Progress } from '../../src/base.js';
-import { connectEngine } from '../../src/docker.js';
+import { connectEngine } from '../../src/engine/index.js';
 import { projectPath } from '../../src/paths.js';
 import { loadProfile } from '../../src/profiles.js';
 import { buildTestImage } from './test-image.js';

@@ -16,10 +16,11 @@ export function clientsImage(): string {
 
 /**
  * Runs `/clients/run ARGS` in a host started from the clients image and returns its stdout. The
- * credentials go in through the exec's environment, never its argv; `timeout` bounds a hung client.
+ * credentials (and `settings`, e.g. a client's TLS files) go in through the exec's environment, never its
+ * argv; `timeout` bounds a hung client.
  */
-export async function runClient(host: StartedTestContainer, args: string[], credentials?: SaslUser, timeoutSeconds = 40): Promise<string> {
-  const env: Record<string, string> = credentials ? { MEMCACHED_USERNAME: credentials.name, MEMCACHED_PASSWORD: credentials.password } : {};
+export async function runClient(host: StartedTestContainer, args: string[], credentials?: SaslUser, timeoutSeconds = 40, settings: Record<string, string> = {}): Promise<string> {
+  const env: Record<string, string> = { ...settings, ...(credentials ? { MEMCACHED_USERNAME: credentials.name, MEMCACHED_PASSWORD: credentials.password } : {}) };
   const result = await host.exec(['timeout', String(timeoutSeconds), '/clients/run', ...args], { env });
   return result.stdout;
 }

@@ -7,12 +7,13 @@ import Docker from 'dockerode';
 import type { TestProject } from 'vitest/node';
 import { buildImage } from '../../src/build.js';
 import { parseBuildArgs } from '../../src/config.js';
-import { connectEngine } from '../../src/docker.js';
+import { connectEngine } from '../../src/engine/index.js';
 import { projectPath } from '../../src/paths.js';
 import { listProfiles, loadProfile } from '../../src/profiles.js';
 import { parseUsersFile, serializeUsers, type SaslUser } from '../../src/credentials.js';
 import { generatePassword } from '../../src/sasldb.js';
 import { buildClientsImage } from './clients-image.js';
+import { tlsPair } from './tls-image.js';
 import { listLeftovers, removeLeftovers } from './resources.js';
 import { writeMemcacheSecret } from './secrets.js';
 import type { TestTarget } from './targets.js';
@@ -33,21 +34,35 @@ function mountableUsersFile(dir: string, name: string, users: readonly SaslUser[
   return writeMemcacheSecret(join(dir, name), serializeUsers(users));
 }
 
-async function buildTarget(profileName: string, mode: CredentialMode, image: string | undefined, users: SaslUser[], secretsDir: string): Promise<TestTarget> {
+/** An image under test (MEMCACHED_IMAGE) with its labels, or undefined to build the target's images. */
+type GivenImage = { readonly id: string; readonly labels: Record<string, string> } | undefined;
+
+async function buildTarget(profileName: string, mode: CredentialMode, given: GivenImage, users: SaslUser[], secretsDir: string, withTls: boolean): Promise<TestTarget> {
   const engine = connectEngine();
   const profile = loadProfile(profileName);
   const tag = (kind: string) => `memcached-hardened-test/${kind}:${profileName}`;
   const client = await buildImage(engine, parseBuildArgs(['--profile', profileName, '--target', 'client', '--tag', tag('client')])!, profile, undefined, progress);
-  let serverImage = image;
-  if (!serverImage) {
-    const args = mode === 'runtime' ? ['--runtime-credentials', '--tag', tag('server-runtime')] : ['--tag', tag('server')];
-    serverImage = (await buildImage(engine, parseBuildArgs(['--profile', profileName, ...args])!, profile, users, progress)).imageId;
+  let serverImage: string;
+  let tlsImage: string | undefined;
+  if (given) {
+    serverImage = given.id;
+    if (withTls) ({ image: serverImage, tlsImage } = await tlsPair(given.id, given.labels, profile));
+  } else {
+    // The --tls image shares every layer but its last ones (cached after the first run).
+    const server = async (tls: boolean) => {
+      const kind = `server${mode === 'runtime' ? '-runtime' : ''}${tls ? '-tls' : ''}`;
+      const args = [...(mode === 'runtime' ? ['--runtime-credentials'] : []), ...(tls ? ['--tls'] : []), '--tag', tag(kind)];
+      return (await buildImage(engine, parseBuildArgs(['--profile', profileName, ...args])!, profile, users, progress)).imageId;
+    };
+    serverImage = await server(false);
+    if (withTls) tlsImage = await server(true);
   }
   return {
     name: mode === 'runtime' ? `${profileName} (runtime credentials)` : profileName,
     profile: profileName,
     credentials: mode,
     image: serverImage,
+    tlsImage,
     clientImage: client.imageId,
     baseImage: profile.base.image,
     users,
@@ -59,14 +74,14 @@ async function buildTarget(profileName: string, mode: CredentialMode, image: str
  * Which images to test: MEMCACHED_IMAGE (+ MEMCACHED_USERS_FILE, MEMCACHED_PROFILE), else every profile
  * (MEMCACHED_PROFILES to choose) in each credentials mode (MEMCACHED_CREDENTIAL_MODES=baked,runtime).
  */
-async function resolveTargets(env: NodeJS.ProcessEnv, secretsDir: string): Promise<TestTarget[]> {
+async function resolveTargets(env: NodeJS.ProcessEnv, secretsDir: string, withTls: boolean): Promise<TestTarget[]> {
   if (env.MEMCACHED_IMAGE) {
     if (!env.MEMCACHED_USERS_FILE) throw new Error('MEMCACHED_IMAGE needs MEMCACHED_USERS_FILE (the user:password lines of that image)');
     const profile = env.MEMCACHED_PROFILE ?? 'ubuntu-16.04';
     const users = parseUsersFile(readFileSync(env.MEMCACHED_USERS_FILE), env.MEMCACHED_USERS_FILE);
     const labels = (await new Docker().getImage(env.MEMCACHED_IMAGE).inspect()).Config.Labels ?? {};
     const mode: CredentialMode = labels['memcached-hardened.credentials'] === 'runtime' ? 'runtime' : 'baked';
-    return [await buildTarget(profile, mode, env.MEMCACHED_IMAGE, users, secretsDir)];
+    return [await buildTarget(profile, mode, { id: env.MEMCACHED_IMAGE, labels }, users, secretsDir, withTls)];
   }
   const profiles = env.MEMCACHED_PROFILES ? env.MEMCACHED_PROFILES.split(',') : listProfiles();
   const modes = (env.MEMCACHED_CREDENTIAL_MODES ?? 'baked,runtime').split(',') as CredentialMode[];
@@ -74,7 +89,7 @@ async function resolveTargets(env: NodeJS.ProcessEnv, secretsDir: string): Promi
   for (const profile of profiles) {
     for (const mode of modes) {
       process.stderr.write(`building images for ${profile} (${mode} credentials)\n`);
-      targets.push(await buildTarget(profile, mode, undefined, testUsers(), secretsDir));
+      targets.push(await buildTarget(profile, mode, undefined, testUsers(), secretsDir, withTls));
     }
   }
   return targets;
@@ -107,7 +122,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
     await removeLeftovers({ run: runId });
   };
   const secretsDir = mkdtempSync(join(tmpdir(), 'mh-secrets-'));
-  project.provide('targets', await resolveTargets(process.env, secretsDir));
+  // TLS images only where the TLS checks run.
+  project.provide('targets', await resolveTargets(process.env, secretsDir, project.name === 'integration'));
   // Real client libraries, for the client-compatibility and fleet checks (reliability tests need none).
   if (project.name === 'integration') {
     process.stderr.write('building the clients image\n');

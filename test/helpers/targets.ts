@@ -10,6 +10,8 @@ export interface TestTarget {
   /** Runtime credentials: the host file mounted as the container's users secret. */
   readonly usersSecret?: string;
   readonly image: string;
+  /** The same image built with --tls (integration runs only; see tlsPair for an image under test). */
+  readonly tlsImage?: string;
   readonly clientImage: string;
   /** The profile's base image, for controls that show what the hardening removed. */
   readonly baseImage: string;

@@ -118,6 +118,13 @@ export const SECOND_LISTENER: Weakening = {
     ),
 };
 
+/** On a TLS image: the certificate still checked and TLS still announced, but the port serves plaintext. */
+export const TLS_NOT_APPLIED: Weakening = {
+  name: 'tls-plaintext',
+  weakness: 'TLS checked and announced at start, but the port silently serves plaintext',
+  lines: () => edit(`sed -i 's/^case "\\$tls" in$/case off in/' ${ENTRYPOINT}`, `grep -qx 'case off in' ${ENTRYPOINT}`),
+};
+
 /** The weakened image's Dockerfile, on top of the real image. */
 export function weakenedDockerfile(baseImage: string, weakening: Weakening, context: WeakeningContext): string {
   return [...(weakening.stages?.(context) ?? []), `FROM ${baseImage}`, ...weakening.lines(context), ''].join('\n');

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { projectPath } from '../../src/paths.js';
 import { buildImage } from '../../src/build.js';
 import { parseBuildArgs } from '../../src/config.js';
-import { connectEngine } from '../../src/docker.js';
+import { connectEngine } from '../../src/engine/index.js';
 import { loadProfile } from '../../src/profiles.js';
 import { serializeUsers, type SaslUser } from '../../src/credentials.js';
 import { docker, runId } from '../helpers/docker.js';

@@ -7,6 +7,7 @@ import {
   HEALTHCHECK_CONNECT_ONLY,
   SASL_OFF,
   SECOND_LISTENER,
+  TLS_NOT_APPLIED,
   withMechanism,
   withoutFlag,
   type Weakening,
@@ -56,4 +57,6 @@ export const MUTANTS: readonly Weakening[] = [
   HEALTHCHECK_CONNECT_ONLY,
   HEALTHCHECK_ANY_ANSWER,
   SECOND_LISTENER,
+  // Caught by the TLS checks, which run on the image under test with the --tls build's TLS layer on top.
+  TLS_NOT_APPLIED,
 ];

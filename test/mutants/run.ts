@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { buildImage } from '../../src/build.js';
 import { parseBuildArgs } from '../../src/config.js';
-import { connectEngine } from '../../src/docker.js';
+import { connectEngine } from '../../src/engine/index.js';
 import { listProfiles, loadProfile } from '../../src/profiles.js';
 import { serializeUsers, type SaslUser } from '../../src/credentials.js';
 import { generatePassword } from '../../src/sasldb.js';

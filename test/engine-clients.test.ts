@@ -1,0 +1,196 @@
+import { readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough, Readable, type Writable } from 'node:stream';
+import Docker from 'dockerode';
+import { pack } from 'tar-fs';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { containerClient } from '../src/engine/containers.js';
+import { imageClient } from '../src/engine/images.js';
+import { UserError } from '../src/errors.js';
+import { projectPath } from '../src/paths.js';
+
+// The clients against a stand-in for dockerode: what they ask of the engine, and what they make of its answers.
+
+const { modem } = new Docker({ socketPath: join(tmpdir(), 'mh-no-engine.sock') });
+const jsonStream = (...messages: object[]) => Readable.from(messages.map((m) => `${JSON.stringify(m)}\n`));
+const notFound = () => Object.assign(new Error('no such image'), { statusCode: 404 });
+
+/** A container that prints `output` and exits with `exitCode`; it records what it was given. */
+class FakeContainer {
+  options?: Docker.ContainerCreateOptions;
+  readonly stdin: string[] = [];
+  removed = false;
+  readonly attached = new PassThrough();
+  constructor(
+    readonly exitCode = 0,
+    readonly output: { stdout?: string; stderr?: string } = {},
+    readonly behaviour: { failStart?: boolean; keepAttachOpen?: boolean; archive?: () => Promise<NodeJS.ReadableStream> } = {},
+  ) {}
+  attach = async () => this.attached;
+  start = async () => {
+    if (this.behaviour.failStart) throw new Error('cannot start');
+  };
+  wait = async () => {
+    // The engine ends the attach when the container exits (unless it misbehaves).
+    if (!this.behaviour.keepAttachOpen && !this.attached.writableEnded) this.attached.end();
+    return { StatusCode: this.exitCode };
+  };
+  export = async () => Readable.from(['the file system']);
+  getArchive = async () => (this.behaviour.archive ?? (async () => Readable.from([])))();
+  remove = async () => {
+    this.removed = true;
+  };
+}
+
+function fakeDocker(container: FakeContainer, image: Record<string, unknown> = {}, engine: Record<string, unknown> = {}): Docker {
+  return {
+    modem: {
+      followProgress: modem.followProgress.bind(modem),
+      demuxStream(stream: NodeJS.ReadableStream, stdout: Writable, stderr: Writable) {
+        stream.on('data', (chunk: Buffer) => container.stdin.push(chunk.toString()));
+        if (container.output.stdout) stdout.write(Buffer.from(container.output.stdout));
+        if (container.output.stderr) stderr.write(Buffer.from(container.output.stderr));
+      },
+    },
+    createContainer: async (options: Docker.ContainerCreateOptions) => {
+      container.options = options;
+      return container;
+    },
+    getImage: (name: string) => ({ name, ...image }),
+    ...engine,
+  } as unknown as Docker;
+}
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe('the container client', () => {
+  it('runs without network or capabilities, feeds stdin, keeps stdout and stderr apart, and removes the container', async () => {
+    const container = new FakeContainer(3, { stdout: 'out\u0000bytes', stderr: 'complaint\n' });
+    const result = await containerClient(fakeDocker(container)).run({ image: 'tools', command: ['sh', '-c', 'cat'], stdin: 'user:password\n', labels: { purpose: 'test' } });
+    expect(result).toEqual({ exitCode: 3, stdout: Buffer.from('out\u0000bytes'), stderr: 'complaint\n' });
+    expect(container.stdin.join('')).toBe('user:password\n');
+    expect(container.options).toMatchObject({
+      Image: 'tools',
+      Cmd: ['sh', '-c', 'cat'],
+      Labels: { purpose: 'test' },
+      NetworkDisabled: true,
+      HostConfig: { NetworkMode: 'none', CapDrop: ['ALL'], SecurityOpt: ['no-new-privileges'] },
+    });
+    expect(container.options).not.toHaveProperty('Entrypoint');
+    expect(container.removed).toBe(true);
+  });
+
+  it('joins a network, overrides entrypoint and user only when asked', async () => {
+    const container = new FakeContainer();
+    await containerClient(fakeDocker(container)).run({ image: 'i', command: [], stdin: '', labels: {}, network: 'bench-net', entrypoint: [], user: 'root' });
+    expect(container.options).toMatchObject({ NetworkDisabled: false, HostConfig: { NetworkMode: 'bench-net' }, Entrypoint: [], User: 'root' });
+  });
+
+  it('removes the container when it cannot start', async () => {
+    const container = new FakeContainer(0, {}, { failStart: true });
+    await expect(containerClient(fakeDocker(container)).run({ image: 'i', command: [], stdin: '', labels: {} })).rejects.toThrow('cannot start');
+    expect(container.removed).toBe(true);
+  });
+
+  it('does not wait for ever on an attach the engine never ends', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const container = new FakeContainer(0, { stdout: 'done' }, { keepAttachOpen: true });
+    const running = containerClient(fakeDocker(container)).runThenExport({ image: 'i', command: [], labels: {}, onLine: () => undefined }, async () => undefined);
+    await vi.advanceTimersByTimeAsync(2000);
+    await expect(running).resolves.toBe(0);
+    expect(container.attached.destroyed).toBe(true);
+  });
+
+  it('hands on non-blank lines and exports the file system only after exit 0', async () => {
+    const lines: string[] = [];
+    const exported: string[] = [];
+    const consume = async (filesystem: Readable) => {
+      for await (const chunk of filesystem) exported.push(String(chunk));
+    };
+    const ok = new FakeContainer(0, { stdout: 'first\n\n  \nsecond\n', stderr: 'warning\n' });
+    const request = { image: 'base-debootstrap', command: ['sh', '-c', 'upgrade'], labels: { purpose: 'base-upgrade' }, onLine: (line: string) => lines.push(line) };
+    expect(await containerClient(fakeDocker(ok)).runThenExport(request, consume)).toBe(0);
+    expect(lines).toEqual(['first', 'second', 'warning']);
+    expect(exported).toEqual(['the file system']);
+    expect(ok.options).toEqual({ Image: 'base-debootstrap', Cmd: ['sh', '-c', 'upgrade'], Labels: { purpose: 'base-upgrade' } });
+    const failed = new FakeContainer(100, { stderr: 'E: unable to fetch\n' });
+    expect(await containerClient(fakeDocker(failed)).runThenExport(request, consume)).toBe(100);
+    expect(exported).toHaveLength(1);
+    expect(ok.removed && failed.removed).toBe(true);
+  });
+});
+
+describe('the image client', () => {
+  it('inspects an image, and says undefined only when the engine does not have it', async () => {
+    const info = { Id: 'sha256:abc', Size: 42, RepoTags: ['a:1'], Config: { Labels: { l: 'v' } } };
+    expect(await imageClient(fakeDocker(new FakeContainer(), { inspect: async () => info })).inspectImage('a:1')).toEqual({ id: 'sha256:abc', size: 42, tags: ['a:1'], labels: { l: 'v' } });
+    expect(await imageClient(fakeDocker(new FakeContainer(), { inspect: async () => ({ Id: 'sha256:def', Size: 1 }) })).inspectImage('b')).toEqual({ id: 'sha256:def', size: 1, tags: [], labels: {} });
+    expect(await imageClient(fakeDocker(new FakeContainer(), { inspect: async () => Promise.reject(notFound()) })).inspectImage('c')).toBeUndefined();
+    await expect(imageClient(fakeDocker(new FakeContainer(), { inspect: async () => Promise.reject(new Error('engine down')) })).inspectImage('d')).rejects.toThrow('engine down');
+  });
+
+  it('tags and imports under the name and tag of the reference, latest when it names none', async () => {
+    const tagged: object[] = [];
+    const imported: object[] = [];
+    const docker = fakeDocker(new FakeContainer(), { tag: async (options: object) => void tagged.push(options) }, {
+      importImage: async (_tarball: unknown, options: object) => {
+        imported.push(options);
+        return jsonStream({ status: 'sha256:abc' });
+      },
+    });
+    const images = imageClient(docker);
+    await images.tag('sha256:abc', 'registry.local:5000/team/memcached:1.0');
+    await images.tag('sha256:abc', 'memcached-hardened');
+    await images.importImage(Readable.from([]), 'ubuntu:16.04-debootstrap', ['CMD ["/bin/bash"]']);
+    expect(tagged).toEqual([
+      { repo: 'registry.local:5000/team/memcached', tag: '1.0' },
+      { repo: 'memcached-hardened', tag: 'latest' },
+    ]);
+    expect(imported).toEqual([{ repo: 'ubuntu', tag: '16.04-debootstrap', changes: ['CMD ["/bin/bash"]'] }]);
+  });
+
+  it('builds without pulling and rejects with the error the build stream carries', async () => {
+    let options: object | undefined;
+    const messages: object[] = [];
+    const docker = fakeDocker(new FakeContainer(), {}, {
+      buildImage: async (_context: unknown, given: object) => {
+        options = given;
+        return jsonStream({ stream: 'Step 1/9' }, { errorDetail: { message: 'The command returned a non-zero code: 1' }, error: 'The command returned a non-zero code: 1' });
+      },
+    });
+    const request = { dockerfile: 'Dockerfile', target: 'server', labels: { a: 'b' }, buildArgs: { APT_MIRROR: 'file:///mirror' }, noCache: true };
+    await expect(imageClient(docker).build(Readable.from([]), request, (m) => messages.push(m))).rejects.toThrow('non-zero code: 1');
+    expect(options).toEqual({ dockerfile: 'Dockerfile', target: 'server', labels: { a: 'b' }, buildargs: { APT_MIRROR: 'file:///mirror' }, nocache: true, rm: true, forcerm: true, pull: false });
+    expect(messages).toHaveLength(2);
+  });
+
+  it('pushes the tag with credentials only when given, and answers with the digest the registry reported', async () => {
+    const pushed: object[] = [];
+    const answer = (...messages: object[]) => fakeDocker(new FakeContainer(), { push: async (options: object) => (pushed.push(options), jsonStream(...messages)) });
+    const auth = { username: 'u', password: 'p:w', serveraddress: 'registry.local:5000' };
+    const reference = 'registry.local:5000/memcached:1.0';
+    expect(await imageClient(answer({ status: 'Pushed' }, { aux: { Tag: '1.0', Digest: 'sha256:d1', Size: 1 } })).push(reference, auth, () => undefined)).toBe('sha256:d1');
+    expect(await imageClient(answer({ aux: { Digest: 'sha256:d2' } })).push('registry.local:5000/memcached', undefined, () => undefined)).toBe('sha256:d2');
+    expect(pushed).toEqual([{ tag: '1.0', authconfig: auth }, { tag: 'latest' }]);
+    const none = imageClient(answer({ status: 'Pushed' })).push(reference, undefined, () => undefined);
+    await expect(none).rejects.toThrow(UserError);
+    await expect(none).rejects.toThrow(`the registry reported no digest for ${reference}`);
+    await expect(imageClient(answer({ error: 'denied: requested access to the resource is denied' })).push(reference, auth, () => undefined)).rejects.toThrow(/^denied/);
+  });
+
+  it('reads one file from a network-less container, undefined when the path is missing, and removes the container', async () => {
+    const fixtures = projectPath('test/fixtures/sasldb');
+    const found = new FakeContainer(0, {}, { archive: async () => pack(fixtures, { entries: ['two-users.sasldb'] }) as unknown as NodeJS.ReadableStream });
+    const bytes = await imageClient(fakeDocker(found)).readFile('sha256:abc', '/etc/sasl2/memcached-sasldb2');
+    expect(bytes).toEqual(readFileSync(join(fixtures, 'two-users.sasldb')));
+    expect(found.options).toMatchObject({ Image: 'sha256:abc', NetworkDisabled: true });
+    const missing = new FakeContainer(0, {}, { archive: async () => Promise.reject(notFound()) });
+    expect(await imageClient(fakeDocker(missing)).readFile('sha256:abc', '/nowhere')).toBeUndefined();
+    const broken = new FakeContainer(0, {}, { archive: async () => Promise.reject(new Error('engine down')) });
+    await expect(imageClient(fakeDocker(broken)).readFile('sha256:abc', '/etc/passwd')).rejects.toThrow('engine down');
+    expect([found, missing, broken].every((c) => c.removed)).toBe(true);
+  });
+});

@@ -75,21 +75,7 @@ export class BinaryClient {
   }
 
   static connect(host: string, port = 11211, timeoutMs = 3000): Promise<BinaryClient> {
-    return new Promise((resolve, reject) => {
-      const socket = connect({ host, port });
-      const timer = setTimeout(() => {
-        socket.destroy();
-        reject(new Error(`connect to ${host}:${port} timed out after ${timeoutMs} ms`));
-      }, timeoutMs);
-      socket.once('connect', () => {
-        clearTimeout(timer);
-        resolve(new BinaryClient(socket));
-      });
-      socket.once('error', (error) => {
-        clearTimeout(timer);
-        reject(error);
-      });
-    });
+    return BinaryClient.opened(connect({ host, port }), 'connect', `connect to ${host}:${port}`, timeoutMs);
   }
 
   /**
@@ -97,13 +83,17 @@ export class BinaryClient {
    * (an alert from the server, a certificate that does not verify) or on the time limit.
    */
   static connectTls(host: string, tls: ConnectionOptions, port = 11211, timeoutMs = 3000): Promise<BinaryClient> {
+    return BinaryClient.opened(connectTls({ ...tls, host, port }), 'secureConnect', `TLS connect to ${host}:${port}`, timeoutMs);
+  }
+
+  /** A client once `socket` emits `ready`; rejects with the socket's error or on the time limit. */
+  private static opened(socket: Socket, ready: 'connect' | 'secureConnect', what: string, timeoutMs: number): Promise<BinaryClient> {
     return new Promise((resolve, reject) => {
-      const socket = connectTls({ ...tls, host, port });
       const timer = setTimeout(() => {
         socket.destroy();
-        reject(new Error(`TLS connect to ${host}:${port} timed out after ${timeoutMs} ms`));
+        reject(new Error(`${what} timed out after ${timeoutMs} ms`));
       }, timeoutMs);
-      socket.once('secureConnect', () => {
+      socket.once(ready, () => {
         clearTimeout(timer);
         resolve(new BinaryClient(socket));
       });

@@ -46,17 +46,22 @@ export interface SuiteVerdict {
   readonly failedChecks: string[];
 }
 
-interface JsonReport {
+/** The part of vitest's JSON report the verdict reads. */
+export interface JsonReport {
   testResults: Array<{ name: string; message?: string; assertionResults: Array<{ status: string; fullName: string }> }>;
+}
+
+/** The failed tests of a report, or the first line of a file's own error where none failed (a setup failure). */
+export function failedChecksIn(report: JsonReport): string[] {
+  return report.testResults.flatMap((file) => {
+    const failed = file.assertionResults.filter((a) => a.status === 'failed').map((a) => a.fullName);
+    return failed.length > 0 || !file.message ? failed : [`${file.name.split('/').pop()}: ${file.message.split('\n')[0]}`];
+  });
 }
 
 function failedChecksOf(reportFile: string): string[] {
   try {
-    const report = JSON.parse(readFileSync(reportFile, 'utf8')) as JsonReport;
-    return report.testResults.flatMap((file) => {
-      const failed = file.assertionResults.filter((a) => a.status === 'failed').map((a) => a.fullName);
-      return failed.length > 0 || !file.message ? failed : [`${file.name.split('/').pop()}: ${file.message.split('\n')[0]}`];
-    });
+    return failedChecksIn(JSON.parse(readFileSync(reportFile, 'utf8')) as JsonReport);
   } catch {
     return ['(no report: the suite did not run)'];
   }

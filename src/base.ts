@@ -18,6 +18,12 @@ export type Progress = (line: string) => void;
 /** How the base image came to be in the engine. */
 export type BaseSource = 'present' | 'pulled' | 'bootstrapped';
 
+/** The base image ready in the engine, and how it got there. */
+export interface BaseImage {
+  readonly source: BaseSource;
+  readonly id: string;
+}
+
 const PULL_TIMEOUT_MS = 60_000;
 
 /** Where debootstrap's keyring for a profile is: the host's keyrings, then the project's cache. */
@@ -215,16 +221,21 @@ async function tryPull(engine: Engine, reference: string, progress: Progress): P
  * Makes the profile's base image available: used if the engine has it, else pulled, else bootstrapped
  * with debootstrap (signature-checked, tool's default mirror) and imported under the same reference.
  */
-export async function ensureBaseImage(engine: Engine, profile: Profile, progress: Progress): Promise<BaseSource> {
+export async function ensureBaseImage(engine: Engine, profile: Profile, progress: Progress): Promise<BaseImage> {
   const reference = profile.base.image;
-  if (await engine.inspectImage(reference)) {
+  const present = await engine.inspectImage(reference);
+  if (present) {
     progress(`[base] ${reference} is present`);
-    return 'present';
+    return { source: 'present', id: present.id };
   }
   progress(`[base] ${reference} is not in the engine; trying to pull it`);
-  if (process.env.MEMCACHED_HARDENED_NO_PULL !== '1' && (await tryPull(engine, reference, progress))) return 'pulled';
-  await bootstrapBase(engine, profile, progress);
-  if (!(await engine.inspectImage(reference))) throw failure(`bootstrap finished but ${reference} is not in the engine`);
-  progress(`[base] ${reference} bootstrapped and imported`);
-  return 'bootstrapped';
+  let source: BaseSource = 'pulled';
+  if (process.env.MEMCACHED_HARDENED_NO_PULL === '1' || !(await tryPull(engine, reference, progress))) {
+    await bootstrapBase(engine, profile, progress);
+    source = 'bootstrapped';
+  }
+  const ready = await engine.inspectImage(reference);
+  if (!ready) throw failure(`${source === 'pulled' ? 'pull' : 'bootstrap'} finished but ${reference} is not in the engine`);
+  progress(`[base] ${reference} ${source === 'pulled' ? 'pulled' : 'bootstrapped and imported'}`);
+  return { source, id: ready.id };
 }

@@ -1,10 +1,11 @@
 import type { BuildConfig } from './config.js';
-import { DOCKERFILE_NAME, renderContext } from './context.js';
+import { createHash } from 'node:crypto';
+import { contextDigest, DOCKERFILE_NAME, renderFiles, writeContext, type ContextFile } from './context.js';
 import type { Engine, EngineMessage } from './engine/index.js';
 import { failure } from './errors.js';
 import { ensureBaseImage, type BaseSource, type Progress } from './base.js';
 import type { Profile } from './profiles.js';
-import { BUILD_REALM, profileValues, type TemplateValues } from './render.js';
+import { BUILD_REALM, profileValues } from './render.js';
 import { sourceInfo, toolVersion, type SourceInfo } from './source.js';
 import { LineTail } from './tail.js';
 import { TLS_LABEL } from './tls.js';
@@ -14,6 +15,9 @@ import { generateSasldb, reusableSasldb } from './sasldb.js';
 /** Stage names in Dockerfile.template for each target. */
 const STAGE = { server: 'server', client: 'tools' } as const;
 const LOG_TAIL_LINES = 15;
+
+/** Names everything a build is made from, so a rebuild from the same inputs can keep the image it made. */
+export const INPUTS_LABEL = 'memcached-hardened.inputs';
 
 export interface BuildResult {
   readonly imageId: string;
@@ -60,20 +64,45 @@ export function buildLogger(progress: Progress): { onMessage: (m: EngineMessage)
   };
 }
 
+/** What one engine build is made from, the sasldb aside. */
+export interface BuildInputs {
+  readonly baseId: string;
+  readonly stage: string;
+  readonly files: readonly ContextFile[];
+  readonly labels: Readonly<Record<string, string>>;
+  readonly buildArgs: Readonly<Record<string, string>>;
+}
+
 /**
- * One engine build of a stage from a freshly rendered context; returns the image id. Engine errors come
- * with the build log's tail.
+ * A digest of the build inputs. The engine's cache would answer a build from the same inputs with the
+ * same image, so an image labelled with this digest is that answer. The sasldb is left out: it is
+ * password-derived, and the label is readable by anyone who can inspect the image.
+ */
+export function inputsDigest(inputs: BuildInputs): string {
+  const described = JSON.stringify({
+    baseId: inputs.baseId,
+    stage: inputs.stage,
+    context: contextDigest(inputs.files),
+    labels: Object.entries(inputs.labels).sort(),
+    buildArgs: Object.entries(inputs.buildArgs).sort(),
+  });
+  return `sha256:${createHash('sha256').update(described).digest('hex')}`;
+}
+
+/**
+ * One engine build of a stage from the rendered files; returns the image id. Engine errors come with the
+ * build log's tail.
  */
 async function buildStage(
   engine: Engine,
-  values: TemplateValues,
+  files: readonly ContextFile[],
   sasldb: Buffer | undefined,
   stage: string,
   labels: Record<string, string>,
   config: BuildConfig,
   progress: Progress,
 ): Promise<string> {
-  const context = await renderContext(values, sasldb);
+  const context = await writeContext(files, sasldb);
   const log = buildLogger(progress);
   progress(`[build] stage ${stage} on ${engine.endpoint}`);
   try {
@@ -83,7 +112,7 @@ async function buildStage(
         dockerfile: DOCKERFILE_NAME,
         target: stage,
         labels,
-        buildArgs: config.aptMirror ? { APT_MIRROR: config.aptMirror } : {},
+        buildArgs: buildArgs(config),
         noCache: config.noCache,
       },
       log.onMessage,
@@ -100,16 +129,19 @@ async function buildStage(
   return imageId;
 }
 
+const buildArgs = (config: BuildConfig): Record<string, string> => (config.aptMirror ? { APT_MIRROR: config.aptMirror } : {});
+
 /** A fresh sasldb for the users, generated in the tools image (built first, unlabelled so it stays cached). */
-async function freshSasldb(engine: Engine, values: TemplateValues, users: readonly SaslUser[], config: BuildConfig, progress: Progress): Promise<Buffer> {
-  const tools = await buildStage(engine, values, undefined, STAGE.client, {}, config, progress);
+async function freshSasldb(engine: Engine, files: readonly ContextFile[], users: readonly SaslUser[], config: BuildConfig, progress: Progress): Promise<Buffer> {
+  const tools = await buildStage(engine, files, undefined, STAGE.client, {}, config, progress);
   progress(`[sasldb] generating the sasldb for ${users.length} user(s)`);
   return generateSasldb(engine, tools, users, BUILD_REALM);
 }
 
 /**
  * Builds the image: base ready, the sasldb (reused or generated), the target stage, and only then the
- * tag, so a failure anywhere leaves nothing tagged.
+ * tag, so a failure anywhere leaves nothing tagged. When the tag already holds the image these very
+ * inputs make (and, baked, exactly these users), that image is kept without asking the engine to build.
  */
 export async function buildImage(
   engine: Engine,
@@ -120,32 +152,45 @@ export async function buildImage(
 ): Promise<BuildResult> {
   const bakesUsers = config.target === 'server' && config.credentials === 'baked';
   if (bakesUsers && (users === undefined || users.length === 0)) throw new Error('a server build with baked credentials needs users');
+  const values = profileValues(profile, { allowFrom: config.allowFrom, credentials: config.credentials, tls: config.tls });
+  // Everything a build starts from, asked at once: the engine answers while the files render.
+  const [source, base, files, [current, previous]] = await Promise.all([
+    sourceInfo(),
+    ensureBaseImage(engine, profile, progress),
+    renderFiles(values),
+    engine.inspectImage(config.tag).then(async (image) => {
+      // The sasldb already under the tag is reused when it holds exactly these users, so an unchanged
+      // rebuild stays cached to the last layer (a fresh one differs in Berkeley DB's random file id).
+      const reusable = bakesUsers ? await reusableSasldb(engine, image, users ?? [], BUILD_REALM) : undefined;
+      return [image, reusable] as const;
+    }),
+  ]);
+  if (previous) progress(`[sasldb] ${config.tag} already holds exactly these ${users?.length} user(s): its sasldb is reused`);
   const labels = {
-    ...imageLabels(profile, config.target, sourceInfo(), toolVersion()),
+    ...imageLabels(profile, config.target, source, toolVersion()),
     ...(config.target === 'server' ? { 'memcached-hardened.credentials': config.credentials } : {}),
     ...(config.tls ? { [TLS_LABEL]: 'true' } : {}),
   };
-  const values = profileValues(profile, { allowFrom: config.allowFrom, credentials: config.credentials, tls: config.tls });
-  // The sasldb already under the tag is reused when it holds exactly these users, so an unchanged
-  // rebuild stays cached to the last layer (a fresh one differs in Berkeley DB's random file id).
-  const [baseSource, previous] = await Promise.all([
-    ensureBaseImage(engine, profile, progress),
-    bakesUsers ? reusableSasldb(engine, config.tag, users ?? [], BUILD_REALM) : undefined,
-  ]);
-  if (previous) progress(`[sasldb] ${config.tag} already holds exactly these ${users?.length} user(s): its sasldb is reused`);
-  const sasldb = bakesUsers ? (previous ?? (await freshSasldb(engine, values, users ?? [], config, progress))) : undefined;
-  const imageId = await buildStage(engine, values, sasldb, STAGE[config.target], labels, config, progress);
-  await engine.tag(imageId, config.tag);
-  const facts = await engine.inspectImage(imageId);
-  if (!facts) throw failure(`built image ${imageId} vanished`);
-  progress(`[build] tagged ${config.tag} (${imageId.slice(7, 19)}, ${(facts.size / 1e6).toFixed(1)} MB)`);
-  return {
-    imageId,
+  const stage = STAGE[config.target];
+  const inputs = inputsDigest({ baseId: base.id, stage, files, labels, buildArgs: buildArgs(config) });
+  const result = (facts: { id: string; size: number }): BuildResult => ({
+    imageId: facts.id,
     tags: [config.tag],
     profile: profile.name,
     target: config.target,
     base: profile.base.image,
-    baseSource,
+    baseSource: base.source,
     sizeBytes: facts.size,
-  };
+  });
+  if (!config.noCache && current?.labels[INPUTS_LABEL] === inputs && (!bakesUsers || previous)) {
+    progress(`[build] ${config.tag} (${current.id.slice(7, 19)}) was built from exactly these inputs: kept, nothing to build`);
+    return result(current);
+  }
+  const sasldb = bakesUsers ? (previous ?? (await freshSasldb(engine, files, users ?? [], config, progress))) : undefined;
+  const imageId = await buildStage(engine, files, sasldb, stage, { ...labels, [INPUTS_LABEL]: inputs }, config, progress);
+  await engine.tag(imageId, config.tag);
+  const facts = await engine.inspectImage(imageId);
+  if (!facts) throw failure(`built image ${imageId} vanished`);
+  progress(`[build] tagged ${config.tag} (${imageId.slice(7, 19)}, ${(facts.size / 1e6).toFixed(1)} MB)`);
+  return result(facts);
 }

@@ -1,12 +1,20 @@
-import { chmod, cp, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { chmod, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import type { Readable } from 'node:stream';
-import { pack } from 'tar-fs';
 import { projectPath } from './paths.js';
 import { renderTemplate, SASLDB_ENTRY, unusedValues, type TemplateValues } from './render.js';
 
 export const DOCKERFILE_NAME = 'Dockerfile';
+
+/** One file of the build context, as the engine will receive it. */
+export interface ContextFile {
+  /** Path inside the context, with '/' separators. */
+  readonly name: string;
+  readonly mode: number;
+  readonly content: Buffer;
+}
 
 /** A rendered build context on disk (without secrets) plus the sasldb, streamed from memory. */
 export interface BuildContext {
@@ -18,30 +26,68 @@ export interface BuildContext {
 
 async function filesBelow(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { withFileTypes: true, recursive: true });
-  return entries.filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name));
+  return entries
+    .filter((e) => e.isFile())
+    .map((e) => join(e.parentPath, e.name))
+    .sort();
 }
 
-/** Renders Dockerfile.template and image-files/ into a fresh folder with the profile's values. */
-export async function renderContext(values: TemplateValues, sasldb: Buffer | undefined): Promise<BuildContext> {
+/** The files under a project folder, each through `transform` (templates) or as they are. */
+async function projectFiles(folder: string, transform?: (text: string, name: string) => string): Promise<ContextFile[]> {
+  const source = projectPath(folder);
+  return Promise.all(
+    (await filesBelow(source)).map(async (file) => {
+      const name = `${folder}/${relative(source, file).split('\\').join('/')}`;
+      const [bytes, info] = await Promise.all([readFile(file), stat(file)]);
+      const content = transform ? Buffer.from(transform(bytes.toString('utf8'), name)) : bytes;
+      return { name, mode: info.mode & 0o755, content };
+    }),
+  );
+}
+
+/**
+ * Renders Dockerfile.template and image-files/ with the profile's values, plus build-files/ (sources
+ * compiled in build stages) as they are. Pure apart from reading the project's files.
+ */
+export async function renderFiles(values: TemplateValues): Promise<ContextFile[]> {
+  const templates: string[] = [];
+  const render = (text: string, name: string) => {
+    templates.push(text);
+    return renderTemplate(text, values, name);
+  };
+  const template = await readFile(projectPath('Dockerfile.template'), 'utf8');
+  const files = [
+    { name: DOCKERFILE_NAME, mode: 0o644, content: Buffer.from(render(template, 'Dockerfile.template')) },
+    ...(await projectFiles('image-files', render)),
+    ...(await projectFiles('build-files')),
+  ];
+  const unused = unusedValues(values, templates);
+  if (unused.length > 0) throw new Error(`template values never used: ${unused.join(', ')}`);
+  return files;
+}
+
+/** A digest of the files (names, modes, contents), independent of the order they come in. */
+export function contextDigest(files: readonly ContextFile[]): string {
+  const hash = createHash('sha256');
+  for (const file of [...files].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+    hash.update(`${file.name}\0${file.mode.toString(8)}\0${file.content.length}\0`).update(file.content);
+  }
+  return `sha256:${hash.digest('hex')}`;
+}
+
+/** Writes the files into a fresh folder; the sasldb joins them only in the tar stream. */
+export async function writeContext(files: readonly ContextFile[], sasldb: Buffer | undefined): Promise<BuildContext> {
+  // Loaded here: a rebuild that finds its image already made never packs a context.
+  const { pack } = await import('tar-fs');
   const dir = await mkdtemp(join(tmpdir(), 'memcached-hardened-context-'));
   try {
-    const template = await readFile(projectPath('Dockerfile.template'), 'utf8');
-    await writeFile(join(dir, DOCKERFILE_NAME), renderTemplate(template, values, 'Dockerfile.template'));
-    const templates = [template];
-    const source = projectPath('image-files');
-    for (const file of await filesBelow(source)) {
-      const name = relative(source, file);
-      const target = join(dir, 'image-files', name);
-      const text = await readFile(file, 'utf8');
-      templates.push(text);
-      await mkdir(join(target, '..'), { recursive: true });
-      await writeFile(target, renderTemplate(text, values, `image-files/${name}`));
-      await chmod(target, (await stat(file)).mode & 0o755);
+    for (const file of files) {
+      const target = join(dir, file.name);
+      await mkdir(dirname(target), { recursive: true });
+      await writeFile(target, file.content);
+      // Explicitly, whatever the umask: the engine copies these modes into the image.
+      await chmod(target, file.mode);
     }
-    // Sources compiled in build stages (never copied into the server image as they are).
-    await cp(projectPath('build-files'), join(dir, 'build-files'), { recursive: true });
-    const unused = unusedValues(values, templates);
-    if (unused.length > 0) throw new Error(`template values never used: ${unused.join(', ')}`);
   } catch (error) {
     await rm(dir, { recursive: true, force: true });
     throw error;
@@ -60,4 +106,9 @@ export async function renderContext(values: TemplateValues, sasldb: Buffer | und
     },
     dispose: () => rm(dir, { recursive: true, force: true }),
   };
+}
+
+/** The rendered context on disk, ready to pack. */
+export async function renderContext(values: TemplateValues, sasldb: Buffer | undefined): Promise<BuildContext> {
+  return writeContext(await renderFiles(values), sasldb);
 }

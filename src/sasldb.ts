@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { readHashDb, type DbEntry } from './berkeley-db.js';
-import type { Engine } from './engine/index.js';
+import type { Engine, ImageFacts } from './engine/index.js';
 import { failure } from './errors.js';
 import { serializeUsers, type SaslUser } from './credentials.js';
 import { BAKED_SASLDB_PATH } from './render.js';
@@ -66,12 +66,11 @@ export function holdsExactly(entries: readonly DbEntry[], users: readonly SaslUs
 }
 
 /**
- * The sasldb of the baked image `reference` names, when it holds exactly these users. The comparison
- * happens in memory: nothing derived from a password is kept outside the image.
+ * The sasldb of a baked image, when it holds exactly these users. The comparison happens in memory:
+ * nothing derived from a password is kept outside the image.
  */
-export async function reusableSasldb(engine: Engine, reference: string, users: readonly SaslUser[], realm: string): Promise<Buffer | undefined> {
+export async function reusableSasldb(engine: Engine, image: ImageFacts | undefined, users: readonly SaslUser[], realm: string): Promise<Buffer | undefined> {
   try {
-    const image = await engine.inspectImage(reference);
     if (image?.labels['memcached-hardened.credentials'] !== 'baked') return undefined;
     const bytes = await engine.readFile(image.id, BAKED_SASLDB_PATH);
     return bytes !== undefined && holdsExactly(readHashDb(bytes), users, realm) ? bytes : undefined;

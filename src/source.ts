@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { badInput } from './errors.js';
 import { projectPath } from './paths.js';
@@ -19,18 +19,22 @@ export function sourceDateEpoch(env: NodeJS.ProcessEnv = process.env): number | 
   return Number(value);
 }
 
-/** The checkout's commit and commit time; SOURCE_DATE_EPOCH, when set, wins over the commit time. */
-export function sourceInfo(env: NodeJS.ProcessEnv = process.env): SourceInfo {
-  let revision = 'unknown';
-  let committed: number | undefined;
-  try {
-    const [hash, time] = execFileSync('git', ['log', '-1', '--format=%H %ct'], { cwd: projectPath(), stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim().split(' ');
-    if (hash && time) [revision, committed] = [hash, Number(time)];
-  } catch {
-    // Not a checkout (an unpacked release): no revision, and only SOURCE_DATE_EPOCH can date it.
-  }
-  const epoch = sourceDateEpoch(env) ?? committed;
-  return { revision, ...(epoch === undefined ? {} : { date: new Date(epoch * 1000) }) };
+/**
+ * The checkout's commit and commit time; SOURCE_DATE_EPOCH, when set, wins over the commit time. A bad
+ * SOURCE_DATE_EPOCH throws at once, before anything else starts; git is asked without blocking, so a
+ * build's engine calls go on meanwhile.
+ */
+export function sourceInfo(env: NodeJS.ProcessEnv = process.env): Promise<SourceInfo> {
+  const epoch = sourceDateEpoch(env);
+  return new Promise((resolve) =>
+    execFile('git', ['log', '-1', '--format=%H %ct'], { cwd: projectPath() }, (error, stdout) => {
+      // Outside a checkout (an unpacked release) there is no revision, and only SOURCE_DATE_EPOCH can date it.
+      const [hash, time] = error ? [] : stdout.trim().split(' ');
+      const [revision, committed] = hash && time ? [hash, Number(time)] : ['unknown', undefined];
+      const date = epoch ?? committed;
+      resolve({ revision, ...(date === undefined ? {} : { date: new Date(date * 1000) }) });
+    }),
+  );
 }
 
 export function toolVersion(): string {

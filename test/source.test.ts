@@ -12,11 +12,12 @@ describe('source date', () => {
     for (const bad of ['-1', '1.5', 'yesterday', '1e9']) expect(() => sourceDateEpoch({ SOURCE_DATE_EPOCH: bad })).toThrow(UserError);
   });
 
-  it('dates the source with SOURCE_DATE_EPOCH when set, never with the clock', () => {
-    expect(sourceInfo({ SOURCE_DATE_EPOCH: '86400' }).date?.toISOString()).toBe('1970-01-02T00:00:00.000Z');
-    const a = sourceInfo({});
-    const b = sourceInfo({});
+  it('dates the source with SOURCE_DATE_EPOCH when set, never with the clock', async () => {
+    expect((await sourceInfo({ SOURCE_DATE_EPOCH: '86400' })).date?.toISOString()).toBe('1970-01-02T00:00:00.000Z');
+    const a = await sourceInfo({});
+    const b = await sourceInfo({});
     expect(a).toEqual(b);
+    expect(a.revision).toMatch(/^[0-9a-f]{40}$/);
   });
 });
 

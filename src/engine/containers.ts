@@ -50,11 +50,12 @@ const eachLine = (onLine: (line: string) => void) =>
     },
   });
 
-/** Throwaway containers on one dockerode connection. */
-export function containerClient(docker: Docker): ContainerClient {
+/** Throwaway containers on dockerode (attach and export are streams), loaded on the first call. */
+export function containerClient(dockerode: () => Promise<Docker>): ContainerClient {
   return {
-    run: (request) =>
-      withContainer(
+    run: async (request) => {
+      const docker = await dockerode();
+      return withContainer(
         docker,
         {
           Image: request.image,
@@ -76,13 +77,16 @@ export function containerClient(docker: Docker): ContainerClient {
           const exitCode = await attachedRun(docker, container, collectInto(stdout), collectInto(stderr), request.stdin);
           return { exitCode, stdout: Buffer.concat(stdout), stderr: Buffer.concat(stderr).toString('utf8') };
         },
-      ),
-    runThenExport: (request, consume) =>
-      withContainer(docker, { Image: request.image, Cmd: [...request.command], Labels: { ...request.labels } }, async (container) => {
+      );
+    },
+    runThenExport: async (request, consume) => {
+      const docker = await dockerode();
+      return withContainer(docker, { Image: request.image, Cmd: [...request.command], Labels: { ...request.labels } }, async (container) => {
         const lines = eachLine(request.onLine);
         const exitCode = await attachedRun(docker, container, lines, lines);
         if (exitCode === 0) await consume((await container.export()) as unknown as Readable);
         return exitCode;
-      }),
+      });
+    },
   };
 }

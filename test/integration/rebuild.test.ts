@@ -1,0 +1,115 @@
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { Status, tryAuthenticatedRoundTrip } from '../../lib/binary-client.js';
+import { buildImage, INPUTS_LABEL } from '../../src/build.js';
+import { parseBuildArgs } from '../../src/config.js';
+import { connectEngine, type Engine } from '../../src/engine/index.js';
+import { loadProfile } from '../../src/profiles.js';
+import type { SaslUser } from '../../src/credentials.js';
+import { generatePassword } from '../../src/sasldb.js';
+import { createIsolatedNetwork, runId } from '../helpers/docker.js';
+import { startServer } from '../helpers/server.js';
+import type { TestTarget } from '../helpers/targets.js';
+
+// A rebuild whose inputs match the image under the tag keeps that image without asking the engine to
+// build. What must never happen: keeping it when the users differ, even by one password.
+
+const profiles = [...new Set(inject('targets').map((t) => t.profile))];
+const quiet = () => undefined;
+
+/** The engine, counting the builds it is asked for (the proof a kept image really skipped the engine). */
+function countingEngine(): Engine & { builds: () => number } {
+  const engine = connectEngine();
+  let builds = 0;
+  return {
+    ...engine,
+    build: (...args) => {
+      builds++;
+      return engine.build(...args);
+    },
+    builds: () => builds,
+  };
+}
+
+describe.each(profiles)('rebuilds of %s', (profileName) => {
+  const profile = loadProfile(profileName);
+  const profileTarget = inject('targets').find((t) => t.profile === profileName) as TestTarget;
+  const engine = countingEngine();
+  const tag = (kind: string) => `memcached-hardened-test/rebuild-${runId()}:${profileName}-${kind}`;
+  const tags = new Set<string>();
+  let network: Awaited<ReturnType<typeof createIsolatedNetwork>>;
+
+  /** One CLI-equivalent build: the arguments as a user types them, the users as read from their file. */
+  async function build(args: string[], users?: readonly SaslUser[]): Promise<{ imageId: string; builds: number }> {
+    const before = engine.builds();
+    const config = parseBuildArgs(['--profile', profileName, ...args]);
+    if (!config) throw new Error('no config');
+    tags.add(config.tag);
+    const result = await buildImage(engine, config, profile, users, quiet);
+    return { imageId: result.imageId, builds: engine.builds() - before };
+  }
+
+  /** Whether the server built from `imageId` lets the user in: a refused login is a fact, not a reading of its sasldb. */
+  async function login(imageId: string, user: SaslUser): Promise<{ authStatus: number | 'closed'; roundTrip: boolean }> {
+    const target: TestTarget = { ...profileTarget, credentials: 'baked', usersSecret: undefined, image: imageId, users: [user] };
+    const server = await startServer(target, network.name);
+    try {
+      return await tryAuthenticatedRoundTrip(server.ip, user.name, user.password);
+    } finally {
+      await server.stop();
+    }
+  }
+
+  beforeAll(async () => {
+    network = await createIsolatedNetwork('rebuild');
+  });
+
+  afterAll(async () => {
+    for (const reference of tags) await engine.removeImage(reference).catch(() => undefined);
+    await network.remove();
+  });
+
+  it('baked: the same users keep the image with no build; another password, an extra user or a changed file builds anew', async () => {
+    const sammy: SaslUser = { name: 'sammy', password: generatePassword() };
+    const args = ['--tag', tag('baked')];
+    const first = await build(args, [sammy]);
+    // Control: the counter sees the builds a changed input causes (the first one, at least the server stage).
+    expect(first.builds).toBeGreaterThan(0);
+    expect((await engine.inspectImage(first.imageId))?.labels[INPUTS_LABEL]).toMatch(/^sha256:[0-9a-f]{64}$/);
+
+    const again = await build(args, [{ ...sammy }]);
+    expect(again).toEqual({ imageId: first.imageId, builds: 0 });
+
+    const rotated: SaslUser = { name: 'sammy', password: generatePassword() };
+    const afterRotation = await build(args, [rotated]);
+    expect(afterRotation.builds).toBeGreaterThan(0);
+    expect(afterRotation.imageId).not.toBe(first.imageId);
+
+    const extra = await build(args, [rotated, { name: 'intruder', password: generatePassword() }]);
+    expect(extra.builds).toBeGreaterThan(0);
+    expect(extra.imageId).not.toBe(afterRotation.imageId);
+
+    const allowlisted = await build([...args, '--allow-from', '10.0.0.0/8'], [rotated, { name: 'intruder', password: generatePassword() }]);
+    expect(allowlisted.builds).toBeGreaterThan(0);
+
+    // By behaviour: the image kept for the same users still lets sammy in with the old password (the
+    // control), and the one rebuilt after rotating refuses it and takes the new one.
+    expect(await login(again.imageId, sammy)).toEqual({ authStatus: Status.ok, roundTrip: true });
+    expect(await login(afterRotation.imageId, sammy)).toMatchObject({ roundTrip: false });
+    expect(await login(afterRotation.imageId, rotated)).toEqual({ authStatus: Status.ok, roundTrip: true });
+  });
+
+  it('runtime credentials and the client image: the same inputs keep the image; TLS (other files and labels) builds', async () => {
+    const runtime = ['--runtime-credentials', '--tag', tag('runtime')];
+    const first = await build(runtime);
+    const again = await build(runtime);
+    expect(again).toEqual({ imageId: first.imageId, builds: 0 });
+    // Control: with TLS the rendered files and labels differ, so the engine is asked to build.
+    const tls = await build([...runtime, '--tls']);
+    expect(tls.builds).toBeGreaterThan(0);
+    expect(tls.imageId).not.toBe(first.imageId);
+
+    const client = ['--target', 'client', '--tag', tag('client')];
+    const clientFirst = await build(client);
+    expect(await build(client)).toEqual({ imageId: clientFirst.imageId, builds: 0 });
+  });
+});

@@ -9,8 +9,8 @@ import { BinaryClient, Status, tryAuthenticatedRoundTrip } from '../lib/binary-c
 import { renderContext } from '../src/context.js';
 import { connectEngine, type Engine } from '../src/engine/index.js';
 import { projectPath } from '../src/paths.js';
-import { DEFAULT_PROFILE, loadProfile, type Profile } from '../src/profiles.js';
-import { profileValues } from '../src/render.js';
+import { DEFAULT_PROFILE, loadProfile } from '../src/profiles.js';
+import { profileValues, type TemplateValues } from '../src/render.js';
 import { serializeUsers, type SaslUser } from '../src/credentials.js';
 import { BAKED_SASLDB_PATH } from '../src/render.js';
 import { runSuite } from '../src/verify.js';
@@ -31,6 +31,7 @@ each with its CPU share), the SASL handshake, and the suite's run time. Results 
 bench/results/ and the README's table is regenerated from them; --readme only regenerates the table.`;
 
 const BENCH_LABEL = 'memcached-hardened.bench';
+const REBUILD_RUNS = 7;
 const RESULTS_DIR = projectPath('bench/results');
 const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
 const quiet = () => undefined;
@@ -67,26 +68,31 @@ async function must(exited: Promise<Exited>, what: string): Promise<Exited> {
   return result;
 }
 
-/** `bin/memcached-hardened build`, as a user runs it; the users reach it on stdin, never in a file. */
-async function cliBuild(profile: string, tag: string, users: readonly SaslUser[], sbomDir: string, extra: string[] = []): Promise<{ seconds: number; imageId: string }> {
-  const args = ['build', '--profile', profile, '--tag', tag, '--users-file', '-', '--sbom-dir', sbomDir, '--json', ...extra];
-  const result = await must(run(projectPath('bin/memcached-hardened'), args, { stdin: serializeUsers(users) }), 'the CLI build');
+/** `bin/memcached-hardened build`, as a user runs it; baked users reach it on stdin, never in a file. */
+async function cliBuild(profile: string, tag: string, users: readonly SaslUser[] | undefined, sbomDir: string, extra: string[] = []): Promise<{ seconds: number; imageId: string }> {
+  const args = ['build', '--profile', profile, '--tag', tag, ...(users ? ['--users-file', '-'] : []), '--sbom-dir', sbomDir, '--json', ...extra];
+  const result = await must(run(projectPath('bin/memcached-hardened'), args, users ? { stdin: serializeUsers(users) } : {}), 'the CLI build');
   const imageId = (JSON.parse(result.stdout.trim().split('\n').pop() ?? '{}') as { imageId?: string }).imageId;
   if (!imageId) throw new Error('the CLI build printed no image id');
   return { seconds: result.seconds, imageId };
 }
 
 /** `docker build` of the server stage from the same rendered context, streamed (the sasldb never touches the disk). */
-async function dockerCliBuild(engine: Engine, profile: Profile, imageId: string, tag: string, noCache: boolean): Promise<number> {
-  const sasldb = await engine.readFile(imageId, BAKED_SASLDB_PATH);
-  if (!sasldb) throw new Error(`${imageId} has no sasldb`);
-  const context = await renderContext(profileValues(profile), sasldb);
+async function dockerCliBuild(values: TemplateValues, sasldb: Buffer | undefined, tag: string, noCache: boolean): Promise<number> {
+  const context = await renderContext(values, sasldb);
   try {
     const args = ['build', '-q', '--target', 'server', '-t', tag, ...(noCache ? ['--no-cache'] : []), '-'];
     return (await must(run('docker', args, { stdin: context.pack() }), 'the docker CLI build')).seconds;
   } finally {
     await context.dispose();
   }
+}
+
+/** The sasldb a baked image holds, for the docker CLI's copy of the same context. */
+async function sasldbOf(engine: Engine, imageId: string): Promise<Buffer> {
+  const sasldb = await engine.readFile(imageId, BAKED_SASLDB_PATH);
+  if (!sasldb) throw new Error(`${imageId} has no sasldb`);
+  return sasldb;
 }
 
 async function layersOf(docker: Docker, image: string): Promise<string[]> {
@@ -123,6 +129,7 @@ async function bench(profileName: string, options: { starts: number; rounds: num
   const sbomDir = join(scratch, 'sbom');
   const tag = `memcached-hardened-bench:${profileName}`;
   const cliTag = `${tag}-cli`;
+  const runtimeTag = `${tag}-runtime`;
   const users: SaslUser[] = [{ name: 'bench', password: generatePassword() }];
   const network = await docker.createNetwork({ Name: `mh-bench-${benchId}`, Internal: true, Labels: labels });
   try {
@@ -139,20 +146,38 @@ async function bench(profileName: string, options: { starts: number; rounds: num
 
     log('first build without cache: the CLI, then the docker CLI on the same rendered context');
     const cold = await cliBuild(profileName, tag, users, sbomDir, ['--no-cache']);
-    const cliCold = await dockerCliBuild(engine, profile, cold.imageId, cliTag, true);
+    const bakedValues = profileValues(profile);
+    const bakedSasldb = await sasldbOf(engine, cold.imageId);
+    const cliCold = await dockerCliBuild(bakedValues, bakedSasldb, cliTag, true);
 
-    log('rebuilds with nothing changed: one to settle, then alternating CLI and docker CLI runs');
-    await cliBuild(profileName, tag, users, sbomDir);
-    await dockerCliBuild(engine, profile, cold.imageId, cliTag, false);
-    const noChange: Array<{ seconds: number; imageId: string }> = [];
-    const cliCached: number[] = [];
-    for (let i = 0; i < 5; i++) {
-      noChange.push(await cliBuild(profileName, tag, users, sbomDir));
-      cliCached.push(await dockerCliBuild(engine, profile, cold.imageId, cliTag, false));
-    }
+    // Each kind of rebuild, alternating with the docker CLI's cached build of the same rendered context.
+    const rebuilds = async (cli: () => Promise<{ seconds: number; imageId: string }>, docker: () => Promise<number>) => {
+      await cli();
+      await docker();
+      const builds: Array<{ seconds: number; imageId: string }> = [];
+      const references: number[] = [];
+      for (let i = 0; i < REBUILD_RUNS; i++) {
+        builds.push(await cli());
+        references.push(await docker());
+      }
+      return { builds, references };
+    };
+    log(`rebuilds with nothing changed (baked users): one to settle, then ${REBUILD_RUNS} alternating CLI and docker CLI runs`);
+    const baked = await rebuilds(
+      () => cliBuild(profileName, tag, users, sbomDir),
+      () => dockerCliBuild(bakedValues, bakedSasldb, cliTag, false),
+    );
+    const noChange = baked.builds;
     const steady = noChange[0]!.imageId;
     const steadyLayers = await layersOf(docker, steady);
     const noChangeLayers = Math.max(...(await Promise.all(noChange.map(async (b) => changedLayers(steadyLayers, await layersOf(docker, b.imageId))))));
+
+    log(`rebuilds with nothing changed (runtime credentials): ${REBUILD_RUNS} alternating runs`);
+    const runtimeValues = profileValues(profile, { credentials: 'runtime' });
+    const runtime = await rebuilds(
+      () => cliBuild(profileName, runtimeTag, undefined, sbomDir, ['--runtime-credentials']),
+      () => dockerCliBuild(runtimeValues, undefined, cliTag, false),
+    );
 
     log('credentials-only rebuild: one password changed');
     const rotated: SaslUser[] = [{ name: 'bench', password: generatePassword() }];
@@ -245,10 +270,16 @@ async function bench(profileName: string, options: { starts: number; rounds: num
       coldBuild: { measured: round(cold.seconds, 2), reference: round(cliCold, 2) },
       noChangeRebuild: {
         measured: round(median(noChange.map((b) => b.seconds)), 3),
-        reference: round(median(cliCached), 3),
+        reference: round(median(baked.references), 3),
         sameImage: noChange.every((b) => b.imageId === steady),
         layersRebuilt: noChangeLayers,
         runs: noChange.length,
+      },
+      noChangeRuntimeRebuild: {
+        measured: round(median(runtime.builds.map((b) => b.seconds)), 3),
+        reference: round(median(runtime.references), 3),
+        sameImage: runtime.builds.every((b) => b.imageId === runtime.builds[0]!.imageId),
+        runs: runtime.builds.length,
       },
       credentialRebuild: { measured: round(credential.seconds, 2), reference: round(median(noChange.map((b) => b.seconds)), 3), layersRebuilt: credentialLayers, onlyTheLastLayer: onlyLast },
       image: { sizeBytes: image.Size, baseSizeBytes: base.Size },
@@ -280,7 +311,7 @@ async function bench(profileName: string, options: { starts: number; rounds: num
     const leftovers = await docker.listContainers({ all: true, filters: JSON.stringify({ label: [`${BENCH_LABEL}=${benchId}`] }) });
     await Promise.all(leftovers.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
     await network.remove().catch(() => undefined);
-    for (const image of [tag, cliTag]) await docker.getImage(image).remove({ force: true }).catch(() => undefined);
+    for (const image of [tag, runtimeTag, cliTag]) await docker.getImage(image).remove({ force: true }).catch(() => undefined);
     rmSync(scratch, { recursive: true, force: true });
   }
 }

@@ -73,6 +73,8 @@ export interface BuildInputs {
   readonly buildArgs: Readonly<Record<string, string>>;
 }
 
+const byKey = (record: Readonly<Record<string, string>>) => Object.entries(record).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+
 /**
  * A digest of the build inputs. The engine's cache would answer a build from the same inputs with the
  * same image, so an image labelled with this digest is that answer. The sasldb is left out: it is
@@ -83,8 +85,8 @@ export function inputsDigest(inputs: BuildInputs): string {
     baseId: inputs.baseId,
     stage: inputs.stage,
     context: contextDigest(inputs.files),
-    labels: Object.entries(inputs.labels).sort(),
-    buildArgs: Object.entries(inputs.buildArgs).sort(),
+    labels: byKey(inputs.labels),
+    buildArgs: byKey(inputs.buildArgs),
   });
   return `sha256:${createHash('sha256').update(described).digest('hex')}`;
 }

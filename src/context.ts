@@ -40,7 +40,8 @@ async function projectFiles(folder: string, transform?: (text: string, name: str
       const name = `${folder}/${relative(source, file).split('\\').join('/')}`;
       const [bytes, info] = await Promise.all([readFile(file), stat(file)]);
       const content = transform ? Buffer.from(transform(bytes.toString('utf8'), name)) : bytes;
-      return { name, mode: info.mode & 0o755, content };
+      // Executable or not is all the checkout decides: the rest of the mode is fixed, whatever the umask of the clone.
+      return { name, mode: info.mode & 0o111 ? 0o755 : 0o644, content };
     }),
   );
 }
@@ -92,10 +93,14 @@ export async function writeContext(files: readonly ContextFile[], sasldb: Buffer
     await rm(dir, { recursive: true, force: true });
     throw error;
   }
+  const modes = new Map(files.map((file) => [file.name, file.mode]));
   return {
     dir,
     pack() {
       return pack(dir, {
+        // The files' own modes (tar-fs would mask them with the umask), directories 0755 and one fixed
+        // mtime: what reaches the image does not depend on when, where or by whom it was packed.
+        map: (header) => ({ ...header, mtime: new Date(0), mode: header.type === 'directory' ? 0o755 : (modes.get(header.name) ?? header.mode) }),
         finalize: sasldb === undefined,
         finish: (archive) => {
           if (sasldb === undefined) return;

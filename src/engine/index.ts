@@ -42,14 +42,15 @@ export function connectEngine(env: NodeJS.ProcessEnv = process.env): Engine {
   const lazyTransport: EngineTransport = { request: async (...args) => (await transport()).request(...args) };
   return {
     endpoint,
-    async ping() {
+    // Remembered once answered: the CLI reaches the engine early, and the build asks again when it needs it.
+    ping: once(async () => {
       try {
         const answer = await lazyTransport.request('GET', '/_ping');
         if (answer.status !== 200) throw new Error(`/_ping answered ${answer.status}`);
       } catch (error) {
         throw failure(`no Docker engine reachable at ${endpoint}: ${(error as Error).message}`);
       }
-    },
+    }),
     ...imageClient(lazyTransport, dockerode),
     ...containerClient(dockerode),
   };

@@ -28,13 +28,6 @@ export function followStream(modem: ProgressModem, stream: NodeJS.ReadableStream
   });
 }
 
-/** A whole stream in memory (small answers only: one file of an image). */
-export async function collect(stream: NodeJS.ReadableStream): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(Buffer.from(chunk as Buffer));
-  return Buffer.concat(chunks);
-}
-
 /** The first regular file of a ustar/pax archive held in memory (what the engine's archive API returns). */
 export function firstFileOfTar(archive: Buffer): Buffer | undefined {
   for (let offset = 0; offset + 512 <= archive.length; ) {

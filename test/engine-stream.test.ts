@@ -5,7 +5,7 @@ import { PassThrough, Readable } from 'node:stream';
 import Docker from 'dockerode';
 import { pack } from 'tar-fs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { collect, firstFileOfTar, followStream } from '../src/engine/stream.js';
+import { firstFileOfTar, followStream } from '../src/engine/stream.js';
 import type { EngineMessage } from '../src/engine/types.js';
 
 const scratch = mkdtempSync(join(tmpdir(), 'mh-tar-test-'));
@@ -69,12 +69,5 @@ describe('followStream', () => {
     stream.destroy(new Error('socket hang up'));
     await expect(done).rejects.toThrow('socket hang up');
     expect(messages).toEqual([{ status: 'Pushing' }]);
-  });
-});
-
-describe('collect', () => {
-  it('concatenates every chunk of a stream', async () => {
-    expect(await collect(Readable.from([Buffer.from('ab'), Buffer.from([0, 255])]))).toEqual(Buffer.from([0x61, 0x62, 0, 255]));
-    expect(await collect(Readable.from([]))).toEqual(Buffer.alloc(0));
   });
 });

@@ -1,6 +1,7 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import type { RequestOptions } from 'node:https';
+import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
 
@@ -23,25 +24,41 @@ export interface EngineTransport {
   request(method: 'GET' | 'POST' | 'DELETE', path: string, options?: RequestParts): Promise<EngineResponse>;
 }
 
-/** Where DOCKER_HOST points, read as docker-modem reads it; undefined for what only dockerode speaks (ssh, npipe). */
+/**
+ * Where DOCKER_HOST points, read exactly as docker-modem reads it, so this transport and dockerode
+ * always reach the same engine. Undefined for what is left to dockerode: ssh://, npipe://, other schemes,
+ * and Windows' default pipe.
+ */
 export type EngineAddress =
   | { readonly kind: 'unix'; readonly socketPath: string }
-  | { readonly kind: 'tcp'; readonly host: string; readonly port: number; readonly tls: boolean; readonly certPath?: string };
+  | { readonly kind: 'tcp'; readonly host: string; readonly port?: number; readonly tls: boolean; readonly certPath?: string };
 
-export function engineAddress(env: NodeJS.ProcessEnv): EngineAddress | undefined {
+export function engineAddress(env: NodeJS.ProcessEnv, home = homedir(), platform = process.platform): EngineAddress | undefined {
   const host = env.DOCKER_HOST ?? '';
-  if (host === '') return { kind: 'unix', socketPath: '/var/run/docker.sock' };
-  if (host.startsWith('unix://')) return { kind: 'unix', socketPath: host.slice('unix://'.length) || '/var/run/docker.sock' };
+  if (host === '' || host === 'unix://') {
+    if (platform === 'win32') return undefined;
+    // As docker-modem: Docker Desktop's per-user socket when there is one.
+    const userSocket = join(home, '.docker', 'run', 'docker.sock');
+    return { kind: 'unix', socketPath: existsSync(userSocket) ? userSocket : '/var/run/docker.sock' };
+  }
+  if (host.startsWith('unix://')) return { kind: 'unix', socketPath: host.slice('unix://'.length) };
   let url: URL;
   try {
     url = new URL(host.includes('//') ? host : `tcp://${host}`);
   } catch {
     return undefined;
   }
-  if (url.protocol !== 'tcp:' && url.protocol !== 'http:' && url.protocol !== 'https:') return undefined;
-  const tls = env.DOCKER_TLS_VERIFY === '1' || url.port === '2376' || url.protocol === 'https:';
-  const port = Number(url.port || (tls ? 2376 : 2375));
-  return { kind: 'tcp', host: url.hostname, port, tls, ...(env.DOCKER_CERT_PATH ? { certPath: env.DOCKER_CERT_PATH } : {}) };
+  if (url.protocol !== 'tcp:') return undefined;
+  const tls = env.DOCKER_TLS_VERIFY === '1' || url.port === '2376';
+  return {
+    kind: 'tcp',
+    // URL keeps an IPv6 address in brackets; the socket API wants it bare.
+    host: url.hostname.replace(/^\[(.*)\]$/, '$1'),
+    // Without a port, the protocol's own (docker-modem does not default to 2375/2376 either).
+    ...(url.port === '' ? {} : { port: Number(url.port) }),
+    tls,
+    ...(env.DOCKER_CERT_PATH ? { certPath: env.DOCKER_CERT_PATH } : {}),
+  };
 }
 
 function answered(response: IncomingMessage): Promise<EngineResponse> {
@@ -58,12 +75,12 @@ export async function httpTransport(address: EngineAddress): Promise<EngineTrans
   let base: RequestOptions;
   let send = httpRequest;
   if (address.kind === 'unix') base = { socketPath: address.socketPath };
-  else if (!address.tls) base = { host: address.host, port: address.port };
+  else if (!address.tls) base = { host: address.host, ...(address.port === undefined ? {} : { port: address.port }) };
   else {
     const https = await import('node:https');
     const certs = address.certPath;
     const read = (name: string) => (certs ? readFileSync(join(certs, name)) : undefined);
-    base = { host: address.host, port: address.port, ca: read('ca.pem'), cert: read('cert.pem'), key: read('key.pem') };
+    base = { host: address.host, ...(address.port === undefined ? {} : { port: address.port }), ca: read('ca.pem'), cert: read('cert.pem'), key: read('key.pem') };
     send = https.request;
   }
   // One kept-alive connection for the handful of calls a build makes (an idle one never holds the process).
@@ -84,6 +101,8 @@ export async function httpTransport(address: EngineAddress): Promise<EngineTrans
   };
 }
 
+const EVERY_STATUS: Record<number, true> = Object.fromEntries(Array.from({ length: 500 }, (_, i) => [100 + i, true]));
+
 /** The same calls through dockerode's modem, for the transports only it speaks (ssh://, npipe://). */
 export function modemTransport(docker: () => Promise<Docker>): EngineTransport {
   return {
@@ -92,13 +111,9 @@ export function modemTransport(docker: () => Promise<Docker>): EngineTransport {
       return new Promise((resolve, reject) =>
         modem.dial(
           // The modem appends _query to a path ending in '?' and sends _body (when not empty) as JSON.
-          { path: `${path}?`, method, options: { _query: options.query ?? {}, _body: options.json ?? {} }, isStream: true, statusCodes: { 200: true, 201: true, 204: true } },
-          (dialError, response) => {
-            const error = dialError as (Error & { statusCode?: number; json?: unknown }) | null;
-            if (!error) answered(response as IncomingMessage).then(resolve, reject);
-            else if (error.statusCode !== undefined) resolve({ status: error.statusCode, body: Buffer.from(JSON.stringify(error.json ?? { message: error.message })) });
-            else reject(error);
-          },
+          // Every status accepted, so the answer comes back as it is (an error would fold its body into a message).
+          { path: `${path}?`, method, options: { _query: options.query ?? {}, _body: options.json ?? {} }, isStream: true, statusCodes: EVERY_STATUS },
+          (error, response) => (error ? reject(error) : answered(response as IncomingMessage).then(resolve, reject)),
         ),
       );
     },

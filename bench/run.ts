@@ -134,7 +134,7 @@ async function bench(profileName: string, options: { starts: number; rounds: num
   const network = await docker.createNetwork({ Name: `mh-bench-${benchId}`, Internal: true, Labels: labels });
   try {
     log('compiling the CLI, as npm run build does');
-    await must(run(projectPath('node_modules/.bin/tsc'), ['-b', 'tsconfig.build.json']), 'tsc');
+    await must(run('npm', ['run', '-s', 'compile']), 'npm run compile');
 
     log('--help of the compiled CLI vs a bare node start, 9 runs each');
     const helpRuns: number[] = [];

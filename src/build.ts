@@ -155,11 +155,11 @@ export async function buildImage(
   const bakesUsers = config.target === 'server' && config.credentials === 'baked';
   if (bakesUsers && (users === undefined || users.length === 0)) throw new Error('a server build with baked credentials needs users');
   const values = profileValues(profile, { allowFrom: config.allowFrom, credentials: config.credentials, tls: config.tls });
-  // Everything a build starts from, asked at once: the engine answers while the files render.
-  const [source, base, files, [current, previous]] = await Promise.all([
+  const files = renderFiles(values);
+  // What the engine and git know, asked at once.
+  const [source, base, [current, previous]] = await Promise.all([
     sourceInfo(),
     ensureBaseImage(engine, profile, progress),
-    renderFiles(values),
     engine.inspectImage(config.tag).then(async (image) => {
       // The sasldb already under the tag is reused when it holds exactly these users, so an unchanged
       // rebuild stays cached to the last layer (a fresh one differs in Berkeley DB's random file id).

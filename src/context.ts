@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { chmod, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -24,43 +25,41 @@ export interface BuildContext {
   dispose(): Promise<void>;
 }
 
-async function filesBelow(dir: string): Promise<string[]> {
-  const entries = await readdir(dir, { withFileTypes: true, recursive: true });
-  return entries
+function filesBelow(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true, recursive: true })
     .filter((e) => e.isFile())
     .map((e) => join(e.parentPath, e.name))
     .sort();
 }
 
 /** The files under a project folder, each through `transform` (templates) or as they are. */
-async function projectFiles(folder: string, transform?: (text: string, name: string) => string): Promise<ContextFile[]> {
+function projectFiles(folder: string, transform?: (text: string, name: string) => string): ContextFile[] {
   const source = projectPath(folder);
-  return Promise.all(
-    (await filesBelow(source)).map(async (file) => {
-      const name = `${folder}/${relative(source, file).split('\\').join('/')}`;
-      const [bytes, info] = await Promise.all([readFile(file), stat(file)]);
-      const content = transform ? Buffer.from(transform(bytes.toString('utf8'), name)) : bytes;
-      // Executable or not is all the checkout decides: the rest of the mode is fixed, whatever the umask of the clone.
-      return { name, mode: info.mode & 0o111 ? 0o755 : 0o644, content };
-    }),
-  );
+  return filesBelow(source).map((file) => {
+    const name = `${folder}/${relative(source, file).split('\\').join('/')}`;
+    const bytes = readFileSync(file);
+    const content = transform ? Buffer.from(transform(bytes.toString('utf8'), name)) : bytes;
+    // Executable or not is all the checkout decides: the rest of the mode is fixed, whatever the umask of the clone.
+    return { name, mode: statSync(file).mode & 0o111 ? 0o755 : 0o644, content };
+  });
 }
 
 /**
  * Renders Dockerfile.template and image-files/ with the profile's values, plus build-files/ (sources
- * compiled in build stages) as they are. Pure apart from reading the project's files.
+ * compiled in build stages) as they are. Pure apart from reading the project's few small files, which
+ * it does synchronously: a dozen promise round trips cost more than the reads.
  */
-export async function renderFiles(values: TemplateValues): Promise<ContextFile[]> {
+export function renderFiles(values: TemplateValues): ContextFile[] {
   const templates: string[] = [];
   const render = (text: string, name: string) => {
     templates.push(text);
     return renderTemplate(text, values, name);
   };
-  const template = await readFile(projectPath('Dockerfile.template'), 'utf8');
+  const template = readFileSync(projectPath('Dockerfile.template'), 'utf8');
   const files = [
     { name: DOCKERFILE_NAME, mode: 0o644, content: Buffer.from(render(template, 'Dockerfile.template')) },
-    ...(await projectFiles('image-files', render)),
-    ...(await projectFiles('build-files')),
+    ...projectFiles('image-files', render),
+    ...projectFiles('build-files'),
   ];
   const unused = unusedValues(values, templates);
   if (unused.length > 0) throw new Error(`template values never used: ${unused.join(', ')}`);
@@ -115,5 +114,5 @@ export async function writeContext(files: readonly ContextFile[], sasldb: Buffer
 
 /** The rendered context on disk, ready to pack. */
 export async function renderContext(values: TemplateValues, sasldb: Buffer | undefined): Promise<BuildContext> {
-  return writeContext(await renderFiles(values), sasldb);
+  return writeContext(renderFiles(values), sasldb);
 }

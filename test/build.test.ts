@@ -109,9 +109,9 @@ describe('inputsDigest', () => {
       }),
     ).toBe(digest);
     // The files come from renderFiles, which never includes the sasldb (it joins only the tar stream).
-    const files = await renderFiles(profileValues(loadProfile('ubuntu-16.04'), { credentials: 'baked' }));
+    const files = renderFiles(profileValues(loadProfile('ubuntu-16.04'), { credentials: 'baked' }));
     expect(files.map((f) => f.name)).not.toContain(SASLDB_ENTRY);
     const rendered = inputsDigest({ ...INPUTS, files });
-    expect(inputsDigest({ ...INPUTS, files: await renderFiles(profileValues(loadProfile('ubuntu-16.04'), { credentials: 'baked' })) })).toBe(rendered);
+    expect(inputsDigest({ ...INPUTS, files: renderFiles(profileValues(loadProfile('ubuntu-16.04'), { credentials: 'baked' })) })).toBe(rendered);
   });
 });

@@ -9,4 +9,7 @@ process.on('SIGINT', () => {
   process.exit(130);
 });
 
-process.exitCode = await main(process.argv.slice(2));
+const code = await main(process.argv.slice(2));
+// Everything main started has finished. Exiting explicitly skips tearing the whole heap down, a good part
+// of a no-change rebuild's time; the output is flushed first.
+process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));

@@ -155,10 +155,11 @@ export async function buildImage(
   const bakesUsers = config.target === 'server' && config.credentials === 'baked';
   if (bakesUsers && (users === undefined || users.length === 0)) throw new Error('a server build with baked credentials needs users');
   const values = profileValues(profile, { allowFrom: config.allowFrom, credentials: config.credentials, tls: config.tls });
+  // git answers while the files render (it never rejects: outside a checkout the revision is unknown).
+  const sourceAsked = sourceInfo();
   const files = renderFiles(values);
-  // What the engine and git know, asked at once.
   const [source, base, [current, previous]] = await Promise.all([
-    sourceInfo(),
+    sourceAsked,
     ensureBaseImage(engine, profile, progress),
     engine.inspectImage(config.tag).then(async (image) => {
       // The sasldb already under the tag is reused when it holds exactly these users, so an unchanged

@@ -17,13 +17,9 @@ async function build(argv: readonly string[]): Promise<number> {
     console.log(BUILD_USAGE);
     return 0;
   }
-  // Loaded only now: help and bad input answer without loading the engine client. The engine is reached
-  // while the rest of the build loads; an unreachable one is reported where the build asks for it.
-  const { connectEngine } = await import('./engine/index.js');
-  const engine = connectEngine();
-  engine.ping().catch(() => undefined);
-  const { buildWithOutputs, summary } = await import('./outputs.js');
-  const built = await buildWithOutputs(config, engine, progress);
+  // Loaded only now: help and bad input answer without loading the engine client.
+  const [{ buildWithOutputs, summary }, { connectEngine }] = await Promise.all([import('./outputs.js'), import('./engine/index.js')]);
+  const built = await buildWithOutputs(config, connectEngine(), progress);
   const { result } = built;
   console.log(config.json ? JSON.stringify(summary(config, built)) : `built ${result.tags.join(', ')} (${result.imageId}) from ${result.base}, ${(result.sizeBytes / 1e6).toFixed(1)} MB`);
   return 0;

@@ -1,5 +1,5 @@
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
-import { isAbsolute, join, resolve } from 'node:path';
+import { closeSync, mkdirSync, openSync, readFileSync, rmdirSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import type { Progress } from './base.js';
 import { buildImage, type BuildResult } from './build.js';
 import type { BuildConfig } from './config.js';
@@ -31,10 +31,11 @@ function readUsers(file: string): SaslUser[] {
   return parseUsersFile(bytes, source);
 }
 
-/** Writes generated credentials to a new 0600 file (never overwriting one) and returns its path. */
-function saveGeneratedCredentials(users: readonly SaslUser[], config: BuildConfig): string {
+/** Generated credentials written to a new 0600 file (never overwriting one), and how to take them back. */
+function saveGeneratedCredentials(users: readonly SaslUser[], config: BuildConfig): { path: string; discard: () => void } {
   const dir = userPath('memcached-credentials');
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  // The first folder this made, if any: taking the file back takes it back too, so a failure leaves nothing.
+  const made = mkdirSync(dir, { recursive: true, mode: 0o700 });
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const path = join(dir, `${fileName(config.tag)}-${stamp}.users`);
   const fd = openSync(path, 'wx', 0o600);
@@ -43,7 +44,20 @@ function saveGeneratedCredentials(users: readonly SaslUser[], config: BuildConfi
   } finally {
     closeSync(fd);
   }
-  return path;
+  return {
+    path,
+    discard() {
+      rmSync(path, { force: true });
+      // rmdir refuses a folder that is not empty: one that another build has written into meanwhile stays.
+      for (let folder = dir; made !== undefined && folder.startsWith(made); folder = dirname(folder)) {
+        try {
+          rmdirSync(folder);
+        } catch {
+          return;
+        }
+      }
+    },
+  };
 }
 
 function parsedJson(path: string): unknown {
@@ -87,12 +101,12 @@ export async function buildWithOutputs(config: BuildConfig, engine: Engine, prog
   if (config.target === 'server' && config.credentials === 'baked') {
     users = config.usersFile !== undefined ? readUsers(config.usersFile) : [generatedUser()];
   }
-  await engine.ping();
-  const credentialsFile = users && config.usersFile === undefined ? saveGeneratedCredentials(users, config) : undefined;
+  const saved = users && config.usersFile === undefined ? saveGeneratedCredentials(users, config) : undefined;
+  const credentialsFile = saved?.path;
   // Credentials for an image that does not exist would only mislead. An interrupted build leaves through
   // process.exit, which still emits 'exit'.
-  let pending = credentialsFile;
-  const discard = () => pending !== undefined && rmSync(pending, { force: true });
+  let pending = saved;
+  const discard = () => pending?.discard();
   process.on('exit', discard);
   try {
     const result = await buildImage(engine, config, profile, users, progress);

@@ -11,6 +11,9 @@ export function engineEndpoint(env: NodeJS.ProcessEnv = process.env): string {
   return env.DOCKER_HOST && env.DOCKER_HOST !== '' ? env.DOCKER_HOST : 'unix:///var/run/docker.sock';
 }
 
+/** Connection errors that mean no engine answers at the address. */
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOENT', 'EACCES', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN']);
+
 /** A value made on first use and shared afterwards (a failed attempt is not kept). */
 function once<T>(make: () => Promise<T>): () => Promise<T> {
   let made: Promise<T> | undefined;
@@ -39,19 +42,25 @@ export function connectEngine(env: NodeJS.ProcessEnv = process.env): Engine {
   });
   const address = engineAddress(env);
   const transport: () => Promise<EngineTransport> = once(async () => (address ? httpTransport(address) : modemTransport(dockerode)));
-  const lazyTransport: EngineTransport = { request: async (...args) => (await transport()).request(...args) };
+  // An engine that is not there is said so by whichever call meets it first: no separate ping to wait for.
+  const reachable: EngineTransport = {
+    async request(...args) {
+      try {
+        return await (await transport()).request(...args);
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code !== undefined && UNREACHABLE.has(code)) throw failure(`no Docker engine reachable at ${endpoint}: ${(error as Error).message}`);
+        throw error;
+      }
+    },
+  };
   return {
     endpoint,
-    // Remembered once answered: the CLI reaches the engine early, and the build asks again when it needs it.
-    ping: once(async () => {
-      try {
-        const answer = await lazyTransport.request('GET', '/_ping');
-        if (answer.status !== 200) throw new Error(`/_ping answered ${answer.status}`);
-      } catch (error) {
-        throw failure(`no Docker engine reachable at ${endpoint}: ${(error as Error).message}`);
-      }
-    }),
-    ...imageClient(lazyTransport, dockerode),
+    async ping() {
+      const answer = await reachable.request('GET', '/_ping');
+      if (answer.status !== 200) throw failure(`the Docker engine at ${endpoint} answered its ping with ${answer.status}`);
+    },
+    ...imageClient(reachable, dockerode),
     ...containerClient(dockerode),
   };
 }

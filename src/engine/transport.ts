@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
-import type { RequestOptions } from 'node:https';
+import type { IncomingMessage } from 'node:http';
+import { connect as netConnect, isIP, isIPv6, type Socket } from 'node:net';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
@@ -61,6 +61,7 @@ export function engineAddress(env: NodeJS.ProcessEnv, home = homedir(), platform
   };
 }
 
+/** The answer a modem stream carries: its status and its whole body. */
 function answered(response: IncomingMessage): Promise<EngineResponse> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -70,32 +71,87 @@ function answered(response: IncomingMessage): Promise<EngineResponse> {
   });
 }
 
-/** node:http (or https with DOCKER_CERT_PATH's client certificate) straight to the engine. */
-export async function httpTransport(address: EngineAddress): Promise<EngineTransport> {
-  let base: RequestOptions;
-  let send = httpRequest;
-  if (address.kind === 'unix') base = { socketPath: address.socketPath };
-  else if (!address.tls) base = { host: address.host, ...(address.port === undefined ? {} : { port: address.port }) };
-  else {
-    const https = await import('node:https');
-    const certs = address.certPath;
-    const read = (name: string) => (certs ? readFileSync(join(certs, name)) : undefined);
-    base = { host: address.host, ...(address.port === undefined ? {} : { port: address.port }), ca: read('ca.pem'), cert: read('cert.pem'), key: read('key.pem') };
-    send = https.request;
+/** A chunked body decoded (chunk extensions and trailers ignored). */
+function dechunked(data: Buffer): Buffer {
+  const parts: Buffer[] = [];
+  for (let offset = 0; ; ) {
+    const lineEnd = data.indexOf('\r\n', offset);
+    const sizeField = lineEnd < 0 ? '' : (data.subarray(offset, lineEnd).toString('latin1').split(';')[0] ?? '').trim();
+    if (!/^[0-9a-fA-F]{1,8}$/.test(sizeField)) throw new Error('the engine sent a malformed chunked answer');
+    const size = Number.parseInt(sizeField, 16);
+    if (size === 0) return Buffer.concat(parts);
+    const start = lineEnd + 2;
+    if (start + size + 2 > data.length) throw new Error('the engine closed the connection in the middle of its answer');
+    parts.push(data.subarray(start, start + size));
+    offset = start + size + 2;
   }
-  // One kept-alive connection for the handful of calls a build makes (an idle one never holds the process).
-  const agent = new HttpAgent({ keepAlive: true });
+}
+
+/** An HTTP/1.1 answer read to the end of its connection: the status and the body (chunked or not). */
+export function parseAnswer(raw: Buffer): EngineResponse {
+  const headEnd = raw.indexOf('\r\n\r\n');
+  if (headEnd < 0) throw new Error('the engine closed the connection before a complete answer');
+  const [statusLine = '', ...headerLines] = raw.subarray(0, headEnd).toString('latin1').split('\r\n');
+  const status = /^HTTP\/1\.[01] (\d{3})(?: |$)/.exec(statusLine)?.[1];
+  if (status === undefined) throw new Error(`the engine's answer is not HTTP: '${statusLine.slice(0, 40)}'`);
+  const headers = new Map(
+    headerLines.map((line) => {
+      const colon = line.indexOf(':');
+      return [line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim()] as const;
+    }),
+  );
+  const rest = raw.subarray(headEnd + 4);
+  let body = rest;
+  if (/(^|,)\s*chunked\s*$/i.test(headers.get('transfer-encoding') ?? '')) body = dechunked(rest);
+  else if (headers.has('content-length')) {
+    const length = Number(headers.get('content-length'));
+    if (!Number.isSafeInteger(length) || length < 0 || rest.length < length) throw new Error('the engine closed the connection in the middle of its answer');
+    body = rest.subarray(0, length);
+  }
+  return { status: Number(status), body: Buffer.from(body) };
+}
+
+/**
+ * A small HTTP/1.1 client straight to the engine, one connection per call (Connection: close; the answer
+ * ends with it): the calls a no-change rebuild makes answer before node:http would have finished
+ * loading. TLS with DOCKER_CERT_PATH's client certificate, as docker-modem does.
+ */
+export async function httpTransport(address: EngineAddress): Promise<EngineTransport> {
+  let connect: () => Socket;
+  let host = 'docker';
+  if (address.kind === 'unix') connect = () => netConnect(address.socketPath);
+  else {
+    const port = address.port ?? (address.tls ? 443 : 80);
+    host = `${isIPv6(address.host) ? `[${address.host}]` : address.host}:${port}`;
+    if (!address.tls) connect = () => netConnect(port, address.host);
+    else {
+      const { connect: tlsConnect } = await import('node:tls');
+      const certs = address.certPath;
+      const read = (name: string) => (certs ? readFileSync(join(certs, name)) : undefined);
+      const [ca, cert, key] = [read('ca.pem'), read('cert.pem'), read('key.pem')];
+      connect = () => tlsConnect({ host: address.host, port, ca, cert, key, ...(isIP(address.host) ? {} : { servername: address.host }) });
+    }
+  }
   return {
     request(method, path, { query, json } = {}) {
+      const body = json === undefined ? undefined : Buffer.from(JSON.stringify(json));
+      const target = query ? `${path}?${new URLSearchParams(query).toString()}` : path;
+      const head = [`${method} ${target} HTTP/1.1`, `Host: ${host}`, 'Connection: close', ...(body ? ['Content-Type: application/json', `Content-Length: ${body.length}`] : []), '', ''];
       return new Promise((resolve, reject) => {
-        const body = json === undefined ? undefined : JSON.stringify(json);
-        const target = query ? `${path}?${new URLSearchParams(query).toString()}` : path;
-        const headers = body === undefined ? {} : { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) };
-        const request = send({ ...base, ...(address.kind === 'tcp' && address.tls ? {} : { agent }), method, path: target, headers }, (response) => {
-          answered(response).then(resolve, reject);
+        const chunks: Buffer[] = [];
+        const socket = connect();
+        socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+        socket.on('end', () => {
+          socket.destroy();
+          try {
+            resolve(parseAnswer(Buffer.concat(chunks)));
+          } catch (error) {
+            reject(error as Error);
+          }
         });
-        request.on('error', reject);
-        request.end(body);
+        socket.on('error', reject);
+        // Written at once (queued until connected); never half-closed, which the engine takes for a client gone.
+        socket.write(Buffer.concat([Buffer.from(head.join('\r\n'), 'latin1'), ...(body ? [body] : [])]));
       });
     },
   };

@@ -32,7 +32,8 @@ export interface BenchResults {
   readonly noChangeRebuild: Pair & { readonly sameImage: boolean; readonly layersRebuilt: number; readonly runs: number };
   /** The same with runtime credentials (no sasldb to compare). */
   readonly noChangeRuntimeRebuild: Pair & { readonly sameImage: boolean; readonly runs: number };
-  /** CLI rebuild with one password changed; reference: the no-change rebuild. */
+  /** CLI rebuild with one password changed; reference: the no-change rebuild. Layers rebuilt, here and
+   * above: layers of the result whose content the engine held in no image before that build. */
   readonly credentialRebuild: Pair & { readonly layersRebuilt: number; readonly onlyTheLastLayer: boolean };
   readonly image: { readonly sizeBytes: number; readonly baseSizeBytes: number };
   /** Start to first authenticated set/get, ms: hardened vs plain memcached from the same image. */

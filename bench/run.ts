@@ -18,7 +18,7 @@ import { generatePassword } from '../src/sasldb.js';
 import { handshakeTimes, runLoad, type LoadResult } from './load.js';
 import { buildGenerator, runMemcslap, type SlapResult, type SlapTest } from './memcslap.js';
 import { latestResults, renderTable, RESULTS_SCHEMA, withBenchTable, type BenchResults, type Throughput } from './report.js';
-import { changedLayers, quantile, round } from './stats.js';
+import { newLayers, quantile, round } from './stats.js';
 
 const USAGE = `Usage: npm run bench -- [--profile NAME] [--starts N] [--rounds N] [--no-suite] [--json]
        npm run bench -- --readme [--profile NAME]
@@ -99,6 +99,15 @@ async function layersOf(docker: Docker, image: string): Promise<string[]> {
   return (await docker.getImage(image).inspect()).RootFS.Layers ?? [];
 }
 
+/**
+ * Every layer the engine holds, intermediate images included: what a build adds to it is what it built.
+ * (Comparing with one earlier image instead would count layers the cache took from another chain.)
+ */
+async function layersInEngine(docker: Docker): Promise<Set<string>> {
+  const images = await docker.listImages({ all: true });
+  return new Set((await Promise.all(images.map((image) => layersOf(docker, image.Id).catch(() => [])))).flat());
+}
+
 function throughput(rounds: ReadonlyArray<{ hardened: { opsPerSec: number; generatorCpuShare: number }; plain: { opsPerSec: number; generatorCpuShare: number } }>): Throughput {
   // Medians over alternating rounds: this machine's noise is larger than the effect measured.
   const hardened = median(rounds.map((r) => r.hardened.opsPerSec));
@@ -163,14 +172,14 @@ async function bench(profileName: string, options: { starts: number; rounds: num
       return { builds, references };
     };
     log(`rebuilds with nothing changed (baked users): one to settle, then ${REBUILD_RUNS} alternating CLI and docker CLI runs`);
+    const beforeNoChange = await layersInEngine(docker);
     const baked = await rebuilds(
       () => cliBuild(profileName, tag, users, sbomDir),
       () => dockerCliBuild(bakedValues, bakedSasldb, cliTag, false),
     );
     const noChange = baked.builds;
     const steady = noChange[0]!.imageId;
-    const steadyLayers = await layersOf(docker, steady);
-    const noChangeLayers = Math.max(...(await Promise.all(noChange.map(async (b) => changedLayers(steadyLayers, await layersOf(docker, b.imageId))))));
+    const noChangeLayers = Math.max(...(await Promise.all(noChange.map(async (b) => newLayers(beforeNoChange, await layersOf(docker, b.imageId)).length))));
 
     log(`rebuilds with nothing changed (runtime credentials): ${REBUILD_RUNS} alternating runs`);
     const runtimeValues = profileValues(profile, { credentials: 'runtime' });
@@ -181,10 +190,12 @@ async function bench(profileName: string, options: { starts: number; rounds: num
 
     log('credentials-only rebuild: one password changed');
     const rotated: SaslUser[] = [{ name: 'bench', password: generatePassword() }];
+    const beforeRotation = await layersInEngine(docker);
     const credential = await cliBuild(profileName, tag, rotated, sbomDir);
     const rotatedLayers = await layersOf(docker, credential.imageId);
-    const credentialLayers = changedLayers(steadyLayers, rotatedLayers);
-    const onlyLast = credentialLayers === 1 && rotatedLayers.length === steadyLayers.length && rotatedLayers.slice(0, -1).every((layer, i) => layer === steadyLayers[i]);
+    const built = newLayers(beforeRotation, rotatedLayers);
+    const credentialLayers = built.length;
+    const onlyLast = credentialLayers === 1 && built[0] === rotatedLayers.at(-1);
     const image = await docker.getImage(credential.imageId).inspect();
     const base = await docker.getImage(profile.base.image).inspect();
     const user = rotated[0]!;

@@ -11,9 +11,7 @@ export function round(value: number, digits = 2): number {
   return Math.round(value * factor) / factor;
 }
 
-/** How many layers differ between two images' layer lists (by position), plus added ones. */
-export function changedLayers(before: readonly string[], after: readonly string[]): number {
-  let changed = Math.abs(after.length - before.length);
-  for (let i = 0; i < Math.min(before.length, after.length); i++) if (before[i] !== after[i]) changed++;
-  return changed;
+/** The layers of an image that were not among `known` (every layer the engine held before its build). */
+export function newLayers(known: ReadonlySet<string>, layers: readonly string[]): string[] {
+  return layers.filter((layer) => !known.has(layer));
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { changedLayers, quantile, round } from '../bench/stats.js';
+import { newLayers, quantile, round } from '../bench/stats.js';
 
 describe('bench statistics', () => {
   it('takes nearest-rank quantiles', () => {
@@ -11,9 +11,10 @@ describe('bench statistics', () => {
   });
 
   it('counts changed layers', () => {
-    expect(changedLayers(['a', 'b', 'c'], ['a', 'b', 'd'])).toBe(1);
-    expect(changedLayers(['a', 'b'], ['a', 'b', 'c'])).toBe(1);
-    expect(changedLayers(['a'], ['a'])).toBe(0);
+    const known = new Set(['a', 'b', 'c', 'x']);
+    expect(newLayers(known, ['a', 'b', 'd'])).toEqual(['d']);
+    expect(newLayers(known, ['x', 'b', 'c'])).toEqual([]);
+    expect(newLayers(new Set(), ['a', 'a'])).toEqual(['a', 'a']);
     expect(round(1.23456, 2)).toBe(1.23);
   });
 });

@@ -1,14 +1,15 @@
 import { failure } from '../errors.js';
 import { containerClient } from './containers.js';
 import { imageClient } from './images.js';
-import { engineAddress, httpTransport, modemTransport, type EngineTransport } from './transport.js';
+import { engineAddress, httpTransport, modemTransport, type EngineAddress, type EngineTransport } from './transport.js';
 import type { Engine } from './types.js';
 
 export type * from './types.js';
 
-/** Describes the engine DOCKER_HOST names, for messages. */
-export function engineEndpoint(env: NodeJS.ProcessEnv = process.env): string {
-  return env.DOCKER_HOST && env.DOCKER_HOST !== '' ? env.DOCKER_HOST : 'unix:///var/run/docker.sock';
+/** The engine DOCKER_HOST names, for messages: the socket actually used when it names none. */
+function describeEngine(env: NodeJS.ProcessEnv, address: EngineAddress | undefined): string {
+  if (env.DOCKER_HOST) return env.DOCKER_HOST;
+  return address?.kind === 'unix' ? `unix://${address.socketPath}` : 'the platform default';
 }
 
 /** Connection errors that mean no engine answers at the address. */
@@ -31,7 +32,8 @@ function once<T>(make: () => Promise<T>): () => Promise<T> {
  * the streamed image calls and the containers, is loaded only when one of those is made.
  */
 export function connectEngine(env: NodeJS.ProcessEnv = process.env): Engine {
-  const endpoint = engineEndpoint(env);
+  const address = engineAddress(env);
+  const endpoint = describeEngine(env, address);
   const dockerode = once(async () => {
     const { default: Docker } = await import('dockerode');
     try {
@@ -40,7 +42,6 @@ export function connectEngine(env: NodeJS.ProcessEnv = process.env): Engine {
       throw failure(`cannot use DOCKER_HOST=${endpoint}: ${(error as Error).message}`);
     }
   });
-  const address = engineAddress(env);
   const transport: () => Promise<EngineTransport> = once(async () => (address ? httpTransport(address) : modemTransport(dockerode)));
   // An engine that is not there is said so by whichever call meets it first: no separate ping to wait for.
   const reachable: EngineTransport = {

@@ -1,6 +1,7 @@
 import { defineConfig } from 'vitest/config';
 
-// Two projects: unit tests need no Docker; integration tests build images and start containers.
+// unit tests need no Docker; integration tests build images and start containers and prove the image;
+// figures measure what an option costs; release and reliability run on demand.
 export default defineConfig({
   test: {
     reporters: ['default', 'junit', './test/helpers/summary-reporter.ts'],
@@ -10,7 +11,7 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: ['test/**/*.test.ts'],
-          exclude: ['test/integration/**', 'test/reliability/**', 'test/release/**', 'node_modules/**'],
+          exclude: ['test/integration/**', 'test/figures/**', 'test/reliability/**', 'test/release/**', 'node_modules/**'],
         },
       },
       {
@@ -25,6 +26,17 @@ export default defineConfig({
           maxWorkers: 4,
           // After the unit tests (a project with its own worker count needs its own group).
           sequence: { groupOrder: 1 },
+        },
+      },
+      {
+        test: {
+          // Measurements, not checks: run alone, so that nothing else competes for the cores they measure.
+          name: 'figures',
+          include: ['test/figures/**/*.test.ts'],
+          globalSetup: ['test/helpers/global-setup.ts'],
+          testTimeout: 300_000,
+          hookTimeout: 900_000,
+          fileParallelism: false,
         },
       },
       {

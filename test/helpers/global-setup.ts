@@ -122,8 +122,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
     await removeLeftovers({ run: runId });
   };
   const secretsDir = mkdtempSync(join(tmpdir(), 'mh-secrets-'));
-  // TLS images only where the TLS checks run.
-  project.provide('targets', await resolveTargets(process.env, secretsDir, project.name === 'integration'));
+  // TLS images only where the TLS checks and figures run.
+  project.provide('targets', await resolveTargets(process.env, secretsDir, project.name === 'integration' || project.name === 'figures'));
   // Real client libraries, for the client-compatibility and fleet checks (reliability tests need none).
   if (project.name === 'integration') {
     process.stderr.write('building the clients image\n');

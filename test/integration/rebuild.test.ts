@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { Status, tryAuthenticatedRoundTrip } from '../../lib/binary-client.js';
+import { tryAuthenticatedRoundTrip } from '../../lib/binary-client.js';
 import { buildImage, INPUTS_LABEL } from '../../src/build.js';
 import { parseBuildArgs } from '../../src/config.js';
 import { connectEngine, type Engine } from '../../src/engine/index.js';
@@ -48,12 +48,14 @@ describe.each(profiles)('rebuilds of %s', (profileName) => {
     return { imageId: result.imageId, builds: engine.builds() - before };
   }
 
-  /** Whether the server built from `imageId` lets the user in: a refused login is a fact, not a reading of its sasldb. */
-  async function login(imageId: string, user: SaslUser): Promise<{ authStatus: number | 'closed'; roundTrip: boolean }> {
-    const target: TestTarget = { ...profileTarget, credentials: 'baked', usersSecret: undefined, image: imageId, users: [user] };
+  /** Whether a server of `imageId` lets each user in: a refused login is a fact, not a reading of its sasldb. */
+  async function logins(imageId: string, users: readonly SaslUser[]): Promise<boolean[]> {
+    const target: TestTarget = { ...profileTarget, credentials: 'baked', usersSecret: undefined, image: imageId, users };
     const server = await startServer(target, network.name);
     try {
-      return await tryAuthenticatedRoundTrip(server.ip, user.name, user.password);
+      const answers: boolean[] = [];
+      for (const user of users) answers.push((await tryAuthenticatedRoundTrip(server.ip, user.name, user.password)).roundTrip);
+      return answers;
     } finally {
       await server.stop();
     }
@@ -93,9 +95,9 @@ describe.each(profiles)('rebuilds of %s', (profileName) => {
 
     // By behaviour: the image kept for the same users still lets sammy in with the old password (the
     // control), and the one rebuilt after rotating refuses it and takes the new one.
-    expect(await login(again.imageId, sammy)).toEqual({ authStatus: Status.ok, roundTrip: true });
-    expect(await login(afterRotation.imageId, sammy)).toMatchObject({ roundTrip: false });
-    expect(await login(afterRotation.imageId, rotated)).toEqual({ authStatus: Status.ok, roundTrip: true });
+    const [kept, afterRotationLogins] = await Promise.all([logins(again.imageId, [sammy]), logins(afterRotation.imageId, [sammy, rotated])]);
+    expect(kept).toEqual([true]);
+    expect(afterRotationLogins).toEqual([false, true]);
   });
 
   it('runtime credentials and the client image: the same inputs keep the image; TLS (other files and labels) builds', async () => {

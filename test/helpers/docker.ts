@@ -57,6 +57,16 @@ function shadowsHostRoute(prefix: string): boolean {
     });
 }
 
+/** A random private /24 of the range the suite's networks use, never one over a route of this host
+ * (the engine's default pools, 172.17-31 and 192.168, are left to networks that name no subnet). */
+export function privateTestPrefix(): string {
+  for (let attempt = 1; attempt <= 20; attempt++) {
+    const prefix = `10.${200 + randomInt(50)}.${randomInt(256)}`;
+    if (!shadowsHostRoute(prefix)) return prefix;
+  }
+  throw new Error('no private /24 for a test network: every one tried shadows a route of this host');
+}
+
 /**
  * An internal network: no route out, only the containers the test attaches (and the host's bridge end).
  * `fixedAddresses` gives it a /24 of its own: the test hands out .2-.127, the engine assigns from .128 up.
@@ -84,11 +94,7 @@ export async function createIsolatedNetwork(purpose: string, options: IsolatedNe
   let network: Awaited<ReturnType<typeof create>> | undefined;
   // A random /24 may overlap another network (a concurrent run's) or a host route: try a few others.
   for (let attempt = 1; !network; attempt++) {
-    prefix = options.publicAddresses
-      ? DOCUMENTATION_PREFIXES[randomInt(DOCUMENTATION_PREFIXES.length)]
-      : options.fixedAddresses
-        ? `10.${200 + randomInt(50)}.${randomInt(256)}`
-        : undefined;
+    prefix = options.publicAddresses ? DOCUMENTATION_PREFIXES[randomInt(DOCUMENTATION_PREFIXES.length)] : options.fixedAddresses ? privateTestPrefix() : undefined;
     if (prefix && shadowsHostRoute(prefix)) {
       if (attempt >= 20) throw new Error(`no /24 for network ${name}: every one tried shadows a route of this host`);
       continue;

@@ -11,7 +11,7 @@ import { parseBuildArgs } from '../../src/config.js';
 import { connectEngine } from '../../src/engine/index.js';
 import { loadProfile } from '../../src/profiles.js';
 import { serializeUsers, type SaslUser } from '../../src/credentials.js';
-import { docker, runId } from '../helpers/docker.js';
+import { docker, privateTestPrefix, runId } from '../helpers/docker.js';
 import { ensureHostTool } from '../helpers/host-tools.js';
 import { writeMemcacheSecret } from '../helpers/secrets.js';
 import { containerLogs, memcstatShowsStats, runToExit } from '../helpers/server.js';
@@ -35,7 +35,9 @@ async function runtimeImage(): Promise<{ image: string; clientImage: string; use
 describe('examples/compose.yaml', () => {
   const project = `mhcompose${runId()}`;
   const scratch = mkdtempSync(join(tmpdir(), 'mh-compose-'));
-  const prefix = `172.29.${10 + Math.floor(Math.random() * 200)}`;
+  // Outside the engine's default pools: a network of the suite that names no subnet may hold any /16 of
+  // those by now. Chosen again if another network took it meanwhile.
+  let prefix = '';
   let env: NodeJS.ProcessEnv;
   let target: Awaited<ReturnType<typeof runtimeImage>>;
   const compose = (...args: string[]) => exec('docker-compose', ['-f', projectPath('examples/compose.yaml'), '-p', project, ...args], { env, timeout: 120_000 });
@@ -49,8 +51,17 @@ describe('examples/compose.yaml', () => {
     target = await runtimeImage();
     await ensureHostTool('docker-compose', 'docker-compose');
     const secret = writeMemcacheSecret(join(scratch, 'memcached-users.txt'), serializeUsers(target.users));
-    env = { ...process.env, MEMCACHED_IMAGE: target.image, CLIENT_IMAGE: target.clientImage, SUBNET_PREFIX: prefix, MEMCACHED_USERS_SECRET: secret };
-    await compose('up', '-d');
+    for (let attempt = 1; ; attempt++) {
+      prefix = privateTestPrefix();
+      env = { ...process.env, MEMCACHED_IMAGE: target.image, CLIENT_IMAGE: target.clientImage, SUBNET_PREFIX: prefix, MEMCACHED_USERS_SECRET: secret };
+      try {
+        await compose('up', '-d');
+        break;
+      } catch (error) {
+        await compose('down', '-v', '--remove-orphans').catch(() => undefined);
+        if (attempt >= 5 || !/overlap/i.test(String(error))) throw error;
+      }
+    }
     const memcached = await containerOf('memcached');
     await pollUntil(async () => ((await containerLogs(memcached.id)).includes('listening on') ? true : undefined), {
       timeoutMs: 30_000,

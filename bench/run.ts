@@ -169,7 +169,7 @@ async function bench(profileName: string, options: { starts: number; rounds: num
         builds.push(await cli());
         references.push(await docker());
       }
-      return { builds, references };
+      return { builds, references, sameImage: builds.every((b) => b.imageId === builds[0]!.imageId) };
     };
     log(`rebuilds with nothing changed (baked users): one to settle, then ${REBUILD_RUNS} alternating CLI and docker CLI runs`);
     const beforeNoChange = await layersInEngine(docker);
@@ -178,7 +178,6 @@ async function bench(profileName: string, options: { starts: number; rounds: num
       () => dockerCliBuild(bakedValues, bakedSasldb, cliTag, false),
     );
     const noChange = baked.builds;
-    const steady = noChange[0]!.imageId;
     const noChangeLayers = Math.max(...(await Promise.all(noChange.map(async (b) => newLayers(beforeNoChange, await layersOf(docker, b.imageId)).length))));
 
     log(`rebuilds with nothing changed (runtime credentials): ${REBUILD_RUNS} alternating runs`);
@@ -283,14 +282,14 @@ async function bench(profileName: string, options: { starts: number; rounds: num
       noChangeRebuild: {
         measured: round(median(noChange.map((b) => b.seconds)), 3),
         reference: round(median(baked.references), 3),
-        sameImage: noChange.every((b) => b.imageId === steady),
+        sameImage: baked.sameImage,
         layersRebuilt: noChangeLayers,
         runs: noChange.length,
       },
       noChangeRuntimeRebuild: {
         measured: round(median(runtime.builds.map((b) => b.seconds)), 3),
         reference: round(median(runtime.references), 3),
-        sameImage: runtime.builds.every((b) => b.imageId === runtime.builds[0]!.imageId),
+        sameImage: runtime.sameImage,
         runs: runtime.builds.length,
       },
       credentialRebuild: { measured: round(credential.seconds, 2), reference: round(median(noChange.map((b) => b.seconds)), 3), layersRebuilt: credentialLayers, onlyTheLastLayer: onlyLast },

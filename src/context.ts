@@ -85,7 +85,7 @@ export async function writeContext(files: readonly ContextFile[], sasldb: Buffer
       const target = join(dir, file.name);
       await mkdir(dirname(target), { recursive: true });
       await writeFile(target, file.content);
-      // Explicitly, whatever the umask: the engine copies these modes into the image.
+      // Whatever the umask, so the folder shows the modes the tar carries (pack() sets those itself).
       await chmod(target, file.mode);
     }
   } catch (error) {

@@ -47,24 +47,18 @@ export function headCommit(root: string): string | undefined {
 const commitTimesFile = (env: NodeJS.ProcessEnv) => join(cacheDir(env), 'commit-times.json');
 const KEPT_COMMIT_TIMES = 32;
 
-function knownCommitTime(commit: string, env: NodeJS.ProcessEnv): number | undefined {
+/** The commit times cached so far; none when there is no cache yet or it cannot be read. */
+function cachedCommitTimes(env: NodeJS.ProcessEnv): Record<string, unknown> {
   try {
-    const time = (JSON.parse(readFileSync(commitTimesFile(env), 'utf8')) as Record<string, unknown>)[commit];
-    return typeof time === 'number' && Number.isSafeInteger(time) ? time : undefined;
+    return JSON.parse(readFileSync(commitTimesFile(env), 'utf8')) as Record<string, unknown>;
   } catch {
-    return undefined;
+    return {};
   }
 }
 
-function rememberCommitTime(commit: string, time: number, env: NodeJS.ProcessEnv): void {
+function rememberCommitTime(cached: Record<string, unknown>, commit: string, time: number, env: NodeJS.ProcessEnv): void {
   try {
-    let known: Record<string, number> = {};
-    try {
-      known = JSON.parse(readFileSync(commitTimesFile(env), 'utf8')) as Record<string, number>;
-    } catch {
-      // None yet, or unreadable: start again.
-    }
-    const kept = Object.entries({ ...known, [commit]: time }).slice(-KEPT_COMMIT_TIMES);
+    const kept = Object.entries({ ...cached, [commit]: time }).slice(-KEPT_COMMIT_TIMES);
     mkdirSync(cacheDir(env), { recursive: true });
     writeFileSync(commitTimesFile(env), JSON.stringify(Object.fromEntries(kept)));
   } catch {
@@ -94,12 +88,13 @@ export function sourceInfo(env: NodeJS.ProcessEnv = process.env): Promise<Source
     return { revision, ...(date === undefined ? {} : { date: new Date(date * 1000) }) };
   };
   const head = headCommit(projectPath());
-  const known = head === undefined ? undefined : knownCommitTime(head, env);
-  if (head !== undefined && known !== undefined) return Promise.resolve(dated(head, known));
+  const cached = cachedCommitTimes(env);
+  const known = head === undefined ? undefined : cached[head];
+  if (head !== undefined && typeof known === 'number' && Number.isSafeInteger(known)) return Promise.resolve(dated(head, known));
   return askGit().then((asked) => {
     // Outside a checkout (an unpacked release) there is no revision, and only SOURCE_DATE_EPOCH can date it.
     if (asked === undefined) return dated('unknown', undefined);
-    rememberCommitTime(asked.commit, asked.time, env);
+    rememberCommitTime(cached, asked.commit, asked.time, env);
     return dated(asked.commit, asked.time);
   });
 }

@@ -145,7 +145,7 @@ describe('profiles', () => {
   it('refuses unknown keys at the top and at every nested level, naming the key', () => {
     expect(invalid((p) => (p.extra = 1))).toBe("profile test is invalid: unknown key 'extra'");
     expect(invalid((p) => (p.memcached.extra = 1))).toBe("profile test is invalid at memcached: unknown key 'extra'");
-    expect(invalid((p) => (p.base.bootstrap.mirror = 'http://deb.debian.org'))).toBe(
+    expect(invalid((p) => (p.base.bootstrap.mirror = 'http://mirror.example/debian'))).toBe(
       "profile test is invalid at base.bootstrap: unknown key 'mirror'",
     );
   });

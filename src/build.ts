@@ -1,7 +1,7 @@
 import type { BuildConfig } from './config.js';
 import { createHash } from 'node:crypto';
 import { contextDigest, DOCKERFILE_NAME, renderFiles, writeContext, type ContextFile } from './context.js';
-import type { Engine, EngineMessage } from './engine/index.js';
+import type { Engine, EngineMessage, ImageFacts } from './engine/index.js';
 import { failure } from './errors.js';
 import { ensureBaseImage, type BaseSource, type Progress } from './base.js';
 import type { Profile } from './profiles.js';
@@ -11,6 +11,8 @@ import { LineTail } from './tail.js';
 import { TLS_LABEL } from './tls.js';
 import { type SaslUser } from './credentials.js';
 import { generateSasldb, reusableSasldb } from './sasldb.js';
+import { SEAL_LABEL, usersSeal, usersSealKey } from './seal.js';
+import { compareCodeUnits } from './text-order.js';
 
 /** Stage names in Dockerfile.template for each target. */
 const STAGE = { server: 'server', client: 'tools' } as const;
@@ -73,7 +75,7 @@ export interface BuildInputs {
   readonly buildArgs: Readonly<Record<string, string>>;
 }
 
-const byKey = (record: Readonly<Record<string, string>>) => Object.entries(record).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+const byKey = (record: Readonly<Record<string, string>>) => Object.entries(record).sort(([a], [b]) => compareCodeUnits(a, b));
 
 /**
  * A digest of the build inputs. The engine's cache would answer a build from the same inputs with the
@@ -143,7 +145,8 @@ async function freshSasldb(engine: Engine, files: readonly ContextFile[], users:
 /**
  * Builds the image: base ready, the sasldb (reused or generated), the target stage, and only then the
  * tag, so a failure anywhere leaves nothing tagged. When the tag already holds the image these very
- * inputs make (and, baked, exactly these users), that image is kept without asking the engine to build.
+ * inputs make (and, baked, exactly these users: its seal says so, or else its sasldb), that image is kept
+ * without asking the engine to build.
  */
 export async function buildImage(
   engine: Engine,
@@ -151,6 +154,7 @@ export async function buildImage(
   profile: Profile,
   users: readonly SaslUser[] | undefined,
   progress: Progress,
+  sealKey: () => Buffer | undefined = usersSealKey,
 ): Promise<BuildResult> {
   const bakesUsers = config.target === 'server' && config.credentials === 'baked';
   if (bakesUsers && (users === undefined || users.length === 0)) throw new Error('a server build with baked credentials needs users');
@@ -158,17 +162,7 @@ export async function buildImage(
   // git answers while the files render (it never rejects: outside a checkout the revision is unknown).
   const sourceAsked = sourceInfo();
   const files = renderFiles(values);
-  const [source, base, [current, previous]] = await Promise.all([
-    sourceAsked,
-    ensureBaseImage(engine, profile, progress),
-    engine.inspectImage(config.tag).then(async (image) => {
-      // The sasldb already under the tag is reused when it holds exactly these users, so an unchanged
-      // rebuild stays cached to the last layer (a fresh one differs in Berkeley DB's random file id).
-      const reusable = bakesUsers ? await reusableSasldb(engine, image, users ?? [], BUILD_REALM) : undefined;
-      return [image, reusable] as const;
-    }),
-  ]);
-  if (previous) progress(`[sasldb] ${config.tag} already holds exactly these ${users?.length} user(s): its sasldb is reused`);
+  const [source, base, current] = await Promise.all([sourceAsked, ensureBaseImage(engine, profile, progress), engine.inspectImage(config.tag)]);
   const labels = {
     ...imageLabels(profile, config.target, source, toolVersion()),
     ...(config.target === 'server' ? { 'memcached-hardened.credentials': config.credentials } : {}),
@@ -176,6 +170,8 @@ export async function buildImage(
   };
   const stage = STAGE[config.target];
   const inputs = inputsDigest({ baseId: base.id, stage, files, labels, buildArgs: buildArgs(config) });
+  const key = bakesUsers ? sealKey() : undefined;
+  const seal = key && usersSeal(key, inputs, users ?? [], BUILD_REALM);
   const result = (facts: { id: string; size: number }): BuildResult => ({
     imageId: facts.id,
     tags: [config.tag],
@@ -185,12 +181,22 @@ export async function buildImage(
     baseSource: base.source,
     sizeBytes: facts.size,
   });
-  if (!config.noCache && current?.labels[INPUTS_LABEL] === inputs && (!bakesUsers || previous)) {
-    progress(`[build] ${config.tag} (${current.id.slice(7, 19)}) was built from exactly these inputs: kept, nothing to build`);
-    return result(current);
-  }
+  const kept = (image: ImageFacts, why: string): BuildResult => {
+    progress(`[build] ${config.tag} (${image.id.slice(7, 19)}) was built from exactly these inputs${bakesUsers ? ` and users (${why})` : ''}: kept, nothing to build`);
+    return result(image);
+  };
+  const sameInputs = !config.noCache && current?.labels[INPUTS_LABEL] === inputs;
+  if (sameInputs && !bakesUsers) return kept(current, '');
+  if (sameInputs && seal !== undefined && current.labels[SEAL_LABEL] === seal) return kept(current, 'its seal');
+  // The sasldb already under the tag is reused when it holds exactly these users, so an unchanged
+  // rebuild stays cached to the last layer (a fresh one differs in Berkeley DB's random file id).
+  const previous = bakesUsers ? await reusableSasldb(engine, current, users ?? [], BUILD_REALM) : undefined;
+  // Sealed on another machine, or under a key since replaced: the sasldb itself vouches for the users.
+  if (sameInputs && previous) return kept(current, 'its sasldb');
+  if (previous) progress(`[sasldb] ${config.tag} already holds exactly these ${users?.length} user(s): its sasldb is reused`);
   const sasldb = bakesUsers ? (previous ?? (await freshSasldb(engine, files, users ?? [], config, progress))) : undefined;
-  const imageId = await buildStage(engine, files, sasldb, stage, { ...labels, [INPUTS_LABEL]: inputs }, config, progress);
+  const builtLabels = { ...labels, [INPUTS_LABEL]: inputs, ...(seal ? { [SEAL_LABEL]: seal } : {}) };
+  const imageId = await buildStage(engine, files, sasldb, stage, builtLabels, config, progress);
   await engine.tag(imageId, config.tag);
   const facts = await engine.inspectImage(imageId);
   if (!facts) throw failure(`built image ${imageId} vanished`);

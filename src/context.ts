@@ -6,6 +6,7 @@ import { dirname, join, relative } from 'node:path';
 import type { Readable } from 'node:stream';
 import { projectPath } from './paths.js';
 import { renderTemplate, SASLDB_ENTRY, unusedValues, type TemplateValues } from './render.js';
+import { compareCodeUnits } from './text-order.js';
 
 export const DOCKERFILE_NAME = 'Dockerfile';
 
@@ -69,7 +70,7 @@ export function renderFiles(values: TemplateValues): ContextFile[] {
 /** A digest of the files (names, modes, contents), independent of the order they come in. */
 export function contextDigest(files: readonly ContextFile[]): string {
   const hash = createHash('sha256');
-  for (const file of [...files].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+  for (const file of [...files].sort((a, b) => compareCodeUnits(a.name, b.name))) {
     hash.update(`${file.name}\0${file.mode.toString(8)}\0${file.content.length}\0`).update(file.content);
   }
   return `sha256:${hash.digest('hex')}`;

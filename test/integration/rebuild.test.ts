@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { tryAuthenticatedRoundTrip } from '../../lib/binary-client.js';
 import { buildImage, INPUTS_LABEL } from '../../src/build.js';
@@ -6,6 +7,7 @@ import { connectEngine, type Engine } from '../../src/engine/index.js';
 import { loadProfile } from '../../src/profiles.js';
 import type { SaslUser } from '../../src/credentials.js';
 import { generatePassword } from '../../src/sasldb.js';
+import { SEAL_LABEL } from '../../src/seal.js';
 import { createIsolatedNetwork, runId } from '../helpers/docker.js';
 import { startServer } from '../helpers/server.js';
 import type { TestTarget } from '../helpers/targets.js';
@@ -16,17 +18,26 @@ import type { TestTarget } from '../helpers/targets.js';
 const profiles = [...new Set(inject('targets').map((t) => t.profile))];
 const quiet = () => undefined;
 
-/** The engine, counting the builds it is asked for (the proof a kept image really skipped the engine). */
-function countingEngine(): Engine & { builds: () => number } {
+/**
+ * The engine, counting the builds it is asked for (the proof a kept image really skipped the engine) and
+ * the files it is asked to read out of images (the proof a seal spared the sasldb read).
+ */
+function countingEngine(): Engine & { builds: () => number; reads: () => number } {
   const engine = connectEngine();
   let builds = 0;
+  let reads = 0;
   return {
     ...engine,
     build: (...args) => {
       builds++;
       return engine.build(...args);
     },
+    readFile: (...args) => {
+      reads++;
+      return engine.readFile(...args);
+    },
     builds: () => builds,
+    reads: () => reads,
   };
 }
 
@@ -38,14 +49,20 @@ describe.each(profiles)('rebuilds of %s', (profileName) => {
   const tags = new Set<string>();
   let network: Awaited<ReturnType<typeof createIsolatedNetwork>>;
 
-  /** One CLI-equivalent build: the arguments as a user types them, the users as read from their file. */
-  async function build(args: string[], users?: readonly SaslUser[]): Promise<{ imageId: string; builds: number }> {
-    const before = engine.builds();
+  // This machine's seal key, as the CLI would keep it in its cache.
+  const machineKey = randomBytes(32);
+
+  /**
+   * One CLI-equivalent build: the arguments as a user types them, the users as read from their file, the
+   * seal key of this machine unless another (or null: none) is given.
+   */
+  async function build(args: string[], users?: readonly SaslUser[], sealKey: Buffer | null = machineKey): Promise<{ imageId: string; builds: number; reads: number }> {
+    const [builds, reads] = [engine.builds(), engine.reads()];
     const config = parseBuildArgs(['--profile', profileName, ...args]);
     if (!config) throw new Error('no config');
     tags.add(config.tag);
-    const result = await buildImage(engine, config, profile, users, quiet);
-    return { imageId: result.imageId, builds: engine.builds() - before };
+    const result = await buildImage(engine, config, profile, users, quiet, () => sealKey ?? undefined);
+    return { imageId: result.imageId, builds: engine.builds() - builds, reads: engine.reads() - reads };
   }
 
   /** Whether a server of `imageId` lets each user in: a refused login is a fact, not a reading of its sasldb. */
@@ -76,15 +93,26 @@ describe.each(profiles)('rebuilds of %s', (profileName) => {
     const first = await build(args, [sammy]);
     // Control: the counter sees the builds a changed input causes (the first one, at least the server stage).
     expect(first.builds).toBeGreaterThan(0);
-    expect((await engine.inspectImage(first.imageId))?.labels[INPUTS_LABEL]).toMatch(/^sha256:[0-9a-f]{64}$/);
+    const firstLabels = (await engine.inspectImage(first.imageId))?.labels ?? {};
+    expect(firstLabels[INPUTS_LABEL]).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(firstLabels[SEAL_LABEL]).toMatch(/^hmac-sha256:[0-9a-f]{64}$/);
 
     const again = await build(args, [{ ...sammy }]);
-    expect(again).toEqual({ imageId: first.imageId, builds: 0 });
+    // The seal vouches for the users: no build, and not even the sasldb is read.
+    expect(again).toEqual({ imageId: first.imageId, builds: 0, reads: 0 });
+    // Control: on a machine with another key, or none, the seal cannot vouch, so the sasldb is read,
+    // and it vouches in turn. A seal forged without the key is no better than another machine's.
+    expect(await build(args, [{ ...sammy }], randomBytes(32))).toEqual({ imageId: first.imageId, builds: 0, reads: 1 });
+    expect(await build(args, [{ ...sammy }], null)).toEqual({ imageId: first.imageId, builds: 0, reads: 1 });
 
     const rotated: SaslUser = { name: 'sammy', password: generatePassword() };
     const afterRotation = await build(args, [rotated]);
     expect(afterRotation.builds).toBeGreaterThan(0);
     expect(afterRotation.imageId).not.toBe(first.imageId);
+    // Without a key the image carries no seal, and what another machine rebuilds it from is its sasldb.
+    const unsealed = await build(['--tag', tag('unsealed')], [sammy], null);
+    expect((await engine.inspectImage(unsealed.imageId))?.labels[SEAL_LABEL]).toBeUndefined();
+    expect(await build(['--tag', tag('unsealed')], [sammy])).toEqual({ imageId: unsealed.imageId, builds: 0, reads: 1 });
 
     const extra = await build(args, [rotated, { name: 'intruder', password: generatePassword() }]);
     expect(extra.builds).toBeGreaterThan(0);
@@ -104,7 +132,8 @@ describe.each(profiles)('rebuilds of %s', (profileName) => {
     const runtime = ['--runtime-credentials', '--tag', tag('runtime')];
     const first = await build(runtime);
     const again = await build(runtime);
-    expect(again).toEqual({ imageId: first.imageId, builds: 0 });
+    expect(again).toEqual({ imageId: first.imageId, builds: 0, reads: 0 });
+    expect((await engine.inspectImage(first.imageId))?.labels[SEAL_LABEL]).toBeUndefined();
     // Control: with TLS the rendered files and labels differ, so the engine is asked to build.
     const tls = await build([...runtime, '--tls']);
     expect(tls.builds).toBeGreaterThan(0);
@@ -112,6 +141,6 @@ describe.each(profiles)('rebuilds of %s', (profileName) => {
 
     const client = ['--target', 'client', '--tag', tag('client')];
     const clientFirst = await build(client);
-    expect(await build(client)).toEqual({ imageId: clientFirst.imageId, builds: 0 });
+    expect(await build(client)).toEqual({ imageId: clientFirst.imageId, builds: 0, reads: 0 });
   });
 });

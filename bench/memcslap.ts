@@ -18,14 +18,20 @@ export interface SlapResult {
   readonly generatorCpuShare: number;
 }
 
-/** Parses memcslap's report: the timed test's key count and seconds, and the run's total. */
-export function parseMemcslap(output: string, test: SlapTest): { keys: number; seconds: number; totalSeconds: number } {
+/**
+ * Parses memcslap's report: the timed test's key count and seconds, and the run's total. Every key of
+ * the test must count: memcslap counts only the gets that hit, and a miss answers faster than a hit, so a
+ * server whose memory cannot hold the working set would be measured on its hit rate.
+ */
+export function parseMemcslap(output: string, test: SlapTest, expectedKeys: number): { keys: number; seconds: number; totalSeconds: number } {
   const timed = new RegExp(`Time to ${test}\\s+(\\d+) keys by\\s+\\d+ threads:\\s+([\\d.]+) seconds`).exec(output);
   const total = /Time total:\s+([\d.]+) seconds/.exec(output);
   if (!timed || !total) throw new Error(`memcslap printed no ${test} timing: ${output.trim().split('\n').slice(-3).join(' | ')}`);
+  const keys = Number(timed[1]);
   // memcslap exits 0 and counts nothing when the server refuses its authentication.
-  if (Number(timed[1]) === 0) throw new Error(`memcslap completed no ${test} (authentication refused?)`);
-  return { keys: Number(timed[1]), seconds: Number(timed[2]), totalSeconds: Number(total[1]) };
+  if (keys === 0) throw new Error(`memcslap completed no ${test} (authentication refused?)`);
+  if (keys !== expectedKeys) throw new Error(`memcslap's ${test} counted ${keys} of ${expectedKeys} keys: the server did not hold the working set`);
+  return { keys, seconds: Number(timed[2]), totalSeconds: Number(total[1]) };
 }
 
 /** CPU seconds (user + system) of the shell's children, from the second line of the `times` builtin. */
@@ -70,6 +76,6 @@ export async function runMemcslap(
   });
   const output = result.stdout.toString('utf8');
   if (result.exitCode !== 0) throw new Error(`memcslap exited ${result.exitCode}: ${result.stderr.trim().split('\n').pop() ?? ''}`);
-  const { keys, seconds, totalSeconds } = parseMemcslap(output, options.test);
+  const { keys, seconds, totalSeconds } = parseMemcslap(output, options.test, options.threads * options.perThread);
   return { opsPerSec: keys / seconds, generatorCpuShare: parseChildCpuSeconds(output) / totalSeconds };
 }

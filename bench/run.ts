@@ -32,6 +32,8 @@ bench/results/ and the README's table is regenerated from them; --readme only re
 
 const BENCH_LABEL = 'memcached-hardened.bench';
 const REBUILD_RUNS = 7;
+/** memcached's memory in the throughput runs: memcslap's working set (50000 keys per thread) fits in it. */
+const SERVER_MEMORY_MB = 512;
 const RESULTS_DIR = projectPath('bench/results');
 const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
 const quiet = () => undefined;
@@ -108,16 +110,30 @@ async function layersInEngine(docker: Docker): Promise<Set<string>> {
   return new Set((await Promise.all(images.map((image) => layersOf(docker, image.Id).catch(() => [])))).flat());
 }
 
-function throughput(rounds: ReadonlyArray<{ hardened: { opsPerSec: number; generatorCpuShare: number }; plain: { opsPerSec: number; generatorCpuShare: number } }>): Throughput {
-  // Medians over alternating rounds: this machine's noise is larger than the effect measured.
-  const hardened = median(rounds.map((r) => r.hardened.opsPerSec));
-  const plain = median(rounds.map((r) => r.plain.opsPerSec));
+type Sides<T> = { readonly hardened: T; readonly plain: T };
+
+function throughput(rounds: ReadonlyArray<Sides<{ opsPerSec: number; generatorCpuShare: number }>>): Throughput {
+  // Each round's ratio, then their median and range: this machine's noise is larger than the effect
+  // measured, and a ratio of two medians could pair a lucky round with an unlucky one.
+  const ratios = rounds.map((r) => r.hardened.opsPerSec / r.plain.opsPerSec);
   return {
-    hardenedOpsPerSec: Math.round(hardened),
-    plainOpsPerSec: Math.round(plain),
-    ratio: round(hardened / plain, 3),
+    hardenedOpsPerSec: Math.round(median(rounds.map((r) => r.hardened.opsPerSec))),
+    plainOpsPerSec: Math.round(median(rounds.map((r) => r.plain.opsPerSec))),
+    ratio: round(median(ratios), 3),
+    ratioLow: round(Math.min(...ratios), 3),
+    ratioHigh: round(Math.max(...ratios), 3),
     generatorCpuShare: round(Math.max(...rounds.flatMap((r) => [r.hardened.generatorCpuShare, r.plain.generatorCpuShare])), 2),
   };
+}
+
+/** Both sides of one round, hardened first in even rounds and plain first in odd ones, so order favours neither. */
+async function bothSides<T>(round: number, measure: (side: keyof Sides<T>) => Promise<T>): Promise<Sides<T>> {
+  if (round % 2 === 0) {
+    const hardened = await measure('hardened');
+    return { hardened, plain: await measure('plain') };
+  }
+  const plain = await measure('plain');
+  return { hardened: await measure('hardened'), plain };
 }
 
 function writeReadme(results: BenchResults): string {
@@ -204,8 +220,9 @@ async function bench(profileName: string, options: { starts: number; rounds: num
       const container = await docker.createContainer({
         Image: credential.imageId,
         Labels: labels,
-        // Plain: the same memcached without SASL, the reference for what hardening costs.
-        ...(plain ? { Entrypoint: ['memcached', '-U', '0', '-p', '11211', '-l', '0.0.0.0'] } : {}),
+        // Plain: the same memcached without SASL, the reference for what hardening costs. Both get memory
+        // enough for memcslap's working set, so every get hits on both (memcslap counts only hits).
+        ...(plain ? { Entrypoint: ['memcached', '-U', '0', '-p', '11211', '-l', '0.0.0.0', '-m', String(SERVER_MEMORY_MB)] } : { Env: [`MEMCACHED_MEMORY_MB=${SERVER_MEMORY_MB}`] }),
         HostConfig: { NetworkMode: network.id },
       });
       const t0 = performance.now();
@@ -244,12 +261,12 @@ async function bench(profileName: string, options: { starts: number; rounds: num
     const slap = (test: SlapTest, target: { ip: string }, credentials: boolean): Promise<SlapResult> =>
       runMemcslap(engine, { generator, network: network.id, ip: target.ip, test, ...slapLoad, labels, ...(credentials ? { user: user.name, password: user.password } : {}) });
     const nodeLoad = { connections: 8, depth: 16, seconds: 4 };
-    const slapRounds: Record<SlapTest, Array<{ hardened: SlapResult; plain: SlapResult }>> = { get: [], set: [] };
-    const nodeRounds: Array<{ hardened: LoadResult; plain: LoadResult }> = [];
+    const slapRounds: Record<SlapTest, Array<Sides<SlapResult>>> = { get: [], set: [] };
+    const nodeRounds: Array<Sides<LoadResult>> = [];
     for (let r = 0; r < options.rounds; r++) {
-      log(`throughput round ${r + 1}/${options.rounds}: memcslap get and set, then the Node generator; hardened and plain alternating`);
-      for (const test of ['get', 'set'] as const) slapRounds[test].push({ hardened: await slap(test, hardened, true), plain: await slap(test, plain, false) });
-      nodeRounds.push({ hardened: await runLoad(hardened.ip, { ...nodeLoad, user: user.name, password: user.password }), plain: await runLoad(plain.ip, nodeLoad) });
+      log(`throughput round ${r + 1}/${options.rounds}: memcslap get and set, then the Node generator; hardened and plain, each first in every other round`);
+      for (const test of ['get', 'set'] as const) slapRounds[test].push(await bothSides(r, (side) => slap(test, side === 'hardened' ? hardened : plain, side === 'hardened')));
+      nodeRounds.push(await bothSides(r, (side) => (side === 'hardened' ? runLoad(hardened.ip, { ...nodeLoad, user: user.name, password: user.password }) : runLoad(plain.ip, nodeLoad))));
     }
     const handshakes = await handshakeTimes(hardened.ip, user.name, user.password, 200);
     const unauthenticated = await BinaryClient.connect(hardened.ip);
@@ -304,7 +321,7 @@ async function bench(profileName: string, options: { starts: number; rounds: num
       memcslap: {
         get: throughput(slapRounds.get),
         set: throughput(slapRounds.set),
-        load: `--binary, ${slapLoad.threads} threads x ${slapLoad.perThread} operations, one connection each, ${options.rounds} alternating rounds, medians`,
+        load: `--binary, ${slapLoad.threads} threads x ${slapLoad.perThread} operations, one connection each, ${SERVER_MEMORY_MB} MB of memory on both servers (every get hits), ${options.rounds} rounds with each side first in every other, medians`,
       },
       nodeLoad: {
         ...nodeThroughput,
@@ -313,7 +330,7 @@ async function bench(profileName: string, options: { starts: number; rounds: num
         plainBatchP50Ms: batch('plain', 'batchP50Ms'),
         plainBatchP99Ms: batch('plain', 'batchP99Ms'),
         errors: nodeRounds.reduce((sum, r) => sum + r.hardened.errors + r.plain.errors, 0),
-        load: `${nodeLoad.connections} connections x ${nodeLoad.depth} pipelined ops, 90% get / 10% set, 100-byte values, ${nodeLoad.seconds} s x ${options.rounds} alternating rounds, medians (latency per batch of ${nodeLoad.depth})`,
+        load: `${nodeLoad.connections} connections x ${nodeLoad.depth} pipelined ops, 90% get / 10% set, 100-byte values, ${nodeLoad.seconds} s x ${options.rounds} rounds with each side first in every other, medians (latency per batch of ${nodeLoad.depth})`,
       },
       handshake: { p50Ms: round(quantile(handshakes, 0.5), 2), p99Ms: round(quantile(handshakes, 0.99), 2) },
       ...(suite ? { suite } : {}),

@@ -38,7 +38,7 @@ function existingKey(path: string): Buffer | undefined {
 
 /**
  * This machine's seal key, created on first use. A key file others could read, or of the wrong size, is
- * replaced (that costs each image sealed under it one sasldb read). Undefined when the cache cannot be
+ * replaced (rebuilds of images sealed under it then read their sasldb). Undefined when the cache cannot be
  * written: the seal is a shortcut, never a condition.
  */
 export function usersSealKey(env: NodeJS.ProcessEnv = process.env): Buffer | undefined {

@@ -6,7 +6,7 @@ import { parseChildCpuSeconds, parseMemcslap } from '../bench/memcslap.js';
 import { latestResults, renderTable, RESULTS_SCHEMA, withBenchTable, type BenchResults } from '../bench/report.js';
 
 // Made-up figures: these tests check the rendering, never what a build or a server achieves.
-const throughput = { hardenedOpsPerSec: 100, plainOpsPerSec: 200, ratio: 0.5, generatorCpuShare: 1.5 };
+const throughput = { hardenedOpsPerSec: 100, plainOpsPerSec: 200, ratio: 0.5, ratioLow: 0.41, ratioHigh: 0.623, generatorCpuShare: 1.5 };
 const results: BenchResults = {
   schema: RESULTS_SCHEMA,
   profile: 'ubuntu-16.04',
@@ -30,7 +30,7 @@ describe('the bench report', () => {
     expect(table).toContain('| No-change rebuild, baked (same users file) | 0.300 s, same image id, 0 layer(s) rebuilt | docker build, cached 0.200 s | 1.50× | ≤ 1.5× |');
     expect(table).toContain('| No-change rebuild, runtime credentials | 0.120 s, NEW image id | docker build, cached 0.100 s | 1.20× | ≤ 1.5× |');
     expect(table).toContain('1 layer(s) rebuilt (the sasldb COPY)');
-    expect(table).toContain('| Throughput, memcslap get (native) | 100 ops/s, generator 1.50 cores | plain 200 ops/s | 0.500× | ≥ 0.95× |');
+    expect(table).toContain('| Throughput, memcslap get (native) | 100 ops/s, generator 1.50 cores | plain 200 ops/s | 0.500× (rounds 0.41–0.62) | ≥ 0.95× |');
     expect(table).not.toContain('Integration suite');
     expect(renderTable({ ...results, suite: { seconds: 70, passed: false } })).toContain('| Integration suite (one profile, image given) | 70.0 s | FAILED |');
   });
@@ -71,10 +71,14 @@ describe('memcslap output', () => {
   ].join('\n');
 
   it('gives the timed test, the total, and the CPU time of the shell children', () => {
-    expect(parseMemcslap(output, 'get')).toEqual({ keys: 78332, seconds: 2.351, totalSeconds: 3.321 });
+    expect(parseMemcslap(output, 'get', 78332)).toEqual({ keys: 78332, seconds: 2.351, totalSeconds: 3.321 });
     expect(parseChildCpuSeconds(output)).toBeCloseTo(62.29, 5);
-    expect(() => parseMemcslap(output, 'set')).toThrow(/no set timing/);
-    expect(() => parseMemcslap(output.replace('78332', '0'), 'get')).toThrow(/completed no get/);
+    expect(() => parseMemcslap(output, 'set', 78332)).toThrow(/no set timing/);
+    expect(() => parseMemcslap(output.replace('78332', '0'), 'get', 78332)).toThrow(/completed no get/);
+  });
+
+  it('refuses a run in which not every key counted (memcslap counts only the gets that hit)', () => {
+    expect(() => parseMemcslap(output, 'get', 80000)).toThrow("memcslap's get counted 78332 of 80000 keys: the server did not hold the working set");
     expect(() => parseChildCpuSeconds('0m0.0s 0m0.0s')).toThrow(/times/);
   });
 });

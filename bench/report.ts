@@ -53,6 +53,14 @@ export interface BenchResults {
   };
   readonly handshake: { readonly p50Ms: number; readonly p99Ms: number };
   readonly suite?: { readonly seconds: number; readonly passed: boolean };
+  /** Two bootstraps of the base in the same run: their image ids, and the id of the base the engine held. */
+  readonly base?: {
+    readonly firstSeconds: number;
+    readonly secondSeconds: number;
+    readonly firstId: string;
+    readonly secondId: string;
+    readonly enginesBaseId: string | undefined;
+  };
 }
 
 const ratio = (pair: Pair, digits = 2) => `${(pair.measured / pair.reference).toFixed(digits)}×`;
@@ -60,6 +68,19 @@ const ops = (value: number) => `${Math.round(value)} ops/s`;
 /** The median ratio of the rounds, with their range: on a small shared machine one round proves little. */
 const ratioOfRounds = (t: Throughput) => `${t.ratio.toFixed(3)}× (rounds ${t.ratioLow.toFixed(2)}–${t.ratioHigh.toFixed(2)})`;
 const mb = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
+
+const shortId = (id: string) => id.slice(7, 19);
+
+function baseRow(base: NonNullable<BenchResults['base']>): string[] {
+  const engines = base.enginesBaseId === undefined ? '' : `; the engine's base ${base.enginesBaseId === base.secondId ? 'has the same id' : `is ${shortId(base.enginesBaseId)}`}`;
+  return [
+    'Base bootstrapped twice (debootstrap, update suites)',
+    `${base.secondSeconds.toFixed(0)} s, image ${shortId(base.secondId)}`,
+    `first bootstrap ${base.firstSeconds.toFixed(0)} s, image ${shortId(base.firstId)}${engines}`,
+    base.firstId === base.secondId ? 'same id' : 'DIFFERENT ids',
+    'same id',
+  ];
+}
 
 /** The README's bench table, every figure next to its same-run reference. */
 export function renderTable(r: BenchResults): string {
@@ -113,6 +134,7 @@ export function renderTable(r: BenchResults): string {
       '≥ 0.95×',
     ],
     ['Connect + SASL + first get, p50 / p99', `${r.handshake.p50Ms.toFixed(2)} / ${r.handshake.p99Ms.toFixed(2)} ms`, '—', '—', '—'],
+    ...(r.base ? [baseRow(r.base)] : []),
     ...(r.suite ? [['Integration suite (one profile, image given)', `${r.suite.seconds.toFixed(1)} s`, r.suite.passed ? 'passed' : 'FAILED', '—', '—']] : []),
   ];
   return [

@@ -9,7 +9,8 @@ import { BinaryClient, Status, tryAuthenticatedRoundTrip } from '../lib/binary-c
 import { renderContext } from '../src/context.js';
 import { connectEngine, type Engine } from '../src/engine/index.js';
 import { projectPath } from '../src/paths.js';
-import { DEFAULT_PROFILE, loadProfile } from '../src/profiles.js';
+import { bootstrapBase } from '../src/base.js';
+import { DEFAULT_PROFILE, loadProfile, type Profile } from '../src/profiles.js';
 import { profileValues, type TemplateValues } from '../src/render.js';
 import { serializeUsers, type SaslUser } from '../src/credentials.js';
 import { BAKED_SASLDB_PATH } from '../src/render.js';
@@ -20,14 +21,15 @@ import { buildGenerator, runMemcslap, type SlapResult, type SlapTest } from './m
 import { latestResults, renderTable, RESULTS_SCHEMA, withBenchTable, type BenchResults, type Throughput } from './report.js';
 import { newLayers, quantile, round } from './stats.js';
 
-const USAGE = `Usage: npm run bench -- [--profile NAME] [--starts N] [--rounds N] [--no-suite] [--json]
+const USAGE = `Usage: npm run bench -- [--profile NAME] [--starts N] [--rounds N] [--no-suite] [--no-base] [--json]
        npm run bench -- --readme [--profile NAME]
 
 Measures what a user does, each figure next to a reference from the same run: the compiled CLI's --help,
 a first build and a rebuild with nothing changed (the CLI as a process vs the docker CLI on the same
 rendered context), a credentials-only rebuild and the layers it rebuilt, image size, start-to-ready and
 throughput (hardened vs plain memcached from the same image; Debian's memcslap and the Node generator,
-each with its CPU share), the SASL handshake, and the suite's run time. Results are appended to
+each with its CPU share), the SASL handshake, the suite's run time, and two bootstraps of the base (as
+root: debootstrap; --no-base leaves them out) that must give one image id. Results are appended to
 bench/results/ and the README's table is regenerated from them; --readme only regenerates the table.`;
 
 const BENCH_LABEL = 'memcached-hardened.bench';
@@ -143,7 +145,30 @@ function writeReadme(results: BenchResults): string {
   return table;
 }
 
-async function bench(profileName: string, options: { starts: number; rounds: number; suite: boolean }): Promise<BenchResults> {
+/**
+ * Bootstraps the profile's base twice under bench tags, each as a build that lacks the base would: the
+ * reproducibility claim is that both give one image id (and the engine's own base, from the same archive
+ * state, that id too).
+ */
+async function bootstrapTwice(engine: Engine, profile: Profile, benchId: string): Promise<NonNullable<BenchResults['base']>> {
+  const runs: Array<{ seconds: number; id: string }> = [];
+  const tags = [1, 2].map((n) => `memcached-hardened-bench/base-${benchId}-${n}:${profile.name}`);
+  try {
+    for (const tag of tags) {
+      const started = performance.now();
+      await bootstrapBase(engine, profile, (line) => (line.startsWith('[base] ') ? log(line.slice(7)) : undefined), tag);
+      const image = await engine.inspectImage(tag);
+      if (!image) throw new Error(`the bootstrap left no ${tag}`);
+      runs.push({ seconds: round((performance.now() - started) / 1000, 1), id: image.id });
+    }
+  } finally {
+    for (const tag of tags) await engine.removeImage(tag).catch(() => undefined);
+  }
+  const [first, second] = runs as [(typeof runs)[0], (typeof runs)[0]];
+  return { firstSeconds: first.seconds, secondSeconds: second.seconds, firstId: first.id, secondId: second.id, enginesBaseId: (await engine.inspectImage(profile.base.image))?.id };
+}
+
+async function bench(profileName: string, options: { starts: number; rounds: number; suite: boolean; base: boolean }): Promise<BenchResults> {
   const profile = loadProfile(profileName);
   const engine = connectEngine();
   await engine.ping();
@@ -287,6 +312,13 @@ async function bench(profileName: string, options: { starts: number; rounds: num
       suite = { seconds: round((performance.now() - suiteStarted) / 1000, 1), passed: verdict.passed };
     }
 
+    // --- the base, bootstrapped twice --------------------------------------------------------------------------
+    let bootstraps: BenchResults['base'];
+    if (options.base) {
+      log('bootstrapping the base twice (debootstrap, then the update suites)');
+      bootstraps = await bootstrapTwice(engine, profile, benchId);
+    }
+
     const nodeThroughput = throughput(nodeRounds);
     const batch = (side: 'hardened' | 'plain', q: 'batchP50Ms' | 'batchP99Ms') => round(median(nodeRounds.map((r) => r[side][q])), 2);
     return {
@@ -334,6 +366,7 @@ async function bench(profileName: string, options: { starts: number; rounds: num
       },
       handshake: { p50Ms: round(quantile(handshakes, 0.5), 2), p99Ms: round(quantile(handshakes, 0.99), 2) },
       ...(suite ? { suite } : {}),
+      ...(bootstraps ? { base: bootstraps } : {}),
     };
   } finally {
     const leftovers = await docker.listContainers({ all: true, filters: JSON.stringify({ label: [`${BENCH_LABEL}=${benchId}`] }) });
@@ -351,6 +384,7 @@ async function main(): Promise<number> {
       starts: { type: 'string' },
       rounds: { type: 'string' },
       'no-suite': { type: 'boolean' },
+      'no-base': { type: 'boolean' },
       readme: { type: 'boolean' },
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
@@ -372,6 +406,7 @@ async function main(): Promise<number> {
     starts: Math.max(3, Number(values.starts ?? 9)),
     rounds: Math.max(1, Number(values.rounds ?? 5)),
     suite: !values['no-suite'],
+    base: !values['no-base'],
   });
   mkdirSync(RESULTS_DIR, { recursive: true });
   const file = join(RESULTS_DIR, `${results.measuredAt.replace(/[:.]/g, '-')}-${profile}.json`);
@@ -379,7 +414,8 @@ async function main(): Promise<number> {
   const table = writeReadme(latestResults(RESULTS_DIR, profile)!);
   if (values.json) console.log(JSON.stringify(results));
   else console.log(`${table}\nresults: ${file}`);
-  return (results.suite?.passed ?? true) && results.nodeLoad.errors === 0 ? 0 : 1;
+  const baseReproduced = results.base === undefined || results.base.firstId === results.base.secondId;
+  return (results.suite?.passed ?? true) && results.nodeLoad.errors === 0 && baseReproduced ? 0 : 1;
 }
 
 process.exitCode = await main().catch((error: Error) => {

@@ -32,6 +32,14 @@ describe('the bench report', () => {
     expect(table).toContain('1 layer(s) rebuilt (the sasldb COPY)');
     expect(table).toContain('| Throughput, memcslap get (native) | 100 ops/s, generator 1.50 cores | plain 200 ops/s | 0.500× (rounds 0.41–0.62) | ≥ 0.95× |');
     expect(table).not.toContain('Integration suite');
+    expect(table).not.toContain('Base bootstrapped');
+    const base = { firstSeconds: 61.2, secondSeconds: 59.6, firstId: `sha256:${'a'.repeat(64)}`, secondId: `sha256:${'a'.repeat(64)}`, enginesBaseId: `sha256:${'a'.repeat(64)}` };
+    expect(renderTable({ ...results, base })).toContain(
+      "| Base bootstrapped twice (debootstrap, update suites) | 60 s, image aaaaaaaaaaaa | first bootstrap 61 s, image aaaaaaaaaaaa; the engine's base has the same id | same id | same id |",
+    );
+    expect(renderTable({ ...results, base: { ...base, secondId: `sha256:${'b'.repeat(64)}`, enginesBaseId: undefined } })).toContain(
+      '| 60 s, image bbbbbbbbbbbb | first bootstrap 61 s, image aaaaaaaaaaaa | DIFFERENT ids | same id |',
+    );
     expect(renderTable({ ...results, suite: { seconds: 70, passed: false } })).toContain('| Integration suite (one profile, image given) | 70.0 s | FAILED |');
   });
 

@@ -31,6 +31,12 @@ export async function buildVariant(target: TestTarget, ...weakenings: Weakening[
   return { target: { ...target, name: `${target.name} (${names})`, image }, remove: () => removeImages(tags) };
 }
 
+/**
+ * Removes the variant's images but not their untagged parents: the builder's cache shares those steps
+ * (FROM the image under test, then USER root, say) with variants other test files are building at this
+ * moment, and a parent pruned between another build's cache hit and its next step fails that build
+ * ("failed to set parent ... unknown parent image ID").
+ */
 async function removeImages(tags: readonly string[]): Promise<void> {
-  for (const tag of [...tags].reverse()) await docker.getImage(tag).remove({ force: true }).catch(() => undefined);
+  for (const tag of [...tags].reverse()) await docker.getImage(tag).remove({ force: true, noprune: true }).catch(() => undefined);
 }

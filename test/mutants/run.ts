@@ -8,7 +8,7 @@ import { connectEngine } from '../../src/engine/index.js';
 import { listProfiles, loadProfile } from '../../src/profiles.js';
 import { serializeUsers, type SaslUser } from '../../src/credentials.js';
 import { generatePassword } from '../../src/sasldb.js';
-import { runSuite } from '../../src/verify.js';
+import { runSuite, startSuite } from '../../src/verify.js';
 import { docker } from '../helpers/resources.js';
 import { buildTestImage } from '../helpers/test-image.js';
 import { MUTANTS, mutantDockerfile } from './mutants.js';
@@ -25,6 +25,15 @@ interface Row {
   readonly weakness: string;
   readonly outcome: string;
   readonly ok: boolean;
+}
+
+/** vitest's account of the failed tests (from its "Failed Tests" banner), without colours. */
+function failureReport(output: string): string {
+  // eslint-disable-next-line no-control-regex
+  const plain = output.replace(/\x1b\[[0-9;]*m/g, '');
+  const start = plain.search(/⎯+ Failed (Tests|Suites)/);
+  const end = plain.indexOf(' Test Files ', start);
+  return start < 0 ? plain.split('\n').slice(-40).join('\n') : plain.slice(start, end < 0 ? undefined : end);
 }
 
 async function main(): Promise<number> {
@@ -54,7 +63,10 @@ async function main(): Promise<number> {
       const real = await build(['--tag', `memcached-hardened-mutant/real:${profileName}`]);
       const client = await build(['--target', 'client', '--tag', `memcached-hardened-mutant/client:${profileName}`]);
       log(`real image ${real.imageId.slice(7, 19)}: running the suite`);
-      const realVerdict = await runSuite({ imageId: real.imageId, profile: profileName, usersFile });
+      const realRun = startSuite({ imageId: real.imageId, profile: profileName, usersFile });
+      const realVerdict = await realRun.done;
+      // The real image must pass: when it does not, the reasons are what the reader of this log needs.
+      if (!realVerdict.passed) process.stderr.write(`${failureReport(realRun.output())}\n`);
       rows.push({ profile: profileName, variant: 'real image', weakness: '-', outcome: realVerdict.passed ? 'suite passed' : `suite FAILED: ${realVerdict.failedChecks.slice(0, 3).join('; ')}`, ok: realVerdict.passed });
       for (const mutant of selected) {
         const tag = `memcached-hardened-mutant/${mutant.name}:${profileName}`;

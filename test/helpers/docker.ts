@@ -57,14 +57,19 @@ function shadowsHostRoute(prefix: string): boolean {
     });
 }
 
-/** A random private /24 of the range the suite's networks use, never one over a route of this host
- * (the engine's default pools, 172.17-31 and 192.168, are left to networks that name no subnet). */
-export function privateTestPrefix(): string {
+/** A /24 from `pick` that no route of this host overlaps; a few picks are tried before giving up. */
+function unroutedPrefix(pick: () => string, what: string): string {
   for (let attempt = 1; attempt <= 20; attempt++) {
-    const prefix = `10.${200 + randomInt(50)}.${randomInt(256)}`;
+    const prefix = pick();
     if (!shadowsHostRoute(prefix)) return prefix;
   }
-  throw new Error('no private /24 for a test network: every one tried shadows a route of this host');
+  throw new Error(`no /24 for ${what}: every one tried shadows a route of this host`);
+}
+
+/** A random private /24 of the range the suite's networks use, never one over a route of this host
+ * (the engine's default pools, 172.17-31 and 192.168, are left to networks that name no subnet). */
+export function privateTestPrefix(what = 'a test network'): string {
+  return unroutedPrefix(() => `10.${200 + randomInt(50)}.${randomInt(256)}`, what);
 }
 
 /**
@@ -94,11 +99,11 @@ export async function createIsolatedNetwork(purpose: string, options: IsolatedNe
   let network: Awaited<ReturnType<typeof create>> | undefined;
   // A random /24 may overlap another network (a concurrent run's) or a host route: try a few others.
   for (let attempt = 1; !network; attempt++) {
-    prefix = options.publicAddresses ? DOCUMENTATION_PREFIXES[randomInt(DOCUMENTATION_PREFIXES.length)] : options.fixedAddresses ? privateTestPrefix() : undefined;
-    if (prefix && shadowsHostRoute(prefix)) {
-      if (attempt >= 20) throw new Error(`no /24 for network ${name}: every one tried shadows a route of this host`);
-      continue;
-    }
+    prefix = options.publicAddresses
+      ? unroutedPrefix(() => DOCUMENTATION_PREFIXES[randomInt(DOCUMENTATION_PREFIXES.length)]!, `network ${name}`)
+      : options.fixedAddresses
+        ? privateTestPrefix(`network ${name}`)
+        : undefined;
     try {
       network = await create(prefix);
     } catch (error) {

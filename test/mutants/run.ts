@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseArgs, stripVTControlCharacters } from 'node:util';
 import { buildImage } from '../../src/build.js';
 import { parseBuildArgs } from '../../src/config.js';
 import { connectEngine } from '../../src/engine/index.js';
@@ -29,8 +29,7 @@ interface Row {
 
 /** vitest's account of the failed tests (from its "Failed Tests" banner), without colours. */
 function failureReport(output: string): string {
-  // eslint-disable-next-line no-control-regex
-  const plain = output.replace(/\x1b\[[0-9;]*m/g, '');
+  const plain = stripVTControlCharacters(output);
   const start = plain.search(/⎯+ Failed (Tests|Suites)/);
   const end = plain.indexOf(' Test Files ', start);
   return start < 0 ? plain.split('\n').slice(-40).join('\n') : plain.slice(start, end < 0 ? undefined : end);

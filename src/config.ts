@@ -92,7 +92,7 @@ export const RELEASE_USAGE = `Usage: npm run release -- --tag REGISTRY/REPO:TAG 
 
 Builds the image, runs the verification suite against that exact image id, and pushes it only if the
 suite passed; prints the pushed digest. Takes the build's options (npm run build -- --help).
-Registry credentials: REGISTRY_USERNAME + REGISTRY_PASSWORD, else the Docker config's auths entry.
+Registry credentials: REGISTRY_USERNAME + REGISTRY_PASSWORD, else the Docker config's credHelpers/credsStore/auths.
 Exit codes: 0 pushed, 1 failure (build, verification, push), 2 bad input.`;
 
 /** Parses `build` (and `release`) arguments; `undefined` means help was asked for. */

@@ -1,12 +1,17 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Progress } from './base.js';
 import type { BuildConfig } from './config.js';
-import { connectEngine, type RegistryAuth } from './engine/index.js';
+import { connectEngine, type EngineMessage } from './engine/index.js';
 import { badInput, failure } from './errors.js';
 import { parseImageReference } from './image-reference.js';
 import { buildWithOutputs, type Built } from './outputs.js';
+import {
+  describeCredentials,
+  dockerConfigCredentials,
+  type RegistryCredentials,
+} from './registry-credentials.js';
 import { serializeUsers } from './credentials.js';
 import { generatedUser } from './sasldb.js';
 import { runSuite } from './verify.js';
@@ -18,34 +23,19 @@ export function releaseRegistry(tag: string): string {
   return registry;
 }
 
-/** The host an `auths` key of the Docker config stands for: keys may be URLs (`https://host:5000/v1/`). */
-function authKeyHost(key: string): string {
-  return key.replace(/^https?:\/\//, '').split('/')[0] ?? '';
-}
-
 /**
- * Push credentials: REGISTRY_USERNAME + REGISTRY_PASSWORD, else the Docker config's `auths` entry for the
- * registry ($DOCKER_CONFIG/config.json or ~/.docker/config.json), else none (an open registry).
+ * Push credentials: REGISTRY_USERNAME + REGISTRY_PASSWORD, else what the Docker config
+ * ($DOCKER_CONFIG/config.json or ~/.docker/config.json) gives for the registry, resolved as the Docker CLI
+ * does (credHelpers, credsStore, auths: src/registry-credentials.ts), else none (an open registry).
  */
-export function registryAuth(registry: string, env: NodeJS.ProcessEnv = process.env): RegistryAuth | undefined {
+export function registryAuth(registry: string, env: NodeJS.ProcessEnv = process.env): RegistryCredentials | undefined {
   if (env.REGISTRY_USERNAME || env.REGISTRY_PASSWORD) {
-    if (!env.REGISTRY_USERNAME || !env.REGISTRY_PASSWORD) throw badInput('REGISTRY_USERNAME and REGISTRY_PASSWORD go together');
+    if (!env.REGISTRY_USERNAME || !env.REGISTRY_PASSWORD) {
+      throw badInput('REGISTRY_USERNAME and REGISTRY_PASSWORD go together');
+    }
     return { username: env.REGISTRY_USERNAME, password: env.REGISTRY_PASSWORD, serveraddress: registry };
   }
-  const configPath = join(env.DOCKER_CONFIG ?? join(env.HOME ?? homedir(), '.docker'), 'config.json');
-  if (!existsSync(configPath)) return undefined;
-  let config: { auths?: Record<string, { auth?: string }> };
-  try {
-    config = JSON.parse(readFileSync(configPath, 'utf8')) as typeof config;
-  } catch {
-    throw badInput(`${configPath} is not valid JSON`);
-  }
-  const entry = config.auths?.[registry] ?? Object.entries(config.auths ?? {}).find(([key]) => authKeyHost(key) === registry)?.[1];
-  if (!entry?.auth) return undefined;
-  const decoded = Buffer.from(entry.auth, 'base64').toString('utf8');
-  const colon = decoded.indexOf(':');
-  if (colon < 0) throw badInput(`${configPath}: the auth entry for ${registry} is malformed`);
-  return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1), serveraddress: registry };
+  return dockerConfigCredentials(registry, env);
 }
 
 /** What a release pushed. */
@@ -79,10 +69,12 @@ export async function releaseImage(config: BuildConfig, progress: Progress): Pro
   } finally {
     rmSync(scratch, { recursive: true, force: true });
   }
-  progress(`[release] pushing ${config.tag} to ${registry}${auth ? ` as ${auth.username}` : ''}`);
+  progress(`[release] pushing ${config.tag} to ${registry}${auth ? ` ${describeCredentials(auth)}` : ''}`);
   let digest: string;
+  const onMessage = (m: EngineMessage) =>
+    m.status && progress(`[push] ${m.status}${m.progress ? ` ${m.progress}` : ''}`);
   try {
-    digest = await engine.push(config.tag, auth, (m) => m.status && progress(`[push] ${m.status}${m.progress ? ` ${m.progress}` : ''}`));
+    digest = await engine.push(config.tag, auth, onMessage);
   } catch (error) {
     throw failure(`push of ${config.tag} refused: ${(error as Error).message.split('\n')[0]}`);
   }

@@ -26,12 +26,10 @@ export interface ImageFacts {
   readonly labels: Readonly<Record<string, string>>;
 }
 
-/** Push credentials, in the shape of the engine's X-Registry-Auth header. */
-export interface RegistryAuth {
-  readonly username: string;
-  readonly password: string;
-  readonly serveraddress: string;
-}
+/** Push credentials, in the shape of the engine's X-Registry-Auth header: a user and password, or an identity token. */
+export type RegistryAuth =
+  | { readonly username: string; readonly password: string; readonly serveraddress: string }
+  | { readonly identitytoken: string; readonly serveraddress: string };
 
 export interface RunRequest {
   readonly image: string;

@@ -1,17 +1,33 @@
 import { execFile, execFileSync } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import {
+  createServer,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
-import type { TLSSocket } from 'node:tls';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import Docker from 'dockerode';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { engineAddress, httpTransport, modemTransport, parseAnswer, type EngineAddress } from '../src/engine/transport.js';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import {
+  ENGINE_ANSWER_TIMEOUT_MS,
+  engineAddress,
+  httpTransport,
+  modemTransport,
+  type EngineAddress,
+  type EngineTransport,
+  type TransportOptions,
+} from '../src/engine/transport.js';
+import { EXIT_FAILURE, UserError } from '../src/errors.js';
 
 const run = promisify(execFile);
 const projectRoot = fileURLToPath(new URL('..', import.meta.url));
@@ -30,12 +46,13 @@ describe('engineAddress (read as docker-modem reads DOCKER_HOST)', () => {
     expect(address({ DOCKER_HOST: 'unix://' })).toStrictEqual(unixDefault);
   });
 
-  it("prefers the user's Docker Desktop socket when there is one, and leaves Windows' default pipe to dockerode", () => {
+  it("prefers the user's Docker Desktop socket when there is one; leaves Windows' default pipe to dockerode", () => {
     const home = mkdtempSync(join(tmpdir(), 'mh-home-'));
     try {
       mkdirSync(join(home, '.docker', 'run'), { recursive: true });
       writeFileSync(join(home, '.docker', 'run', 'docker.sock'), '');
-      expect(engineAddress({}, home, 'linux')).toStrictEqual({ kind: 'unix', socketPath: join(home, '.docker', 'run', 'docker.sock') });
+      const desktop = join(home, '.docker', 'run', 'docker.sock');
+      expect(engineAddress({}, home, 'linux')).toStrictEqual({ kind: 'unix', socketPath: desktop });
     } finally {
       rmSync(home, { recursive: true, force: true });
     }
@@ -43,67 +60,57 @@ describe('engineAddress (read as docker-modem reads DOCKER_HOST)', () => {
   });
 
   it('is the unix:// path as given; TLS settings mean nothing for a socket', () => {
-    expect(address({ DOCKER_HOST: 'unix:///run/user/1000/docker.sock' })).toStrictEqual({ kind: 'unix', socketPath: '/run/user/1000/docker.sock' });
-    expect(address({ DOCKER_HOST: 'unix:///s.sock', DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: '/certs' })).toStrictEqual({ kind: 'unix', socketPath: '/s.sock' });
+    expect(address({ DOCKER_HOST: 'unix:///run/user/1000/docker.sock' })).toStrictEqual({
+      kind: 'unix',
+      socketPath: '/run/user/1000/docker.sock',
+    });
+    const withTls = { DOCKER_HOST: 'unix:///s.sock', DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: '/certs' };
+    expect(address(withTls)).toStrictEqual({ kind: 'unix', socketPath: '/s.sock' });
   });
 
   it("is plain TCP for tcp:// and a bare host:port; without a port, the protocol's own", () => {
-    expect(address({ DOCKER_HOST: 'tcp://10.0.0.2:2375' })).toStrictEqual({ kind: 'tcp', host: '10.0.0.2', port: 2375, tls: false });
-    expect(address({ DOCKER_HOST: 'localhost:2375' })).toStrictEqual({ kind: 'tcp', host: 'localhost', port: 2375, tls: false });
-    expect(address({ DOCKER_HOST: 'tcp://engine.example' })).toStrictEqual({ kind: 'tcp', host: 'engine.example', tls: false });
-    expect(address({ DOCKER_HOST: 'tcp://[::1]:2375' })).toStrictEqual({ kind: 'tcp', host: '::1', port: 2375, tls: false });
+    const tcp = (host: string, port?: number) => ({ kind: 'tcp', host, ...(port ? { port } : {}), tls: false });
+    expect(address({ DOCKER_HOST: 'tcp://10.0.0.2:2375' })).toStrictEqual(tcp('10.0.0.2', 2375));
+    expect(address({ DOCKER_HOST: 'localhost:2375' })).toStrictEqual(tcp('localhost', 2375));
+    expect(address({ DOCKER_HOST: 'tcp://engine.example' })).toStrictEqual(tcp('engine.example'));
+    expect(address({ DOCKER_HOST: 'tcp://[::1]:2375' })).toStrictEqual(tcp('::1', 2375));
   });
 
   it('is TLS on port 2376 or with DOCKER_TLS_VERIFY=1 (only 1) whatever the port', () => {
-    expect(address({ DOCKER_HOST: 'tcp://h:2376' })).toStrictEqual({ kind: 'tcp', host: 'h', port: 2376, tls: true });
-    expect(address({ DOCKER_HOST: 'h:2376' })).toStrictEqual({ kind: 'tcp', host: 'h', port: 2376, tls: true });
-    expect(address({ DOCKER_HOST: 'tcp://h:2375', DOCKER_TLS_VERIFY: '1' })).toStrictEqual({ kind: 'tcp', host: 'h', port: 2375, tls: true });
-    expect(address({ DOCKER_HOST: 'tcp://h', DOCKER_TLS_VERIFY: '1' })).toStrictEqual({ kind: 'tcp', host: 'h', tls: true });
-    expect(address({ DOCKER_HOST: 'tcp://h:2375', DOCKER_TLS_VERIFY: '0' })).toStrictEqual({ kind: 'tcp', host: 'h', port: 2375, tls: false });
+    const tcp = (port: number | undefined, tls: boolean) =>
+      ({ kind: 'tcp', host: 'h', ...(port ? { port } : {}), tls });
+    expect(address({ DOCKER_HOST: 'tcp://h:2376' })).toStrictEqual(tcp(2376, true));
+    expect(address({ DOCKER_HOST: 'h:2376' })).toStrictEqual(tcp(2376, true));
+    expect(address({ DOCKER_HOST: 'tcp://h:2375', DOCKER_TLS_VERIFY: '1' })).toStrictEqual(tcp(2375, true));
+    expect(address({ DOCKER_HOST: 'tcp://h', DOCKER_TLS_VERIFY: '1' })).toStrictEqual(tcp(undefined, true));
+    expect(address({ DOCKER_HOST: 'tcp://h:2375', DOCKER_TLS_VERIFY: '0' })).toStrictEqual(tcp(2375, false));
   });
 
   it('carries DOCKER_CERT_PATH, and has no certPath without it', () => {
-    expect(address({ DOCKER_HOST: 'tcp://h:2376', DOCKER_CERT_PATH: '/home/u/.docker/machine/certs' })).toStrictEqual({
+    const certPath = '/home/u/.docker/machine/certs';
+    expect(address({ DOCKER_HOST: 'tcp://h:2376', DOCKER_CERT_PATH: certPath })).toStrictEqual({
       kind: 'tcp',
       host: 'h',
       port: 2376,
       tls: true,
-      certPath: '/home/u/.docker/machine/certs',
+      certPath,
     });
     expect(address({ DOCKER_HOST: 'tcp://h:2376', DOCKER_CERT_PATH: '' })).not.toHaveProperty('certPath');
   });
 
-  it('is undefined for what is left to dockerode (ssh, npipe, http(s), fd, other schemes) and for an unparsable host', () => {
-    for (const host of ['ssh://me@engine.example', 'ssh://me@engine.example:2222', 'npipe:////./pipe/docker_engine', 'npipe://', 'fd://', 'http://h:8080', 'https://h:3000', 'tcp://[bad', '[bad']) {
-      expect(address({ DOCKER_HOST: host }), host).toBeUndefined();
-    }
-  });
-});
-
-describe('parseAnswer', () => {
-  const answer = (...parts: string[]) => parseAnswer(Buffer.from(parts.join('\r\n'), 'latin1'));
-
-  it('reads the status and a body of Content-Length bytes', () => {
-    expect(answer('HTTP/1.1 200 OK', 'Content-Type: application/json', 'Content-Length: 7', '', '{"a":1}')).toEqual({ status: 200, body: Buffer.from('{"a":1}') });
-    expect(answer('HTTP/1.1 204 No Content', 'Connection: close', '', '')).toEqual({ status: 204, body: Buffer.alloc(0) });
-    // Without a length or chunking, the body is whatever came before the connection closed.
-    expect(answer('HTTP/1.0 404 Not Found', '', 'page not found')).toEqual({ status: 404, body: Buffer.from('page not found') });
-  });
-
-  it('decodes a chunked body, extensions and trailers aside, whatever the header case', () => {
-    const chunked = answer('HTTP/1.1 200 OK', 'transfer-encoding: Chunked', '', '3;name=x', 'abc', 'a', '0123456789', '0', 'X-Trailer: t', '', '');
-    expect(chunked).toEqual({ status: 200, body: Buffer.from('abc0123456789') });
-    const binary = Buffer.concat([Buffer.from('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n'), Buffer.from([0, 255]), Buffer.from('\r\n0\r\n\r\n')]);
-    expect(parseAnswer(binary).body).toEqual(Buffer.from([0, 255]));
-  });
-
-  it('refuses what is not a whole HTTP answer', () => {
-    expect(() => answer('HTTP/1.1 200 OK', 'Content-Length: 5')).toThrow(/before a complete answer/);
-    expect(() => answer('HTTP/1.1 200 OK', 'Content-Length: 10', '', 'short')).toThrow(/middle of its answer/);
-    expect(() => answer('HTTP/1.1 200 OK', 'Transfer-Encoding: chunked', '', '10', 'short')).toThrow(/middle of its answer/);
-    expect(() => answer('HTTP/1.1 200 OK', 'Transfer-Encoding: chunked', '', 'zz', '')).toThrow(/malformed chunked/);
-    expect(() => answer('SSH-2.0-OpenSSH_9.6', '', '')).toThrow(/not HTTP/);
-    expect(() => answer('HTTP/1.1 2000 OK', '', '')).toThrow(/not HTTP/);
+  it('is undefined for what is left to dockerode (ssh, npipe, http(s), fd, other schemes) and a bad host', () => {
+    const elsewhere = [
+      'ssh://me@engine.example',
+      'ssh://me@engine.example:2222',
+      'npipe:////./pipe/docker_engine',
+      'npipe://',
+      'fd://',
+      'http://h:8080',
+      'https://h:3000',
+      'tcp://[bad',
+      '[bad',
+    ];
+    for (const host of elsewhere) expect(address({ DOCKER_HOST: host }), host).toBeUndefined();
   });
 });
 
@@ -116,31 +123,70 @@ interface Seen {
   readonly socket: Socket;
 }
 
-/**
- * A fake engine: records every request; answers /status/NNN with that status and a JSON message,
- * anything else with 200 and JSON of what it saw.
- */
+/** The pieces /chunked answers with, written apart: binary bytes, and a UTF-8 character split across two. */
+const CHUNKS = [Buffer.from('abc'), Buffer.from([0, 0xff, 0xc3]), Buffer.from([0xa9]), Buffer.from('z')];
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A fake engine's answer to what it was asked, on the paths below; anything else is echoed as JSON. */
+async function answer(request: IncomingMessage, body: string, response: ServerResponse): Promise<void> {
+  const url = request.url ?? '';
+  // Routed on the path alone: dockerode's modem sends a bare '?' after it.
+  const route = url.split('?')[0] ?? url;
+  const status = /^\/status\/(\d{3})/.exec(url)?.[1];
+  if (status) {
+    response.writeHead(Number(status), { 'Content-Type': 'application/json' });
+    response.end(JSON.stringify({ message: `answered ${status}` }));
+  } else if (route === '/chunked') {
+    // Explicitly chunked, each piece its own chunk on the wire.
+    response.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Transfer-Encoding': 'chunked' });
+    for (const chunk of CHUNKS) {
+      response.write(chunk);
+      await pause(20);
+    }
+    response.end();
+  } else if (route.startsWith('/silent')) {
+    // Accepted and read, never answered: a hung engine.
+  } else if (route === '/stall') {
+    // The head and part of the body, then nothing.
+    response.writeHead(200, { 'Content-Length': '10' });
+    response.write('01234');
+  } else if (route === '/trickle') {
+    // Slow but never silent for long: 8 pieces 60 ms apart.
+    response.writeHead(200, { 'Content-Type': 'text/plain' });
+    for (let i = 0; i < 8; i += 1) {
+      response.write(String(i));
+      await pause(60);
+    }
+    response.end();
+  } else if (route === '/cut') {
+    // Hangs up half-way through the body it announced.
+    response.writeHead(200, { 'Content-Length': '10' });
+    response.write('01234', () => response.socket?.destroy());
+  } else {
+    response.writeHead(200, { 'Content-Type': 'application/json' });
+    response.end(JSON.stringify({ method: request.method, url, body }));
+  }
+}
+
+/** A fake engine: records every request and every connection, and answers as `answer` says. */
 function fakeEngine(server: Server = createServer()) {
   const seen: Seen[] = [];
+  const connections: Socket[] = [];
   // As the engine: an idle kept-alive connection stays open until the client closes it.
   server.keepAliveTimeout = 0;
+  server.on('connection', (socket: Socket) => connections.push(socket));
+  server.on('secureConnection', (socket: Socket) => connections.push(socket));
   server.on('request', (request: IncomingMessage, response: ServerResponse) => {
     const chunks: Buffer[] = [];
     request.on('data', (chunk: Buffer) => chunks.push(chunk));
     request.on('end', () => {
       const body = Buffer.concat(chunks).toString('utf8');
-      seen.push({ method: request.method ?? '', url: request.url ?? '', headers: request.headers, body, socket: request.socket });
-      const status = /^\/status\/(\d{3})/.exec(request.url ?? '')?.[1];
-      if (status) {
-        response.writeHead(Number(status), { 'Content-Type': 'application/json' });
-        response.end(JSON.stringify({ message: `answered ${status}` }));
-      } else {
-        response.writeHead(200, { 'Content-Type': 'application/json' });
-        response.end(JSON.stringify({ method: request.method, url: request.url, body }));
-      }
+      const { method = '', url = '', headers, socket } = request;
+      seen.push({ method, url, headers, body, socket });
+      void answer(request, body, response);
     });
   });
-  return { server, seen };
+  return { server, seen, connections };
 }
 
 /** Listening on a unix socket path, or on an ephemeral port of 127.0.0.1. */
@@ -150,6 +196,34 @@ const listening = (server: Server, socketPath?: string) =>
     if (socketPath !== undefined) server.listen(socketPath, () => resolve());
     else server.listen(0, '127.0.0.1', () => resolve());
   });
+/** Closed, whatever its connections are doing (a silent route never ends its own). */
+const closed = (server: Server) =>
+  new Promise<void>((resolve) => {
+    if (!server.listening) return resolve();
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+const portOf = (server: Server) => (server.address() as AddressInfo).port;
+const json = (body: Buffer) => JSON.parse(body.toString('utf8')) as unknown;
+
+/** The error a call fails with, and how long it took to. */
+async function failing(call: Promise<unknown>): Promise<{ error: unknown; ms: number }> {
+  const started = performance.now();
+  const error = await call.then(
+    () => new Error('the call succeeded'),
+    (failed: unknown) => failed,
+  );
+  return { error, ms: performance.now() - started };
+}
+
+/** A failure (exit 1) whose message is this one line. */
+function expectFailureLine(error: unknown, message: string): void {
+  expect(error).toBeInstanceOf(UserError);
+  expect((error as UserError).exitCode).toBe(EXIT_FAILURE);
+  expect((error as UserError).message).toBe(message);
+  expect((error as UserError).message).not.toContain('\n');
+}
+
 const childLimit = 15_000;
 /**
  * Runs httpTransport in a child process (through tsx) that makes three calls and then has nothing left
@@ -160,7 +234,9 @@ async function exitsOnItsOwn(address: EngineAddress): Promise<{ statuses: number
     const { httpTransport } = await import(process.env.TRANSPORT_MODULE);
     const transport = await httpTransport(JSON.parse(process.env.ENGINE_ADDRESS));
     const statuses = [];
-    for (const path of ['/_ping', '/status/404', '/_ping']) statuses.push((await transport.request('GET', path)).status);
+    for (const path of ['/_ping', '/status/404', '/_ping']) {
+      statuses.push((await transport.request('GET', path)).status);
+    }
     console.log(JSON.stringify(statuses));
   `;
   try {
@@ -173,14 +249,13 @@ async function exitsOnItsOwn(address: EngineAddress): Promise<{ statuses: number
     return { statuses: JSON.parse(stdout.trim()) as number[] };
   } catch (error) {
     const failed = error as Error & { killed?: boolean; stdout?: string; stderr?: string };
-    if (failed.killed) throw new Error(`the process did not exit by itself within ${childLimit} ms of its calls (printed ${JSON.stringify(failed.stdout)})`);
+    if (failed.killed) {
+      const printed = JSON.stringify(failed.stdout);
+      throw new Error(`the process did not exit by itself within ${childLimit} ms of its calls (printed ${printed})`);
+    }
     throw new Error(`the child process failed: ${failed.stderr || failed.message}`);
   }
 }
-
-const closed = (server: Server) => new Promise<void>((resolve) => (server.listening ? server.close(() => resolve()) : resolve()));
-const portOf = (server: Server) => (server.address() as AddressInfo).port;
-const json = (body: Buffer) => JSON.parse(body.toString('utf8')) as unknown;
 
 describe('httpTransport over a unix socket', () => {
   let dir: string;
@@ -192,29 +267,37 @@ describe('httpTransport over a unix socket', () => {
   });
 
   afterEach(async () => {
-    // Closes the idle kept-alive connections too, and resolves once every connection is gone.
     await closed(engine.server);
   });
 
-  const start = async (name: string) => {
+  const start = async (name: string, options?: TransportOptions) => {
     engine = fakeEngine();
     socketPath = join(dir, `${name}.sock`);
     await listening(engine.server, socketPath);
-    return httpTransport({ kind: 'unix', socketPath });
+    return httpTransport({ kind: 'unix', socketPath }, options);
   };
 
-  it('sends the method, the path and the URL-encoded query on the request line', async () => {
+  it('resolves a JSON answer with its status and body', async () => {
+    const transport = await start('json-answer');
+    const answer = await transport.request('GET', '/images/memcached:1/json');
+    expect(answer.status).toBe(200);
+    expect(Buffer.isBuffer(answer.body)).toBe(true);
+    expect(json(answer.body)).toEqual({ method: 'GET', url: '/images/memcached:1/json', body: '' });
+  });
+
+  it('sends the method, the path and the URL-encoded query', async () => {
     const transport = await start('query');
-    const answer = await transport.request('GET', '/containers/abc/archive', { query: { path: '/etc/memcached/sasl db', repo: 'registry.example:5000/team/memcached' } });
+    const query = { path: '/etc/memcached/sasl db', repo: 'registry.example:5000/team/memcached' };
+    const answer = await transport.request('GET', '/containers/abc/archive', { query });
     expect(answer.status).toBe(200);
     expect(engine.seen).toHaveLength(1);
     const [seen] = engine.seen;
     expect(seen!.method).toBe('GET');
-    expect(seen!.url).toBe('/containers/abc/archive?path=%2Fetc%2Fmemcached%2Fsasl+db&repo=registry.example%3A5000%2Fteam%2Fmemcached');
+    expect(seen!.url).toBe(
+      '/containers/abc/archive?path=%2Fetc%2Fmemcached%2Fsasl+db&repo=registry.example%3A5000%2Fteam%2Fmemcached',
+    );
     // What the engine's Go side decodes it to.
-    const query = new URL(seen!.url, 'http://engine').searchParams;
-    expect(query.get('path')).toBe('/etc/memcached/sasl db');
-    expect(query.get('repo')).toBe('registry.example:5000/team/memcached');
+    expect(Object.fromEntries(new URL(seen!.url, 'http://engine').searchParams)).toEqual(query);
     // No body, and nothing says there is one.
     expect(seen!.body).toBe('');
     expect(seen!.headers['content-type']).toBeUndefined();
@@ -227,7 +310,7 @@ describe('httpTransport over a unix socket', () => {
   });
 
   it('sends a JSON body with its Content-Type and byte length (multi-byte text included)', async () => {
-    const transport = await start('json');
+    const transport = await start('json-body');
     const create = { Image: 'sha256:abc', Cmd: ['true'], Labels: { note: 'ünïcödé ✓' } };
     const answer = await transport.request('POST', '/containers/create', { json: create });
     const [seen] = engine.seen;
@@ -240,6 +323,14 @@ describe('httpTransport over a unix socket', () => {
     expect(json(answer.body)).toEqual({ method: 'POST', url: '/containers/create', body: sent });
   });
 
+  it('resolves a chunked answer with every byte of every chunk, in order', async () => {
+    const transport = await start('chunked');
+    const answer = await transport.request('GET', '/chunked');
+    expect(answer.status).toBe(200);
+    expect(answer.body).toEqual(Buffer.concat(CHUNKS));
+    expect(answer.body.toString('utf8')).toBe('abc\u0000\ufffdéz');
+  });
+
   it('resolves non-2xx answers with their status and body instead of rejecting', async () => {
     const transport = await start('statuses');
     const missing = await transport.request('GET', '/status/404');
@@ -248,21 +339,21 @@ describe('httpTransport over a unix socket', () => {
     const broken = await transport.request('POST', '/status/500', { json: {} });
     expect(broken.status).toBe(500);
     expect(json(broken.body)).toEqual({ message: 'answered 500' });
-    expect(Buffer.isBuffer(broken.body)).toBe(true);
   });
 
-  it('rejects when nothing listens at the socket', async () => {
+  it('rejects with the connection error when nothing listens at the socket', async () => {
     engine = fakeEngine();
     const transport = await httpTransport({ kind: 'unix', socketPath: join(dir, 'absent.sock') });
     await expect(transport.request('GET', '/_ping')).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
-  it('makes each request on a connection of its own, which the engine closes after answering', async () => {
-    const transport = await start('keep-alive');
-    const answers = [];
-    for (const path of ['/_ping', '/status/404', '/images/x/json', '/status/500', '/_ping']) answers.push(await transport.request('GET', path));
-    expect(answers.map((a) => a.status)).toEqual([200, 404, 200, 500, 200]);
-    expect(engine.seen.map((s) => s.url)).toEqual(['/_ping', '/status/404', '/images/x/json', '/status/500', '/_ping']);
+  it('makes each request on a connection of its own, which is closed after the answer', async () => {
+    const transport = await start('one-connection-each');
+    const paths = ['/_ping', '/status/404', '/images/x/json', '/status/500', '/_ping'];
+    const statuses = [];
+    for (const path of paths) statuses.push((await transport.request('GET', path)).status);
+    expect(statuses).toEqual([200, 404, 200, 500, 200]);
+    expect(engine.seen.map((s) => s.url)).toEqual(paths);
     expect(new Set(engine.seen.map((s) => s.socket)).size).toBe(5);
     expect(engine.seen.every((s) => s.headers.connection === 'close')).toBe(true);
     expect(engine.seen.every((s) => s.socket.destroyed || s.socket.readableEnded)).toBe(true);
@@ -273,6 +364,58 @@ describe('httpTransport over a unix socket', () => {
     const { statuses } = await exitsOnItsOwn({ kind: 'unix', socketPath });
     expect(statuses).toEqual([200, 404, 200]);
   });
+
+  describe('an engine that stops answering', () => {
+    it('fails the call with one line (exit 1) once it has said nothing for the timeout', async () => {
+      const transport = await start('silent', { timeoutMs: 300 });
+      const { error, ms } = await failing(transport.request('GET', '/silent/images/x/json', { query: { a: 'b' } }));
+      expectFailureLine(
+        error,
+        `the Docker engine at unix://${socketPath} did not answer within 300 ms (GET /silent/images/x/json)`,
+      );
+      expect(ms).toBeGreaterThanOrEqual(290);
+      expect(ms).toBeLessThan(5_000);
+      // The request was made, then given up: its connection closed, nothing left behind.
+      expect(engine.seen.map((s) => s.url)).toEqual(['/silent/images/x/json?a=b']);
+      const [connection] = engine.connections;
+      if (!connection!.closed) await once(connection!, 'close');
+    });
+
+    it('names the engine as it is told to, and counts whole seconds as seconds', async () => {
+      const transport = await start('named', { endpoint: 'unix:///as/DOCKER_HOST/says', timeoutMs: 1_000 });
+      const { error } = await failing(transport.request('POST', '/silent', { json: { x: 1 } }));
+      const message = 'the Docker engine at unix:///as/DOCKER_HOST/says did not answer within 1 s (POST /silent)';
+      expectFailureLine(error, message);
+    });
+
+    it('fails the call when the engine goes silent in the middle of its answer', async () => {
+      const transport = await start('stall', { timeoutMs: 300 });
+      const { error, ms } = await failing(transport.request('GET', '/stall'));
+      expectFailureLine(
+        error,
+        `the Docker engine at unix://${socketPath} stopped for 300 ms in the middle of its answer (GET /stall)`,
+      );
+      expect(ms).toBeGreaterThanOrEqual(290);
+    });
+
+    it('counts silence, not the whole call: a slow answer that keeps coming is read to its end', async () => {
+      // 8 pieces 60 ms apart take longer than the 300 ms allowed, but no gap is that long.
+      const transport = await start('trickle', { timeoutMs: 300 });
+      const started = performance.now();
+      const answer = await transport.request('GET', '/trickle');
+      expect(performance.now() - started).toBeGreaterThan(400);
+      expect(answer.body.toString()).toBe('01234567');
+    });
+
+    it('fails the call when the engine hangs up in the middle of its answer', async () => {
+      const transport = await start('cut');
+      const { error } = await failing(transport.request('GET', '/cut'));
+      expectFailureLine(
+        error,
+        `the Docker engine at unix://${socketPath} closed the connection in the middle of its answer (GET /cut)`,
+      );
+    });
+  });
 });
 
 describe('httpTransport over TCP', () => {
@@ -282,31 +425,46 @@ describe('httpTransport over TCP', () => {
   it('reaches an engine on 127.0.0.1 at the port DOCKER_HOST names', async () => {
     engine = fakeEngine();
     await listening(engine.server);
-    const address = engineAddress({ DOCKER_HOST: `tcp://127.0.0.1:${portOf(engine.server)}` });
-    expect(address).toStrictEqual({ kind: 'tcp', host: '127.0.0.1', port: portOf(engine.server), tls: false });
+    const port = portOf(engine.server);
+    const address = engineAddress({ DOCKER_HOST: `tcp://127.0.0.1:${port}` });
+    expect(address).toStrictEqual({ kind: 'tcp', host: '127.0.0.1', port, tls: false });
     const transport = await httpTransport(address!);
-    const answer = await transport.request('POST', '/images/sha256:abc/tag', { query: { repo: 'memcached', tag: 'v1' }, json: { x: 1 } });
+    const query = { repo: 'memcached', tag: 'v1' };
+    const answer = await transport.request('POST', '/images/sha256:abc/tag', { query, json: { x: 1 } });
     expect(answer.status).toBe(200);
-    expect(json(answer.body)).toEqual({ method: 'POST', url: '/images/sha256:abc/tag?repo=memcached&tag=v1', body: '{"x":1}' });
-    expect(engine.seen[0]!.headers.host).toBe(`127.0.0.1:${portOf(engine.server)}`);
+    const url = '/images/sha256:abc/tag?repo=memcached&tag=v1';
+    expect(json(answer.body)).toEqual({ method: 'POST', url, body: '{"x":1}' });
+    expect(engine.seen[0]!.headers.host).toBe(`127.0.0.1:${port}`);
     expect((await transport.request('GET', '/status/404')).status).toBe(404);
+  });
+
+  it('names the address in the timeout', async () => {
+    engine = fakeEngine();
+    await listening(engine.server);
+    const port = portOf(engine.server);
+    const transport = await httpTransport({ kind: 'tcp', host: '127.0.0.1', port, tls: false }, { timeoutMs: 200 });
+    const { error } = await failing(transport.request('DELETE', '/silent'));
+    const message = `the Docker engine at tcp://127.0.0.1:${port} did not answer within 200 ms (DELETE /silent)`;
+    expectFailureLine(error, message);
   });
 
   it('lets the process exit once answered', { timeout: 30_000 }, async () => {
     engine = fakeEngine();
     await listening(engine.server);
-    const { statuses } = await exitsOnItsOwn({ kind: 'tcp', host: '127.0.0.1', port: portOf(engine.server), tls: false });
+    const address = { kind: 'tcp', host: '127.0.0.1', port: portOf(engine.server), tls: false } as const;
+    const { statuses } = await exitsOnItsOwn(address);
     expect(statuses).toEqual([200, 404, 200]);
   });
 });
 
-/** CAs and the leaf certificates they sign, made with the openssl command (EC P-256: quick to make); no skipping without it. */
+/** CAs and the leaf certificates they sign, made with the openssl command (EC P-256: quick to make). */
 function openssl(cwd: string, ...args: string[]): void {
   try {
     execFileSync('openssl', args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   } catch (error) {
     const failed = error as Error & { stderr?: Buffer };
-    throw new Error(`openssl ${args.slice(0, 2).join(' ')} failed (certificates for the TLS tests): ${failed.stderr?.toString().trim() || failed.message}`);
+    const why = failed.stderr?.toString().trim() || failed.message;
+    throw new Error(`openssl ${args.slice(0, 2).join(' ')} failed (certificates for the TLS tests): ${why}`);
   }
 }
 
@@ -335,12 +493,17 @@ authorityKeyIdentifier = keyid
 const ecKey = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
 
 function makeCa(dir: string, name: string): void {
-  openssl(dir, 'req', '-x509', '-config', 'openssl.cnf', '-extensions', 'ca', ...ecKey, '-keyout', `${name}-key.pem`, '-out', `${name}.pem`, '-days', '2', '-subj', `/CN=${name}`);
+  const files = ['-keyout', `${name}-key.pem`, '-out', `${name}.pem`];
+  const subject = ['-days', '2', '-subj', `/CN=${name}`];
+  openssl(dir, 'req', '-x509', '-config', 'openssl.cnf', '-extensions', 'ca', ...ecKey, ...files, ...subject);
 }
 
 function makeLeaf(dir: string, ca: string, name: string, extensions: 'server' | 'client', serial: string): void {
-  openssl(dir, 'req', '-new', '-config', 'openssl.cnf', ...ecKey, '-keyout', `${name}-key.pem`, '-out', `${name}.csr`, '-subj', `/CN=${name}`);
-  openssl(dir, 'x509', '-req', '-in', `${name}.csr`, '-CA', `${ca}.pem`, '-CAkey', `${ca}-key.pem`, '-set_serial', serial, '-days', '2', '-extfile', 'openssl.cnf', '-extensions', extensions, '-out', `${name}.pem`);
+  const request = ['-keyout', `${name}-key.pem`, '-out', `${name}.csr`, '-subj', `/CN=${name}`];
+  openssl(dir, 'req', '-new', '-config', 'openssl.cnf', ...ecKey, ...request);
+  const signer = ['-CA', `${ca}.pem`, '-CAkey', `${ca}-key.pem`, '-set_serial', serial, '-days', '2'];
+  const extras = ['-extfile', 'openssl.cnf', '-extensions', extensions];
+  openssl(dir, 'x509', '-req', '-in', `${name}.csr`, ...signer, ...extras, '-out', `${name}.pem`);
 }
 
 describe('httpTransport over TLS with a client certificate', () => {
@@ -349,7 +512,10 @@ describe('httpTransport over TLS with a client certificate', () => {
   const certPathOf = (name: string, files: { ca: string; cert: string; key: string }) => {
     const folder = join(dir, name);
     mkdirSync(folder, { recursive: true });
-    for (const [target, source] of Object.entries({ 'ca.pem': files.ca, 'cert.pem': files.cert, 'key.pem': files.key })) writeFileSync(join(folder, target), readFileSync(join(dir, source)));
+    const targets = { 'ca.pem': files.ca, 'cert.pem': files.cert, 'key.pem': files.key };
+    for (const [target, source] of Object.entries(targets)) {
+      writeFileSync(join(folder, target), readFileSync(join(dir, source)));
+    }
     return folder;
   };
   let good: string;
@@ -370,9 +536,17 @@ describe('httpTransport over TLS with a client certificate', () => {
     makeLeaf(dir, 'other-ca', 'stranger', 'client', '0x03');
     good = certPathOf('good', { ca: 'engine-ca.pem', cert: 'client.pem', key: 'client-key.pem' });
     // Trusts the engine, but its client certificate comes from a CA the engine does not know.
-    foreignClient = certPathOf('foreign-client', { ca: 'engine-ca.pem', cert: 'stranger.pem', key: 'stranger-key.pem' });
+    foreignClient = certPathOf('foreign-client', {
+      ca: 'engine-ca.pem',
+      cert: 'stranger.pem',
+      key: 'stranger-key.pem',
+    });
     // A valid client certificate, but the engine's certificate is not from the CA it trusts.
-    foreignServerCa = certPathOf('foreign-server-ca', { ca: 'other-ca.pem', cert: 'client.pem', key: 'client-key.pem' });
+    foreignServerCa = certPathOf('foreign-server-ca', {
+      ca: 'other-ca.pem',
+      cert: 'client.pem',
+      key: 'client-key.pem',
+    });
     const server = createHttpsServer({
       key: readFileSync(join(dir, 'server-key.pem')),
       cert: readFileSync(join(dir, 'server.pem')),
@@ -381,7 +555,9 @@ describe('httpTransport over TLS with a client certificate', () => {
       rejectUnauthorized: true,
     });
     // A refused client certificate ends the handshake with a hang-up: the reason is on the socket.
-    server.on('tlsClientError', (error: Error, socket: TLSSocket) => refusals.push(String(socket.authorizationError ?? error.message)));
+    server.on('tlsClientError', (error: Error, socket: TLSSocket) =>
+      refusals.push(String(socket.authorizationError ?? error.message)),
+    );
     engine = fakeEngine(server);
     await listening(engine.server);
     port = portOf(engine.server);
@@ -397,7 +573,8 @@ describe('httpTransport over TLS with a client certificate', () => {
     expect(answer.status).toBe(200);
     expect(json(answer.body)).toEqual({ method: 'GET', url: '/version?a=b', body: '' });
     expect((await transport.request('POST', '/status/404', { json: { k: 'v' } })).status).toBe(404);
-    expect(engine.seen.map((s) => s.url)).toEqual(['/version?a=b', '/status/404']);
+    expect((await transport.request('GET', '/chunked')).body).toEqual(Buffer.concat(CHUNKS));
+    expect(engine.seen.map((s) => s.url)).toEqual(['/version?a=b', '/status/404', '/chunked']);
   });
 
   it('is refused with a client certificate from another CA', async () => {
@@ -406,7 +583,7 @@ describe('httpTransport over TLS with a client certificate', () => {
     const refusedBefore = refusals.length;
     // Under TLS 1.3 the client learns of it after its own side of the handshake: a reset, the alert, or
     // a connection closed without an answer.
-    await expect(transport.request('GET', '/version')).rejects.toThrow(/ECONNRESET|alert|EPIPE|closed the connection/i);
+    await expect(transport.request('GET', '/version')).rejects.toThrow(/ECONNRESET|alert|EPIPE|socket hang up/i);
     expect(engine.seen).toHaveLength(before);
     // The engine's side says why: it could not verify the client's certificate.
     expect(refusals.slice(refusedBefore)).toEqual(['UNABLE_TO_VERIFY_LEAF_SIGNATURE']);
@@ -417,6 +594,12 @@ describe('httpTransport over TLS with a client certificate', () => {
     const transport = await httpTransport(tls(foreignServerCa));
     await expect(transport.request('GET', '/version')).rejects.toThrow(/certificate/i);
     expect(engine.seen).toHaveLength(before);
+  });
+
+  it('fails a call the engine never answers, after the handshake', async () => {
+    const transport = await httpTransport(tls(good), { timeoutMs: 300 });
+    const { error } = await failing(transport.request('GET', '/silent'));
+    expectFailureLine(error, `the Docker engine at tcp://127.0.0.1:${port} did not answer within 300 ms (GET /silent)`);
   });
 
   it('lets the process exit once answered', { timeout: 30_000 }, async () => {
@@ -438,10 +621,11 @@ describe('modemTransport', () => {
     options: { _query: unknown; _body: unknown };
     isStream: boolean;
     statusCodes: Record<number, boolean>;
+    abortSignal: AbortSignal;
   }
   type Callback = (error: unknown, response?: unknown) => void;
   /** A dockerode whose modem records each dial and answers with `answer`. */
-  const fakeDocker = (answer: (callback: Callback) => void) => {
+  const fakeDocker = (answer: (callback: Callback) => void, timeoutMs?: number) => {
     const dialed: Dialed[] = [];
     let loads = 0;
     const docker = {
@@ -452,30 +636,47 @@ describe('modemTransport', () => {
         },
       },
     } as unknown as Docker;
-    const transport = modemTransport(async () => {
+    const load = async () => {
       loads += 1;
       return docker;
-    });
+    };
+    const endpoint = 'ssh://me@engine.example';
+    const transport = modemTransport(load, { endpoint, ...(timeoutMs ? { timeoutMs } : {}) });
     return { transport, dialed, loads: () => loads };
   };
   const stream = (status: number, ...chunks: Buffer[]) => Object.assign(Readable.from(chunks), { statusCode: status });
 
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
   it('dials path? with the query and body for the modem to send, as a stream', async () => {
-    const { transport, dialed, loads } = fakeDocker((callback) => callback(null, stream(201, Buffer.from('{"Id":"c1"}'))));
-    const answer = await transport.request('POST', '/containers/create', { query: { name: 'x' }, json: { Image: 'sha256:abc' } });
-    expect(answer).toEqual({ status: 201, body: Buffer.from('{"Id":"c1"}') });
+    const created = Buffer.from('{"Id":"c1"}');
+    const { transport, dialed, loads } = fakeDocker((callback) => callback(null, stream(201, created)));
+    const create = { Image: 'sha256:abc' };
+    const answer = await transport.request('POST', '/containers/create', { query: { name: 'x' }, json: create });
+    expect(answer).toEqual({ status: 201, body: created });
     await transport.request('GET', '/images/memcached:1/json');
     expect(dialed).toMatchObject([
-      { path: '/containers/create?', method: 'POST', options: { _query: { name: 'x' }, _body: { Image: 'sha256:abc' } }, isStream: true },
+      {
+        path: '/containers/create?',
+        method: 'POST',
+        options: { _query: { name: 'x' }, _body: create },
+        isStream: true,
+      },
       { path: '/images/memcached:1/json?', method: 'GET', options: { _query: {}, _body: {} }, isStream: true },
     ]);
     // Every status is an answer to hand back, not an error for the modem to reword.
-    for (const status of [100, 200, 204, 304, 404, 409, 500, 599]) expect(dialed[0]!.statusCodes[status], String(status)).toBe(true);
+    for (const status of [100, 200, 204, 304, 404, 409, 500, 599]) {
+      expect(dialed[0]!.statusCodes[status], String(status)).toBe(true);
+    }
+    expect(dialed.every((d) => !d.abortSignal.aborted)).toBe(true);
     expect(loads()).toBe(2);
   });
 
   it("resolves a success with every byte of the modem's stream", async () => {
-    const { transport } = fakeDocker((callback) => callback(null, stream(200, Buffer.from('ab'), Buffer.from([0, 255]), Buffer.alloc(0), Buffer.from('z'))));
+    const chunks = [Buffer.from('ab'), Buffer.from([0, 255]), Buffer.alloc(0), Buffer.from('z')];
+    const { transport } = fakeDocker((callback) => callback(null, stream(200, ...chunks)));
     const answer = await transport.request('GET', '/containers/c1/archive', { query: { path: '/f' } });
     expect(answer.status).toBe(200);
     expect(answer.body).toEqual(Buffer.from([0x61, 0x62, 0, 255, 0x7a]));
@@ -492,19 +693,71 @@ describe('modemTransport', () => {
     await expect(transport.request('GET', '/_ping')).rejects.toThrow('cannot use DOCKER_HOST');
   });
 
+  it(`fails a call not answered within ${ENGINE_ANSWER_TIMEOUT_MS / 1000} s by default, and aborts it`, async () => {
+    vi.useFakeTimers();
+    expect(ENGINE_ANSWER_TIMEOUT_MS).toBe(60_000);
+    const { transport, dialed } = fakeDocker(() => undefined);
+    let outcome: unknown;
+    const call = transport.request('GET', '/images/x/json').then(
+      () => (outcome = 'answered'),
+      (error: unknown) => (outcome = error),
+    );
+    await vi.advanceTimersByTimeAsync(0);
+    expect(dialed).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(ENGINE_ANSWER_TIMEOUT_MS - 1);
+    expect(outcome).toBeUndefined();
+    expect(dialed[0]!.abortSignal.aborted).toBe(false);
+    await vi.advanceTimersByTimeAsync(1);
+    await call;
+    expectFailureLine(
+      outcome,
+      'the Docker engine at ssh://me@engine.example did not answer within 60 s (GET /images/x/json)',
+    );
+    expect(dialed[0]!.abortSignal.aborted).toBe(true);
+  });
+
+  it('fails a call whose answer stops half-way, and destroys that answer', async () => {
+    const body = new Readable({ read() {} });
+    body.push('part');
+    const answering = (callback: Callback) => callback(null, Object.assign(body, { statusCode: 200 }));
+    const { transport, dialed } = fakeDocker(answering, 200);
+    const { error } = await failing(transport.request('GET', '/containers/c1/archive'));
+    expectFailureLine(
+      error,
+      'the Docker engine at ssh://me@engine.example stopped for 200 ms in the middle of its answer ' +
+        '(GET /containers/c1/archive)',
+    );
+    expect(dialed[0]!.abortSignal.aborted).toBe(true);
+    expect(body.destroyed).toBe(true);
+  });
+
+  it('counts silence, not the whole call: a slow answer that keeps coming is read to its end', async () => {
+    const body = new Readable({ read() {} });
+    // 6 pieces 80 ms apart take longer than the 300 ms allowed, but no gap is that long.
+    const { transport } = fakeDocker((callback) => callback(null, Object.assign(body, { statusCode: 200 })), 300);
+    const call = transport.request('GET', '/trickle');
+    for (let i = 0; i < 6; i += 1) {
+      await pause(80);
+      body.push(String(i));
+    }
+    body.push(null);
+    expect((await call).body.toString()).toBe('012345');
+  });
+
   describe("through dockerode's own modem, to the fake engine", () => {
     let engine: ReturnType<typeof fakeEngine>;
     let socketPath: string;
+    let viaHttp: EngineTransport;
     beforeAll(async () => {
       engine = fakeEngine();
       socketPath = join(mkdtempSync(join(scratch, 'modem-')), 'engine.sock');
       await listening(engine.server, socketPath);
+      viaHttp = await httpTransport({ kind: 'unix', socketPath });
     });
     afterAll(async () => closed(engine.server));
 
     it('sends what httpTransport sends: the same request line and JSON body', async () => {
       const viaModem = modemTransport(async () => new Docker({ socketPath }));
-      const viaHttp = await httpTransport({ kind: 'unix', socketPath });
       const query = { path: '/etc/x y', repo: 'registry.example:5000/team/memcached' };
       const create = { Image: 'sha256:abc', Labels: { note: 'ünï' } };
       const fromModem = await viaModem.request('POST', '/containers/create', { query, json: create });
@@ -524,12 +777,21 @@ describe('modemTransport', () => {
       expect(engine.seen.at(-1)!.body).toBe('');
     });
 
-    it("resolves a 404 with its status and the engine's own body, as httpTransport does", async () => {
+    it("resolves a 404 and a chunked answer as httpTransport does", async () => {
       const viaModem = modemTransport(async () => new Docker({ socketPath }));
-      const viaHttp = await httpTransport({ kind: 'unix', socketPath });
       const fromModem = await viaModem.request('GET', '/status/404');
       expect(fromModem.status).toBe(404);
       expect(fromModem.body).toEqual((await viaHttp.request('GET', '/status/404')).body);
+      expect((await viaModem.request('GET', '/chunked')).body).toEqual(Buffer.concat(CHUNKS));
+    });
+
+    it('aborts the call a silent engine never answers', async () => {
+      const viaModem = modemTransport(async () => new Docker({ socketPath }), { endpoint: 'here', timeoutMs: 300 });
+      const { error } = await failing(viaModem.request('GET', '/silent'));
+      expectFailureLine(error, 'the Docker engine at here did not answer within 300 ms (GET /silent)');
+      // The modem's connection is closed by the abort, not left open.
+      const connection = engine.connections.at(-1)!;
+      if (!connection.closed) await once(connection, 'close');
     });
   });
 });

@@ -42,7 +42,9 @@ export function connectEngine(env: NodeJS.ProcessEnv = process.env): Engine {
       throw failure(`cannot use DOCKER_HOST=${endpoint}: ${(error as Error).message}`);
     }
   });
-  const transport: () => Promise<EngineTransport> = once(async () => (address ? httpTransport(address) : modemTransport(dockerode)));
+  const transport: () => Promise<EngineTransport> = once(async () =>
+    address ? httpTransport(address, { endpoint }) : modemTransport(dockerode, { endpoint }),
+  );
   // An engine that is not there is said so by whichever call meets it first: no separate ping to wait for.
   const reachable: EngineTransport = {
     async request(...args) {

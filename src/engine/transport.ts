@@ -1,9 +1,10 @@
 import { existsSync, readFileSync } from 'node:fs';
-import type { IncomingMessage } from 'node:http';
-import { connect as netConnect, isIP, isIPv6, type Socket } from 'node:net';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import type { RequestOptions } from 'node:https';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
+import { failure, type UserError } from '../errors.js';
 
 /** An engine answer held in memory: inspections, ids and single files are small. */
 export interface EngineResponse {
@@ -25,15 +26,38 @@ export interface EngineTransport {
 }
 
 /**
+ * How long a request/answer call waits for the engine's next byte: to connect, to answer, and between
+ * the parts of its answer. These calls answer in milliseconds; only a hung engine is this silent.
+ */
+export const ENGINE_ANSWER_TIMEOUT_MS = 60_000;
+
+export interface TransportOptions {
+  /** The engine as messages name it (DOCKER_HOST); by default, its address. */
+  readonly endpoint?: string;
+  /** Milliseconds of silence after which a call fails (ENGINE_ANSWER_TIMEOUT_MS; tests make it short). */
+  readonly timeoutMs?: number;
+}
+
+/**
  * Where DOCKER_HOST points, read exactly as docker-modem reads it, so this transport and dockerode
  * always reach the same engine. Undefined for what is left to dockerode: ssh://, npipe://, other schemes,
  * and Windows' default pipe.
  */
 export type EngineAddress =
   | { readonly kind: 'unix'; readonly socketPath: string }
-  | { readonly kind: 'tcp'; readonly host: string; readonly port?: number; readonly tls: boolean; readonly certPath?: string };
+  | {
+      readonly kind: 'tcp';
+      readonly host: string;
+      readonly port?: number;
+      readonly tls: boolean;
+      readonly certPath?: string;
+    };
 
-export function engineAddress(env: NodeJS.ProcessEnv, home = homedir(), platform = process.platform): EngineAddress | undefined {
+export function engineAddress(
+  env: NodeJS.ProcessEnv,
+  home = homedir(),
+  platform = process.platform,
+): EngineAddress | undefined {
   const host = env.DOCKER_HOST ?? '';
   if (host === '' || host === 'unix://') {
     if (platform === 'win32') return undefined;
@@ -61,7 +85,24 @@ export function engineAddress(env: NodeJS.ProcessEnv, home = homedir(), platform
   };
 }
 
-/** The answer a modem stream carries: its status and its whole body. */
+/** The address as DOCKER_HOST would name it, for messages. */
+function describeAddress(address: EngineAddress): string {
+  if (address.kind === 'unix') return `unix://${address.socketPath}`;
+  const host = address.host.includes(':') ? `[${address.host}]` : address.host;
+  return `tcp://${host}${address.port === undefined ? '' : `:${address.port}`}`;
+}
+
+/** The one line a silent engine fails a call with (a failure: exit 1). */
+function silent(endpoint: string, timeoutMs: number, call: string, answering: boolean): UserError {
+  const span = timeoutMs % 1000 === 0 ? `${timeoutMs / 1000} s` : `${timeoutMs} ms`;
+  return failure(
+    answering
+      ? `the Docker engine at ${endpoint} stopped for ${span} in the middle of its answer (${call})`
+      : `the Docker engine at ${endpoint} did not answer within ${span} (${call})`,
+  );
+}
+
+/** The answer's status and its whole body. */
 function answered(response: IncomingMessage): Promise<EngineResponse> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -71,87 +112,50 @@ function answered(response: IncomingMessage): Promise<EngineResponse> {
   });
 }
 
-/** A chunked body decoded (chunk extensions and trailers ignored). */
-function dechunked(data: Buffer): Buffer {
-  const parts: Buffer[] = [];
-  for (let offset = 0; ; ) {
-    const lineEnd = data.indexOf('\r\n', offset);
-    const sizeField = lineEnd < 0 ? '' : (data.subarray(offset, lineEnd).toString('latin1').split(';')[0] ?? '').trim();
-    if (!/^[0-9a-fA-F]{1,8}$/.test(sizeField)) throw new Error('the engine sent a malformed chunked answer');
-    const size = Number.parseInt(sizeField, 16);
-    if (size === 0) return Buffer.concat(parts);
-    const start = lineEnd + 2;
-    if (start + size + 2 > data.length) throw new Error('the engine closed the connection in the middle of its answer');
-    parts.push(data.subarray(start, start + size));
-    offset = start + size + 2;
-  }
-}
-
-/** An HTTP/1.1 answer read to the end of its connection: the status and the body (chunked or not). */
-export function parseAnswer(raw: Buffer): EngineResponse {
-  const headEnd = raw.indexOf('\r\n\r\n');
-  if (headEnd < 0) throw new Error('the engine closed the connection before a complete answer');
-  const [statusLine = '', ...headerLines] = raw.subarray(0, headEnd).toString('latin1').split('\r\n');
-  const status = /^HTTP\/1\.[01] (\d{3})(?: |$)/.exec(statusLine)?.[1];
-  if (status === undefined) throw new Error(`the engine's answer is not HTTP: '${statusLine.slice(0, 40)}'`);
-  const headers = new Map(
-    headerLines.map((line) => {
-      const colon = line.indexOf(':');
-      return [line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim()] as const;
-    }),
-  );
-  const rest = raw.subarray(headEnd + 4);
-  let body = rest;
-  if (/(^|,)\s*chunked\s*$/i.test(headers.get('transfer-encoding') ?? '')) body = dechunked(rest);
-  else if (headers.has('content-length')) {
-    const length = Number(headers.get('content-length'));
-    if (!Number.isSafeInteger(length) || length < 0 || rest.length < length) throw new Error('the engine closed the connection in the middle of its answer');
-    body = rest.subarray(0, length);
-  }
-  return { status: Number(status), body: Buffer.from(body) };
-}
-
 /**
- * A small HTTP/1.1 client straight to the engine, one connection per call (Connection: close; the answer
- * ends with it): the calls a no-change rebuild makes answer before node:http would have finished
- * loading. TLS with DOCKER_CERT_PATH's client certificate, as docker-modem does.
+ * node:http straight to the engine (node:https with DOCKER_CERT_PATH's ca.pem, cert.pem and key.pem, as
+ * docker-modem does), one connection per call: nothing idle is left to hold the process once answered.
  */
-export async function httpTransport(address: EngineAddress): Promise<EngineTransport> {
-  let connect: () => Socket;
-  let host = 'docker';
-  if (address.kind === 'unix') connect = () => netConnect(address.socketPath);
+export async function httpTransport(address: EngineAddress, options: TransportOptions = {}): Promise<EngineTransport> {
+  const endpoint = options.endpoint ?? describeAddress(address);
+  const timeoutMs = options.timeoutMs ?? ENGINE_ANSWER_TIMEOUT_MS;
+  let send = httpRequest;
+  let base: RequestOptions;
+  if (address.kind === 'unix') base = { socketPath: address.socketPath };
   else {
-    const port = address.port ?? (address.tls ? 443 : 80);
-    host = `${isIPv6(address.host) ? `[${address.host}]` : address.host}:${port}`;
-    if (!address.tls) connect = () => netConnect(port, address.host);
-    else {
-      const { connect: tlsConnect } = await import('node:tls');
+    base = { host: address.host, ...(address.port === undefined ? {} : { port: address.port }) };
+    if (address.tls) {
+      // Loaded for TLS engines only.
+      const https = await import('node:https');
       const certs = address.certPath;
       const read = (name: string) => (certs ? readFileSync(join(certs, name)) : undefined);
-      const [ca, cert, key] = [read('ca.pem'), read('cert.pem'), read('key.pem')];
-      connect = () => tlsConnect({ host: address.host, port, ca, cert, key, ...(isIP(address.host) ? {} : { servername: address.host }) });
+      base = { ...base, ca: read('ca.pem'), cert: read('cert.pem'), key: read('key.pem') };
+      send = https.request;
     }
   }
   return {
     request(method, path, { query, json } = {}) {
       const body = json === undefined ? undefined : Buffer.from(JSON.stringify(json));
       const target = query ? `${path}?${new URLSearchParams(query).toString()}` : path;
-      const head = [`${method} ${target} HTTP/1.1`, `Host: ${host}`, 'Connection: close', ...(body ? ['Content-Type: application/json', `Content-Length: ${body.length}`] : []), '', ''];
+      const headers = body ? { 'Content-Type': 'application/json', 'Content-Length': body.length } : {};
+      const call = `${method} ${path}`;
       return new Promise((resolve, reject) => {
-        const chunks: Buffer[] = [];
-        const socket = connect();
-        socket.on('data', (chunk: Buffer) => chunks.push(chunk));
-        socket.on('end', () => {
-          socket.destroy();
-          try {
-            resolve(parseAnswer(Buffer.concat(chunks)));
-          } catch (error) {
-            reject(error as Error);
-          }
+        let answering = false;
+        // agent: false is a connection of its own, closed with the answer (Connection: close). The timeout
+        // is the socket's: it counts from the connect and restarts with every byte the engine sends.
+        const request = send({ ...base, agent: false, method, path: target, headers, timeout: timeoutMs });
+        request.on('response', (response: IncomingMessage) => {
+          answering = true;
+          // Node says 'aborted'; what happened is the engine hanging up in the middle of its answer.
+          const cut = `the Docker engine at ${endpoint} closed the connection in the middle of its answer (${call})`;
+          answered(response).then(resolve, () => reject(failure(cut)));
         });
-        socket.on('error', reject);
-        // Written at once (queued until connected); never half-closed, which the engine takes for a client gone.
-        socket.write(Buffer.concat([Buffer.from(head.join('\r\n'), 'latin1'), ...(body ? [body] : [])]));
+        request.on('timeout', () => {
+          reject(silent(endpoint, timeoutMs, call, answering));
+          request.destroy();
+        });
+        request.on('error', reject);
+        request.end(body);
       });
     },
   };
@@ -159,19 +163,57 @@ export async function httpTransport(address: EngineAddress): Promise<EngineTrans
 
 const EVERY_STATUS: Record<number, true> = Object.fromEntries(Array.from({ length: 500 }, (_, i) => [100 + i, true]));
 
-/** The same calls through dockerode's modem, for the transports only it speaks (ssh://, npipe://). */
-export function modemTransport(docker: () => Promise<Docker>): EngineTransport {
+/**
+ * The same calls through dockerode's modem, for the transports only it speaks (ssh://, npipe://), with
+ * the same limit on silence: a timer restarted by every part of the answer, which aborts the call.
+ */
+export function modemTransport(docker: () => Promise<Docker>, options: TransportOptions = {}): EngineTransport {
+  const endpoint = options.endpoint ?? 'DOCKER_HOST';
+  const timeoutMs = options.timeoutMs ?? ENGINE_ANSWER_TIMEOUT_MS;
   return {
-    async request(method, path, options = {}) {
+    async request(method, path, parts = {}) {
       const { modem } = await docker();
-      return new Promise((resolve, reject) =>
+      const call = `${method} ${path}`;
+      return new Promise((resolve, reject) => {
+        const abort = new AbortController();
+        let answering = false;
+        let timer: NodeJS.Timeout | undefined;
+        const done = () => clearTimeout(timer);
+        const watch = () => {
+          clearTimeout(timer);
+          timer = setTimeout(() => {
+            reject(silent(endpoint, timeoutMs, call, answering));
+            abort.abort();
+          }, timeoutMs);
+        };
+        watch();
         modem.dial(
-          // The modem appends _query to a path ending in '?' and sends _body (when not empty) as JSON.
-          // Every status accepted, so the answer comes back as it is (an error would fold its body into a message).
-          { path: `${path}?`, method, options: { _query: options.query ?? {}, _body: options.json ?? {} }, isStream: true, statusCodes: EVERY_STATUS },
-          (error, response) => (error ? reject(error) : answered(response as IncomingMessage).then(resolve, reject)),
-        ),
-      );
+          {
+            // The modem appends _query to a path ending in '?' and sends _body (when not empty) as JSON.
+            // Every status accepted, so the answer comes back as it is (an error would fold its body into
+            // a message).
+            path: `${path}?`,
+            method,
+            options: { _query: parts.query ?? {}, _body: parts.json ?? {} },
+            isStream: true,
+            statusCodes: EVERY_STATUS,
+            abortSignal: abort.signal,
+          },
+          (error, response) => {
+            if (error) {
+              done();
+              reject(error);
+              return;
+            }
+            const stream = response as IncomingMessage;
+            answering = true;
+            watch();
+            stream.on('data', watch);
+            abort.signal.addEventListener('abort', () => stream.destroy());
+            answered(stream).finally(done).then(resolve, reject);
+          },
+        );
+      });
     },
   };
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { INPUTS_LABEL, inputsDigest, type BuildInputs } from '../src/build.js';
+import { inputsDigest, type BuildInputs } from '../src/build.js';
 import { renderFiles, type ContextFile } from '../src/context.js';
 import { loadProfile } from '../src/profiles.js';
 import { profileValues, SASLDB_ENTRY } from '../src/render.js';
@@ -19,12 +19,6 @@ const INPUTS: BuildInputs = {
 };
 
 const reversed = <T extends Readonly<Record<string, string>>>(record: T): T => Object.fromEntries(Object.entries(record).reverse()) as T;
-
-describe('INPUTS_LABEL', () => {
-  it('is a label of our own namespace', () => {
-    expect(INPUTS_LABEL).toBe('memcached-hardened.inputs');
-  });
-});
 
 describe('inputsDigest', () => {
   const digest = inputsDigest(INPUTS);

@@ -2,18 +2,12 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, chmodSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { SEAL_LABEL, usersSeal, usersSealKey } from '../src/seal.js';
+import { usersSeal, usersSealKey } from '../src/seal.js';
 
 const KEY = Buffer.alloc(32, 7);
 const INPUTS = 'sha256:' + 'a'.repeat(64);
 const SAMMY = { name: 'sammy', password: 'correct horse battery staple' };
 const ALEX = { name: 'alex', password: 'another long password' };
-
-describe('SEAL_LABEL', () => {
-  it('is a label of our own namespace', () => {
-    expect(SEAL_LABEL).toBe('memcached-hardened.users-seal');
-  });
-});
 
 describe('usersSeal', () => {
   const seal = usersSeal(KEY, INPUTS, [SAMMY, ALEX], 'realm');

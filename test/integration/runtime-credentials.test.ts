@@ -100,8 +100,20 @@ describe.each(runtimeTargets.map((t): [string, TestTarget] => [t.name, t]))('%s'
 });
 
 if (runtimeTargets.length === 0) {
-  it('applies to no target here: every image under test has baked credentials', () => {
-    expect(inject('targets').map((t) => t.credentials)).not.toContain('runtime');
+  // A run of baked images only (a release or a mutant of a baked image): then each must really be one, or
+  // a runtime-credentials image mislabelled as baked would skip every check of this file.
+  describe.each(inject('targets').map((t): [string, TestTarget] => [t.name, t]))('%s', (_name, target) => {
+    it('is a baked image: its label says baked and it holds a sasldb, so no runtime check applies', async () => {
+      const image = await docker.getImage(target.image).inspect();
+      expect(image.Config.Labels?.['memcached-hardened.credentials']).toBe('baked');
+      const network = await createIsolatedNetwork('runtime-none');
+      try {
+        const probe = await runToExit(target.image, network.name, { entrypoint: ['sh', '-c', 'ls /etc/sasl2; echo done'] });
+        expect(probe.output).toContain('memcached-sasldb2');
+      } finally {
+        await network.remove();
+      }
+    });
   });
 }
 

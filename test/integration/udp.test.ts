@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BinaryClient, Op, Status } from '../../lib/binary-client.js';
 import { loadProfile } from '../../src/profiles.js';
 import { createIsolatedNetwork } from '../helpers/docker.js';
 import { execIn, type RunningServer, runToExit, startClientHost, startControl, startServer, udpStatsProbe } from '../helpers/server.js';
@@ -42,8 +43,14 @@ describe.each(targetRows())('%s', (_profile, target) => {
 
   it(`documents this memcached's UDP-with-SASL behaviour: ${quirk}`, async () => {
     if (quirk === 'answers-unauthenticated') {
-      // The control above has SASL on: its unauthenticated UDP reply is the point.
-      expect((await execIn(udpControl.container, ['cat', '/proc/1/cmdline'])).output).toContain('-S');
+      // The control has SASL on: over TCP it refuses an unauthenticated GET, yet over UDP it answers anyone.
+      const client = await BinaryClient.connect(udpControl.ip);
+      try {
+        expect((await client.request(Op.get, 'k'))?.status).toBe(Status.authError);
+      } finally {
+        client.close();
+      }
+      expect(await udpStatsProbe(peer.container, udpControl.ip)).toMatch(/STAT pid \d+/);
     } else {
       const refused = await runToExit(target, network.name, { entrypoint: ['memcached', ...UDP_AND_SASL] });
       expect(refused.exitCode).not.toBe(0);

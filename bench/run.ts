@@ -9,7 +9,7 @@ import { BinaryClient, Status, tryAuthenticatedRoundTrip } from '../lib/binary-c
 import { renderContext } from '../src/context.js';
 import { connectEngine, type Engine } from '../src/engine/index.js';
 import { projectPath } from '../src/paths.js';
-import { bootstrapBase } from '../src/base.js';
+import { bootstrapBase } from '../src/bootstrap.js';
 import { DEFAULT_PROFILE, loadProfile, type Profile } from '../src/profiles.js';
 import { profileValues, type TemplateValues } from '../src/render.js';
 import { serializeUsers, type SaslUser } from '../src/credentials.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { debootstrapArgs, keyringCandidates, RELEASE_DATE_PREFIX, upgradeScript } from '../src/base.js';
+import { debootstrapArgs, keyringCandidates, RELEASE_DATE_PREFIX, upgradeScript } from '../src/bootstrap.js';
 import { loadProfile } from '../src/profiles.js';
 
 describe('base bootstrap', () => {

@@ -9,6 +9,7 @@ import { loadProfile, type Profile } from './profiles.js';
 import { cycloneDx, describesImage, installedPackages } from './sbom.js';
 import { parseUsersFile, serializeUsers, type SaslUser } from './credentials.js';
 import { generatedUser } from './sasldb.js';
+import { projectPath } from './paths.js';
 
 /** npm runs scripts from the package root; the user's paths are relative to where they typed. */
 function userPath(path: string): string {
@@ -86,12 +87,33 @@ async function writeSbom(engine: Engine, imageId: string, config: BuildConfig, p
   return path;
 }
 
+/**
+ * Copies the image's seccomp profile (seccomp/<profile>[-tls].json, derived by scripts/seccomp-trace.ts)
+ * beside its SBOM and returns its path.
+ */
+function writeSeccompProfile(config: BuildConfig, progress: Progress): string {
+  const name = `${config.profile}${config.tls ? '-tls' : ''}`;
+  let profile: string;
+  try {
+    profile = readFileSync(projectPath('seccomp', `${name}.json`), 'utf8');
+  } catch {
+    const derive = `npx tsx scripts/seccomp-trace.ts ${config.profile}`;
+    throw new Error(`no seccomp profile seccomp/${name}.json: derive it with ${derive}`);
+  }
+  const path = join(userPath(config.sbomDir), `${fileName(config.tag)}.seccomp.json`);
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(path, profile);
+  progress(`seccomp profile written to ${path}`);
+  return path;
+}
+
 /** What one build left behind for the user. */
 export interface Built {
   readonly result: BuildResult;
   readonly users?: readonly SaslUser[];
   readonly credentialsFile?: string;
   readonly sbom?: string;
+  readonly seccompProfile?: string;
 }
 
 /** Reads or generates the users, builds, writes the SBOM. Generated credentials survive only a success. */
@@ -111,9 +133,10 @@ export async function buildWithOutputs(config: BuildConfig, engine: Engine, prog
   try {
     const result = await buildImage(engine, config, profile, users, progress);
     const sbom = config.target === 'server' ? await writeSbom(engine, result.imageId, config, profile, progress) : undefined;
+    const seccompProfile = config.target === 'server' ? writeSeccompProfile(config, progress) : undefined;
     pending = undefined;
     if (credentialsFile) progress(`credentials for user '${users?.[0]?.name}' saved to ${credentialsFile} (mode 0600)`);
-    return { result, users, credentialsFile, sbom };
+    return { result, users, credentialsFile, sbom, seccompProfile };
   } finally {
     discard();
     process.off('exit', discard);
@@ -127,5 +150,6 @@ export function summary(config: BuildConfig, built: Built): Record<string, unkno
     credentials: config.target === 'server' ? config.credentials : undefined,
     ...(built.credentialsFile ? { credentialsFile: built.credentialsFile } : {}),
     ...(built.sbom ? { sbom: built.sbom } : {}),
+    ...(built.seccompProfile ? { seccompProfile: built.seccompProfile } : {}),
   };
 }

@@ -37,7 +37,8 @@ describe('Kubernetes examples (checked offline against the API schemas)', () => 
     const deployment = byKind<Deployment>('Deployment');
     const pod = deployment.spec!.template.spec!;
     const container = pod.containers[0]!;
-    expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: MEMCACHE_UID, seccompProfile: { type: 'RuntimeDefault' } });
+    const seccompProfile = { type: 'Localhost', localhostProfile: 'memcached-hardened/ubuntu-16.04.json' };
+    expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: MEMCACHE_UID, seccompProfile });
     expect(container.securityContext).toMatchObject({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, privileged: false, capabilities: { drop: ['ALL'] } });
     expect(container.securityContext?.capabilities?.add).toBeUndefined();
     expect(container.volumeMounts?.map((m) => m.mountPath).sort()).toEqual(['/run/memcached', '/run/secrets/memcached_users']);

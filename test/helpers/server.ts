@@ -1,6 +1,8 @@
+import { readFileSync } from 'node:fs';
 import Docker from 'dockerode';
 import { GenericContainer, Wait, type StartedTestContainer } from 'testcontainers';
 import { BinaryClient, Op } from '../../lib/binary-client.js';
+import { projectPath } from '../../src/paths.js';
 import { attachedNetworks, docker, suiteLabels } from './docker.js';
 import { pollUntil } from './poll.js';
 import { socketsOnPort, TCP_LISTEN } from './proc-net.js';
@@ -127,6 +129,18 @@ function secretMounts(target: TestTarget, options: ServerOptions): Array<{ sourc
 
 const RUNTIME_USERS_SECRET = '/run/secrets/memcached_users';
 
+/** The seccomp profile file of a target's image (seccomp/): its profile's, the -tls one for its TLS image. */
+export function seccompProfileFile(target: TestTarget): string {
+  const tls = target.tlsImage !== undefined && target.image === target.tlsImage;
+  return projectPath('seccomp', `${target.profile}${tls ? '-tls' : ''}.json`);
+}
+
+/** A target's servers run under its image's seccomp profile, unless the test passes a seccomp option of its own. */
+function seccompOption(target: TestTarget | undefined, options: ServerOptions): string[] {
+  if (!target || options.securityOpt?.some((option) => option.startsWith('seccomp'))) return [];
+  return [`seccomp=${readFileSync(seccompProfileFile(target), 'utf8')}`];
+}
+
 /**
  * The engine's create options for a server (a target: its users secret is mounted) or a plain image: the
  * one place container settings are assembled, for testcontainers and for direct engine calls alike.
@@ -152,7 +166,7 @@ export function containerSpec(imageOrTarget: string | TestTarget, network: strin
       Binds: binds,
       CapAdd: options.capAdd,
       CapDrop: options.capDrop,
-      SecurityOpt: options.securityOpt,
+      SecurityOpt: [...(options.securityOpt ?? []), ...seccompOption(target, options)],
       ReadonlyRootfs: options.readOnly,
       Tmpfs: options.tmpfs,
     },

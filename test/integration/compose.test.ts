@@ -20,14 +20,19 @@ const exec = promisify(execFile);
 const targets = inject('targets');
 
 /** The runtime-credentials image to run: a target's, or (when only a baked image is under test) one built now. */
-async function runtimeImage(): Promise<{ image: string; clientImage: string; users: readonly SaslUser[] }> {
+async function runtimeImage(): Promise<{
+  image: string;
+  clientImage: string;
+  profile: string;
+  users: readonly SaslUser[];
+}> {
   const runtime = targets.find((t) => t.credentials === 'runtime');
   if (runtime) return runtime;
   const base = targets[0];
   if (!base) throw new Error('no target');
   const config = parseBuildArgs(['--profile', base.profile, '--runtime-credentials', '--tag', `memcached-hardened-test/server-runtime:${base.profile}`])!;
   const built = await buildImage(connectEngine(), config, loadProfile(base.profile), undefined, () => undefined);
-  return { image: built.imageId, clientImage: base.clientImage, users: base.users };
+  return { image: built.imageId, clientImage: base.clientImage, profile: base.profile, users: base.users };
 }
 
 // examples/compose.yaml, run by the engine: app + memcached on an internal network, allowlist,
@@ -53,7 +58,15 @@ describe('examples/compose.yaml', () => {
     const secret = writeMemcacheSecret(join(scratch, 'memcached-users.txt'), serializeUsers(target.users));
     for (let attempt = 1; ; attempt++) {
       prefix = privateTestPrefix();
-      env = { ...process.env, MEMCACHED_IMAGE: target.image, CLIENT_IMAGE: target.clientImage, SUBNET_PREFIX: prefix, MEMCACHED_USERS_SECRET: secret };
+      env = {
+        ...process.env,
+        MEMCACHED_IMAGE: target.image,
+        CLIENT_IMAGE: target.clientImage,
+        SUBNET_PREFIX: prefix,
+        MEMCACHED_USERS_SECRET: secret,
+        // The image's seccomp profile, by absolute path (the file's default is relative to where Compose runs).
+        MEMCACHED_SECCOMP_PROFILE: projectPath('seccomp', `${target.profile}.json`),
+      };
       try {
         await compose('up', '-d');
         break;

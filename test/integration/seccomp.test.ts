@@ -1,0 +1,101 @@
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { projectPath } from '../../src/paths.js';
+import { createIsolatedNetwork, type IsolatedNetwork } from '../helpers/docker.js';
+import {
+  execIn,
+  runToExit,
+  seccompProfileFile,
+  startServer,
+  type RunningServer,
+  type ServerOptions,
+} from '../helpers/server.js';
+import { targetRows, type TestTarget } from '../helpers/targets.js';
+
+/**
+ * The seccomp profile is active, shown by behaviour: a probe (test/seccomp/probe.c, built static here) makes
+ * calls memcached never needs, with arguments the kernel itself refuses for a reason of its own, so a call
+ * seccomp lets through answers that reason (EINVAL, ENOENT, ESRCH, ...) and only seccomp answers EPERM.
+ */
+const PROBE_CALLS = ['unshare', 'mount', 'ptrace', 'keyctl', 'bpf', 'socket-packet', 'personality', 'io_uring_setup'];
+/** What Docker's default profile refuses of those too (unshare, mount, bpf without CAP_SYS_ADMIN; keyctl always). */
+const DOCKER_DEFAULT_REFUSES = ['unshare', 'mount', 'keyctl', 'bpf'];
+const PROBE_DIR = '/seccomp-probe';
+
+/** The probe's calls that seccomp refused (answered EPERM); fails loudly when a call has no verdict. */
+function refusedCalls(output: string): string[] {
+  const verdicts = new Map(output.trim().split('\n').map((line) => line.trim().split(' ') as [string, string]));
+  const missing = PROBE_CALLS.filter((call) => !verdicts.has(call));
+  if (missing.length > 0) throw new Error(`the probe gave no verdict for ${missing.join(', ')}: ${output.trim()}`);
+  return PROBE_CALLS.filter((call) => verdicts.get(call) === 'EPERM');
+}
+
+let probeDir: string;
+
+beforeAll(() => {
+  probeDir = mkdtempSync(join(tmpdir(), 'mh-seccomp-probe-'));
+  chmodSync(probeDir, 0o755);
+  const source = projectPath('test', 'seccomp', 'probe.c');
+  execFileSync('gcc', ['-static', '-O2', '-o', join(probeDir, 'probe'), source], { stdio: 'pipe' });
+});
+
+afterAll(() => {
+  if (probeDir) rmSync(probeDir, { recursive: true, force: true });
+});
+
+describe.each(targetRows())('%s', (_profile, target) => {
+  let network: IsolatedNetwork;
+  let server: RunningServer;
+  const probeMount = (): string[] => [`${probeDir}:${PROBE_DIR}:ro`];
+  /** The probe as a container's only process (as the image's user), under the options' seccomp setting. */
+  const probeRun = async (image: string | TestTarget, options: ServerOptions = {}): Promise<string> => {
+    const entrypoint = [`${PROBE_DIR}/probe`];
+    const run = await runToExit(image, network.name, { ...options, entrypoint, binds: probeMount() });
+    expect(run.exitCode, run.output).toBe(0);
+    return run.output;
+  };
+
+  beforeAll(async () => {
+    network = await createIsolatedNetwork('seccomp');
+    // A server exactly as every other file of the suite starts one: containerSpec adds the profile.
+    server = await startServer(target, network.name, { binds: probeMount() });
+  });
+
+  afterAll(async () => {
+    await server?.stop();
+    await network?.remove();
+  });
+
+  it('a serving server runs under the profile: every probe call is refused with EPERM', async () => {
+    const { output, exitCode } = await execIn(server.container, [`${PROBE_DIR}/probe`]);
+    expect(exitCode, output).toBe(0);
+    expect(refusedCalls(output)).toEqual(PROBE_CALLS);
+  });
+
+  it('the TLS image runs under its -tls profile: every probe call is refused with EPERM', async () => {
+    if (!target.tlsImage) {
+      throw new Error(`no TLS image for ${target.name}: the global setup builds one for integration runs`);
+    }
+    const tlsTarget = { ...target, image: target.tlsImage };
+    expect(seccompProfileFile(tlsTarget)).toMatch(/-tls\.json$/);
+    expect(refusedCalls(await probeRun(tlsTarget))).toEqual(PROBE_CALLS);
+  });
+
+  it('control: unconfined, every call of the same probe gets past seccomp (the kernel answers)', async () => {
+    expect(refusedCalls(await probeRun(target, { securityOpt: ['seccomp=unconfined'] }))).toEqual([]);
+  });
+
+  it("control: Docker's default lets ptrace, an AF_PACKET socket, personality and io_uring through", async () => {
+    // The image id alone: no target, so no profile of ours; the engine's default applies.
+    expect(refusedCalls(await probeRun(target.image))).toEqual(DOCKER_DEFAULT_REFUSES);
+  });
+
+  it('mutant: the profile made to allow everything (SCMP_ACT_ALLOW) is caught by the same check', async () => {
+    const profile = JSON.parse(readFileSync(seccompProfileFile(target), 'utf8')) as { defaultAction: string };
+    const allowAll = JSON.stringify({ ...profile, defaultAction: 'SCMP_ACT_ALLOW' });
+    expect(refusedCalls(await probeRun(target, { securityOpt: [`seccomp=${allowAll}`] }))).toEqual([]);
+  });
+});

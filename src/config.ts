@@ -1,4 +1,4 @@
-import { parseArgs } from 'node:util';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { badInput } from './errors.js';
 import { formatImageReference, imageReferenceProblem, parseImageReference, tagOf } from './image-reference.js';
 import { DEFAULT_PROFILE } from './profiles.js';
@@ -88,41 +88,73 @@ Environment: DOCKER_HOST selects the engine; MEMCACHED_HARDENED_CACHE the bootst
 SOURCE_DATE_EPOCH dates the image's labels and a bootstrapped base (default: the last commit's time).
 Exit codes: 0 built, 1 failure (engine, bootstrap, build), 2 bad input.`;
 
-export const RELEASE_USAGE = `Usage: npm run release -- --tag REGISTRY/REPO:TAG [--profile P] [--users-file F | --runtime-credentials] [--json]
+export const RELEASE_USAGE = `Usage: npm run release -- --tag REGISTRY/REPO:TAG [--profile P]
+         [--users-file F | --runtime-credentials]
+         (--signing-key FILE --passphrase-file FILE|- | --unsigned) [--gpg-sign-by FPR --lookaside DIR] [--json]
 
 Builds the image, runs the verification suite against that exact image id, and pushes it only if the
-suite passed; prints the pushed digest. Takes the build's options (npm run build -- --help).
-Registry credentials: REGISTRY_USERNAME + REGISTRY_PASSWORD, else the Docker config's credHelpers/credsStore/auths.
-Exit codes: 0 pushed, 1 failure (build, verification, push), 2 bad input.`;
+suite passed; prints the pushed digest. Takes the build's options (npm run build -- --help). Then signs
+the pushed manifest digest cosign-style (REPO:sha256-<hex>.sig) and attests it (REPO:sha256-<hex>.att:
+the CycloneDX SBOM, SLSA provenance v1 and the verification report, as in-toto statements in DSSE
+envelopes signed with the same key): cosign verify --key and verify-release check them.
 
-/** Parses `build` (and `release`) arguments; `undefined` means help was asked for. */
-export function parseBuildArgs(argv: readonly string[]): BuildConfig | undefined {
-  let parsed;
+Signing:
+  --signing-key FILE     the cosign-format private key (keygen makes one)
+  --passphrase-file F    its passphrase, from a file or - for stdin; never argv
+  --unsigned             publish without a signature: must be asked for, and is said in the output
+  --gpg-sign-by FPR      also write a containers simple signature (skopeo/podman/CRI-O, policy signedBy)
+                         with this GPG key, through skopeo standalone-sign
+  --lookaside DIR        where that signature goes (DIR/REPO@sha256=HEX/signature-N): publish DIR as the
+                         registries.d lookaside
+  --gpg-passphrase-file F  the GPG key's passphrase file, if it has one
+Registry credentials: REGISTRY_USERNAME + REGISTRY_PASSWORD, else the Docker config's credHelpers/credsStore/auths.
+Exit codes: 0 pushed (and signed), 1 failure (build, verification, push, signing), 2 bad input.`;
+
+const BUILD_OPTIONS = {
+  profile: { type: 'string' },
+  tag: { type: 'string' },
+  target: { type: 'string' },
+  'users-file': { type: 'string' },
+  'runtime-credentials': { type: 'boolean' },
+  tls: { type: 'boolean' },
+  'sbom-dir': { type: 'string' },
+  'allow-from': { type: 'string' },
+  'apt-mirror': { type: 'string' },
+  'no-cache': { type: 'boolean' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+const RELEASE_OPTIONS = {
+  ...BUILD_OPTIONS,
+  'signing-key': { type: 'string' },
+  'passphrase-file': { type: 'string' },
+  unsigned: { type: 'boolean' },
+  'gpg-sign-by': { type: 'string' },
+  'gpg-passphrase-file': { type: 'string' },
+  lookaside: { type: 'string' },
+} as const;
+
+/** parseArgs with one-line errors. */
+function parseOptions<const T extends ParseArgsConfig>(config: T) {
   try {
-    parsed = parseArgs({
-      args: [...argv],
-      strict: true,
-      allowPositionals: false,
-      options: {
-        profile: { type: 'string' },
-        tag: { type: 'string' },
-        target: { type: 'string' },
-        'users-file': { type: 'string' },
-        'runtime-credentials': { type: 'boolean' },
-        tls: { type: 'boolean' },
-        'sbom-dir': { type: 'string' },
-        'allow-from': { type: 'string' },
-        'apt-mirror': { type: 'string' },
-        'no-cache': { type: 'boolean' },
-        json: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
+    return parseArgs(config);
   } catch (error) {
     throw badInput(`${(error as Error).message.split('\n')[0]} (see --help)`);
   }
-  const v = parsed.values;
-  if (v.help) return undefined;
+}
+
+/** Parses `build` (and `release`) arguments; `undefined` means help was asked for. */
+export function parseBuildArgs(argv: readonly string[]): BuildConfig | undefined {
+  const v = parseOptions({ args: [...argv], strict: true, allowPositionals: false, options: BUILD_OPTIONS }).values;
+  return v.help ? undefined : buildConfigOf(v);
+}
+
+type BuildValues = ReturnType<
+  typeof parseArgs<{ strict: true; allowPositionals: false; options: typeof BUILD_OPTIONS }>
+>['values'];
+
+function buildConfigOf(v: BuildValues): BuildConfig {
   const profile = v.profile ?? DEFAULT_PROFILE;
   if (!/^[a-z0-9][a-z0-9.-]*$/.test(profile)) throw badInput(`unknown profile '${profile}'`);
   const target = v.target ?? 'server';
@@ -150,4 +182,133 @@ export function parseBuildArgs(argv: readonly string[]): BuildConfig | undefined
     noCache: v['no-cache'] ?? false,
     json: v.json ?? false,
   };
+}
+
+/** How a release is signed: a cosign-format key (and optionally GPG simple signing too), or not at all. */
+export type ReleaseSigning =
+  | {
+      readonly kind: 'key';
+      readonly keyFile: string;
+      /** A file, or '-' for stdin. */
+      readonly passphraseFile: string;
+      readonly gpg?: { readonly fingerprint: string; readonly lookaside: string; readonly passphraseFile?: string };
+    }
+  | { readonly kind: 'unsigned' };
+
+export interface ReleaseConfig extends BuildConfig {
+  readonly signing: ReleaseSigning;
+}
+
+/** Parses `release` arguments: the build's, and how to sign; `undefined` means help was asked for. */
+export function parseReleaseArgs(argv: readonly string[]): ReleaseConfig | undefined {
+  const v = parseOptions({ args: [...argv], strict: true, allowPositionals: false, options: RELEASE_OPTIONS }).values;
+  if (v.help) return undefined;
+  const build = buildConfigOf(v);
+  const key = v['signing-key'];
+  const passphrase = v['passphrase-file'];
+  const gpgOptions = [v['gpg-sign-by'], v.lookaside, v['gpg-passphrase-file']].some((o) => o !== undefined);
+  if (v.unsigned) {
+    if (key !== undefined || passphrase !== undefined || gpgOptions) {
+      throw badInput('--unsigned excludes the signing options');
+    }
+    return { ...build, signing: { kind: 'unsigned' } };
+  }
+  if (key === undefined) {
+    throw badInput(
+      'release signs what it pushes: give --signing-key FILE --passphrase-file FILE (keygen makes them), or --unsigned',
+    );
+  }
+  if (key === '') throw badInput('--signing-key: empty path');
+  if (passphrase === undefined || passphrase === '') {
+    throw badInput('--signing-key needs --passphrase-file FILE (or - for stdin)');
+  }
+  if (passphrase === '-' && build.usersFile === '-') {
+    throw badInput('--passphrase-file - and --users-file - cannot both read stdin');
+  }
+  if ((v['gpg-sign-by'] === undefined) !== (v.lookaside === undefined)) {
+    throw badInput('--gpg-sign-by and --lookaside go together');
+  }
+  if (v['gpg-passphrase-file'] !== undefined && v['gpg-sign-by'] === undefined) {
+    throw badInput('--gpg-passphrase-file needs --gpg-sign-by');
+  }
+  if (v['gpg-passphrase-file'] === '-') throw badInput('--gpg-passphrase-file: a file (skopeo reads it), not stdin');
+  if (v.lookaside === '') throw badInput('--lookaside: empty path');
+  const fingerprint = v['gpg-sign-by'];
+  if (fingerprint !== undefined && !/^(?:[0-9A-Fa-f]{16}|[0-9A-Fa-f]{40}|[0-9A-Fa-f]{64})$/.test(fingerprint)) {
+    throw badInput(`--gpg-sign-by: '${fingerprint}' is not a GPG key id or fingerprint (16, 40 or 64 hex digits)`);
+  }
+  const gpgPassphrase = v['gpg-passphrase-file'];
+  const gpg =
+    fingerprint !== undefined && v.lookaside !== undefined
+      ? { fingerprint, lookaside: v.lookaside, ...(gpgPassphrase ? { passphraseFile: gpgPassphrase } : {}) }
+      : undefined;
+  return { ...build, signing: { kind: 'key', keyFile: key, passphraseFile: passphrase, ...(gpg ? { gpg } : {}) } };
+}
+
+export const KEYGEN_USAGE = `Usage: memcached-hardened keygen --out DIR --passphrase-file FILE|- [--json]
+
+Makes the release signing key pair: DIR/signing.key, an ECDSA P-256 key encrypted with the passphrase in
+cosign's format (scrypt + NaCl secretbox, PEM type ENCRYPTED SIGSTORE PRIVATE KEY; cosign takes it), mode
+0600, and DIR/signing.pub (PEM) for consumers. Never overwrites a key.
+
+Options:
+  --out DIR              where the two files go (created 0700 if missing)
+  --passphrase-file F    the passphrase, from a file or - for stdin (one trailing newline dropped); never argv
+  --json                 print one JSON line naming the files
+  -h, --help             show this help
+Exit codes: 0 written, 1 failure, 2 bad input.`;
+
+export interface KeygenConfig {
+  readonly out: string;
+  readonly passphraseFile: string;
+  readonly json: boolean;
+}
+
+export function parseKeygenArgs(argv: readonly string[]): KeygenConfig | undefined {
+  const v = parseOptions({
+    args: [...argv],
+    strict: true,
+    allowPositionals: false,
+    options: {
+      out: { type: 'string' },
+      'passphrase-file': { type: 'string' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  }).values;
+  if (v.help) return undefined;
+  if (!v.out) throw badInput('keygen needs --out DIR');
+  if (!v['passphrase-file']) {
+    throw badInput('keygen needs --passphrase-file FILE (or - for stdin): a passphrase never goes on the command line');
+  }
+  return { out: v.out, passphraseFile: v['passphrase-file'], json: v.json ?? false };
+}
+
+export const VERIFY_RELEASE_USAGE = `Usage: memcached-hardened verify-release REGISTRY/REPO:TAG|REGISTRY/REPO@sha256:…
+         --key signing.pub [--json]
+
+Checks a release as a consumer would, against the manifest digest the reference names: the cosign
+signature (REPO:sha256-<hex>.sig) by the key, naming this repository and digest, and every attestation
+(REPO:sha256-<hex>.att: DSSE envelopes of in-toto statements) signed by the key and about this digest,
+with the CycloneDX SBOM, the SLSA provenance and a PASSED verification report among them. Prints what was
+attested (checks passed, SBOM package count, source commit).
+Registry credentials as for release. Exit codes: 0 all hold, 1 something does not, 2 bad input.`;
+
+export interface VerifyReleaseConfig {
+  readonly reference: string;
+  readonly keyFile: string;
+  readonly json: boolean;
+}
+
+export function parseVerifyReleaseArgs(argv: readonly string[]): VerifyReleaseConfig | undefined {
+  const { values: v, positionals } = parseOptions({
+    args: [...argv],
+    strict: true,
+    allowPositionals: true,
+    options: { key: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+  });
+  if (v.help) return undefined;
+  if (positionals.length !== 1) throw badInput('verify-release takes one image reference (see --help)');
+  if (!v.key) throw badInput('verify-release needs --key signing.pub');
+  return { reference: positionals[0]!, keyFile: v.key, json: v.json ?? false };
 }

@@ -1,11 +1,11 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { isAbsolute, join, resolve } from 'node:path';
 import type { Progress } from './base.js';
-import type { BuildConfig } from './config.js';
+import type { ReleaseConfig } from './config.js';
 import { connectEngine, type EngineMessage } from './engine/index.js';
 import { badInput, failure } from './errors.js';
-import { parseImageReference } from './image-reference.js';
+import { imageName, parseImageReference } from './image-reference.js';
 import { buildWithOutputs, type Built } from './outputs.js';
 import {
   describeCredentials,
@@ -14,7 +14,15 @@ import {
 } from './registry-credentials.js';
 import { serializeUsers } from './credentials.js';
 import { generatedUser } from './sasldb.js';
-import { runSuite } from './verify.js';
+import { runSuite, VERIFICATION_FILES, type SuiteCheck } from './verify.js';
+import { checkGpgSigning } from './signing/gpg.js';
+import { readPassphrase, readSigningKey } from './signing/key.js';
+import { signRelease, type ReleaseSignatures } from './signing/release-signing.js';
+
+/** npm runs scripts from the package root; the user's paths are relative to where they typed (as outputs.ts). */
+function userPath(path: string): string {
+  return isAbsolute(path) ? path : resolve(process.env.INIT_CWD ?? process.cwd(), path);
+}
 
 /** A release must name the registry it goes to. */
 export function releaseRegistry(tag: string): string {
@@ -44,18 +52,37 @@ export interface Released {
   /** REPO:TAG@sha256:… */
   readonly pushed: string;
   readonly digest: string;
+  /** Where the signature and attestations went; undefined for an --unsigned release. */
+  readonly signatures?: ReleaseSignatures;
 }
 
 /**
- * Build → verify → push: the verification suite runs against the exact image id just built, and the
- * image is pushed only if it passed.
+ * Build → verify → push → sign: the verification suite runs against the exact image id just built, the
+ * image is pushed only if it passed, and the digest pushed is what gets signed and attested. The signing
+ * key is decrypted before anything is built: a wrong passphrase costs nothing.
  */
-export async function releaseImage(config: BuildConfig, progress: Progress): Promise<Released> {
+export async function releaseImage(config: ReleaseConfig, progress: Progress): Promise<Released> {
   if (config.target !== 'server') throw badInput('release publishes the server image (no --target client)');
   const registry = releaseRegistry(config.tag);
   const auth = registryAuth(registry);
+  const signing = config.signing;
+  let key;
+  if (signing.kind === 'key') {
+    const passphrase = readPassphrase(signing.passphraseFile === '-' ? '-' : userPath(signing.passphraseFile));
+    try {
+      key = readSigningKey(userPath(signing.keyFile), passphrase);
+    } finally {
+      passphrase.fill(0);
+    }
+    if (signing.gpg) await checkGpgSigning(signing.gpg.fingerprint);
+  } else {
+    progress('[release] --unsigned: the image will be pushed WITHOUT a signature or attestations');
+  }
+  const startedOn = new Date();
   const engine = connectEngine();
   const built = await buildWithOutputs(config, engine, progress);
+  const finishedOn = new Date();
+  let checks: readonly SuiteCheck[] = [];
   // The suite needs user:password lines the image accepts: the baked ones, or test users to mount.
   const scratch = mkdtempSync(join(tmpdir(), 'memcached-hardened-release-'));
   try {
@@ -66,6 +93,7 @@ export async function releaseImage(config: BuildConfig, progress: Progress): Pro
     if (!verdict.passed) {
       throw failure(`verification failed: ${config.tag} (${built.result.imageId}) was not pushed; first failure: ${verdict.failedChecks[0] ?? 'none named'}`);
     }
+    checks = verdict.checks ?? [];
   } finally {
     rmSync(scratch, { recursive: true, force: true });
   }
@@ -78,5 +106,38 @@ export async function releaseImage(config: BuildConfig, progress: Progress): Pro
   } catch (error) {
     throw failure(`push of ${config.tag} refused: ${(error as Error).message.split('\n')[0]}`);
   }
-  return { built, pushed: `${config.tag}@${digest}`, digest };
+  const pushed = `${config.tag}@${digest}`;
+  if (!key || signing.kind !== 'key') return { built, pushed, digest };
+  const reference = parseImageReference(config.tag);
+  const [image, base] = await Promise.all([
+    engine.inspectImage(built.result.imageId),
+    engine.inspectImage(built.result.base),
+  ]);
+  try {
+    const signatures = await signRelease({
+      config,
+      reference,
+      repository: imageName(reference),
+      digest,
+      key,
+      auth,
+      built,
+      checks,
+      suiteFiles: VERIFICATION_FILES,
+      sourceCommit: image?.labels['org.opencontainers.image.revision'] ?? 'unknown',
+      baseImageId: base?.id ?? 'unknown',
+      startedOn,
+      finishedOn,
+      gpg: signing.gpg && {
+        ...signing.gpg,
+        lookaside: userPath(signing.gpg.lookaside),
+        ...(signing.gpg.passphraseFile ? { passphraseFile: userPath(signing.gpg.passphraseFile) } : {}),
+      },
+      progress,
+    });
+    return { built, pushed, digest, signatures };
+  } catch (error) {
+    const why = (error as Error).message.split('\n')[0];
+    throw failure(`${pushed} was pushed but signing it failed (policies that require the signature refuse it): ${why}`);
+  }
 }

@@ -1,6 +1,5 @@
-import { pollUntil } from '../helpers/poll.js';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -8,88 +7,139 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { projectPath } from '../../src/paths.js';
 import { serializeUsers } from '../../src/credentials.js';
 import { generatePassword } from '../../src/sasldb.js';
+import { VERIFICATION_FILES } from '../../src/verify.js';
 import { ensureHostTool } from '../helpers/host-tools.js';
+import { REGISTRY_BINARY, startRegistry, tags, type Registry } from './registry.js';
 
 const run = promisify(execFile);
-const REGISTRY_BINARY = '/usr/bin/docker-registry';
 const scratch = mkdtempSync(join(tmpdir(), 'mh-release-'));
 const id = Date.now().toString(36);
-
-interface Registry {
-  readonly address: string;
-  readonly process: ChildProcess;
-}
-
-/** Debian's docker-registry serving on loopback; `readOnly` makes it refuse every push. */
-async function startRegistry(name: string, readOnly: boolean): Promise<Registry> {
-  const port = 20000 + Math.floor(Math.random() * 20000);
-  const config = join(scratch, `${name}.yml`);
-  writeFileSync(
-    config,
-    [
-      'version: 0.1',
-      'log:',
-      '  level: warn',
-      'storage:',
-      '  filesystem:',
-      `    rootdirectory: ${join(scratch, `${name}-data`)}`,
-      '  maintenance:',
-      '    readonly:',
-      `      enabled: ${readOnly}`,
-      'http:',
-      `  addr: 127.0.0.1:${port}`,
-      '',
-    ].join('\n'),
-  );
-  const child = spawn(REGISTRY_BINARY, ['serve', config], { stdio: 'ignore' });
-  const address = `127.0.0.1:${port}`;
-  await pollUntil(
-    async () => {
-      if (child.exitCode !== null) throw new Error(`docker-registry exited with ${child.exitCode}`);
-      return (await fetch(`http://${address}/v2/`).then((r) => r.ok, () => false)) ? true : undefined;
-    },
-    { timeoutMs: 20_000, intervalMs: 200, what: `docker-registry answers on ${address}` },
-  );
-  return { address, process: child };
-}
+const gnupg = join(scratch, 'gnupg');
+const env = { ...process.env, GNUPGHOME: gnupg };
 
 async function release(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return run(projectPath('bin/memcached-hardened'), ['release', ...args], { cwd: scratch, timeout: 900_000, maxBuffer: 64 * 1024 * 1024 }).then(
+  return cli(['release', ...args]);
+}
+
+async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return run(projectPath('bin/memcached-hardened'), args, {
+    cwd: scratch,
+    env,
+    timeout: 900_000,
+    maxBuffer: 64 * 1024 * 1024,
+  }).then(
     ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
-    (error: { code: number; stdout: string; stderr: string }) => ({ code: error.code, stdout: error.stdout, stderr: error.stderr }),
+    (error: { code: number; stdout: string; stderr: string }) => ({
+      code: error.code,
+      stdout: error.stdout,
+      stderr: error.stderr,
+    }),
   );
 }
 
-/** The registry's tags for a repository ([] when it has none). */
-async function tags(registry: Registry, repository: string): Promise<string[]> {
-  const response = await fetch(`http://${registry.address}/v2/${repository}/tags/list`);
-  if (response.status === 404) return [];
-  return ((await response.json()) as { tags: string[] | null }).tags ?? [];
+async function opensslVerifies(publicKey: string, signature: Buffer, bytes: Buffer): Promise<boolean> {
+  const dir = mkdtempSync(join(scratch, 'openssl-'));
+  writeFileSync(join(dir, 'sig'), signature);
+  writeFileSync(join(dir, 'data'), bytes);
+  return run('openssl', [
+    'dgst',
+    '-sha256',
+    '-verify',
+    publicKey,
+    '-signature',
+    join(dir, 'sig'),
+    join(dir, 'data'),
+  ]).then(
+    ({ stdout }) => stdout.includes('Verified OK'),
+    () => false,
+  );
 }
 
-describe('npm run release: build, verify, push only if green', () => {
+interface Layer {
+  digest: string;
+  annotations?: Record<string, string>;
+}
+
+describe('npm run release: build, verify, push only if green, sign and attest what was pushed', () => {
   let open: Registry;
   let readOnly: Registry;
   const usersFile = join(scratch, 'users');
+  const keys = join(scratch, 'keys');
+  const passphraseFile = join(scratch, 'passphrase');
+  const lookaside = join(scratch, 'lookaside');
+  let fingerprint = '';
+  const signing = () => ['--signing-key', join(keys, 'signing.key'), '--passphrase-file', passphraseFile];
+  let good: { digest: string; tag: string; imageId: string } | undefined;
 
   beforeAll(async () => {
     await ensureHostTool(REGISTRY_BINARY, 'docker-registry');
+    await ensureHostTool('skopeo', 'skopeo');
+    await ensureHostTool('gpg', 'gnupg');
     writeFileSync(usersFile, serializeUsers([{ name: 'release', password: generatePassword() }]), { mode: 0o600 });
-    [open, readOnly] = await Promise.all([startRegistry('open', false), startRegistry('readonly', true)]);
+    writeFileSync(passphraseFile, `${generatePassword()}\n`, { mode: 0o600 });
+    const keygen = await cli(['keygen', '--out', keys, '--passphrase-file', passphraseFile]);
+    expect(keygen.code, keygen.stderr).toBe(0);
+    mkdirSync(gnupg, { mode: 0o700 });
+    await run(
+      'gpg',
+      [
+        '--batch',
+        '--pinentry-mode',
+        'loopback',
+        '--passphrase',
+        '',
+        '--quick-gen-key',
+        'release <release@release.invalid>',
+        'rsa2048',
+        'sign',
+        'never',
+      ],
+      { env },
+    );
+    fingerprint = /^fpr:+([0-9A-F]{40}):/m.exec(
+      (await run('gpg', ['--batch', '--with-colons', '--list-keys'], { env })).stdout,
+    )![1]!;
+    [open, readOnly] = await Promise.all([
+      startRegistry(scratch, 'open', false),
+      startRegistry(scratch, 'readonly', true),
+    ]);
   });
 
-  afterAll(() => {
+  afterAll(async () => {
+    await run('gpgconf', ['--kill', 'gpg-agent'], { env }).catch(() => undefined);
     open?.process.kill();
     readOnly?.process.kill();
     rmSync(scratch, { recursive: true, force: true });
   });
 
-  it('pushes a verified image and prints the digest the registry holds', async () => {
+  it('pushes a verified image, signs and attests the digest the registry holds', async () => {
     const tag = `${open.address}/memcached-hardened:good-${id}`;
-    const result = await release(['--profile', 'ubuntu-16.04', '--users-file', usersFile, '--tag', tag, '--json']);
+    const result = await release([
+      '--profile',
+      'ubuntu-16.04',
+      '--users-file',
+      usersFile,
+      '--tag',
+      tag,
+      '--json',
+      ...signing(),
+      '--gpg-sign-by',
+      fingerprint,
+      '--lookaside',
+      lookaside,
+    ]);
     expect(result.code, result.stderr.slice(-2000)).toBe(0);
-    const output = JSON.parse(result.stdout.trim().split('\n').pop() ?? '{}') as { digest: string; verified: boolean; sbom: string };
+    const output = JSON.parse(result.stdout.trim().split('\n').pop() ?? '{}') as {
+      digest: string;
+      verified: boolean;
+      sbom: string;
+      signed: boolean;
+      signature: string;
+      attestations: string;
+      imageId: string;
+    };
     expect(output.verified).toBe(true);
+    expect(output.signed).toBe(true);
     expect(output.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
     expect(existsSync(output.sbom)).toBe(true);
     const manifest = await fetch(`http://${open.address}/v2/memcached-hardened/manifests/good-${id}`, {
@@ -97,31 +147,208 @@ describe('npm run release: build, verify, push only if green', () => {
     });
     expect(manifest.status).toBe(200);
     expect(manifest.headers.get('docker-content-digest')).toBe(output.digest);
+    expect(output.signature).toBe(`${open.address}/memcached-hardened:${output.digest.replace(':', '-')}.sig`);
+    good = { digest: output.digest, tag, imageId: output.imageId };
+    // Nothing secret in what the release printed.
+    const passphrase = readFileSync(passphraseFile, 'utf8').trim();
+    expect(result.stdout + result.stderr).not.toContain(passphrase);
   });
 
-  it('does not push an image that fails verification', async () => {
+  it('the .sig payload names the pushed digest; openssl verifies it with signing.pub, not altered', async () => {
+    expect(good).toBeDefined();
+    const sigTag = `${good!.digest.replace(':', '-')}.sig`;
+    const sig = await fetch(`http://${open.address}/v2/memcached-hardened/manifests/${sigTag}`, {
+      headers: { Accept: 'application/vnd.oci.image.manifest.v1+json' },
+    });
+    expect(sig.status).toBe(200);
+    const [layer] = ((await sig.json()) as { layers: Layer[] }).layers;
+    const payload = Buffer.from(
+      await (await fetch(`http://${open.address}/v2/memcached-hardened/blobs/${layer!.digest}`)).arrayBuffer(),
+    );
+    expect(JSON.parse(payload.toString()).critical.image['docker-manifest-digest']).toBe(good!.digest);
+    const signature = Buffer.from(layer!.annotations!['dev.cosignproject.cosign/signature']!, 'base64');
+    expect(await opensslVerifies(join(keys, 'signing.pub'), signature, payload)).toBe(true);
+    const altered = Buffer.from(payload);
+    altered[altered.length - 3] = altered[altered.length - 3]! ^ 1;
+    expect(await opensslVerifies(join(keys, 'signing.pub'), signature, altered)).toBe(false);
+  });
+
+  it('verify-release agrees; the report names the digest, the image id and checks of every suite file', async () => {
+    expect(good).toBeDefined();
+    const verified = await cli(['verify-release', good!.tag, '--key', join(keys, 'signing.pub'), '--json']);
+    expect(verified.code, verified.stdout + verified.stderr).toBe(0);
+    const v = JSON.parse(verified.stdout) as {
+      ok: boolean;
+      digest: string;
+      attested: { checksPassed: number; checksFailed: number; sbomPackages: number; sourceCommit: string };
+    };
+    expect(v.ok).toBe(true);
+    expect(v.digest).toBe(good!.digest);
+    expect(v.attested.checksPassed).toBeGreaterThan(0);
+    expect(v.attested.checksFailed).toBe(0);
+    expect(v.attested.sbomPackages).toBeGreaterThan(0);
+    const att = await fetch(
+      `http://${open.address}/v2/memcached-hardened/manifests/${good!.digest.replace(':', '-')}.att`,
+      {
+        headers: { Accept: 'application/vnd.oci.image.manifest.v1+json' },
+      },
+    );
+    const layers = ((await att.json()) as { layers: Layer[] }).layers;
+    const reportLayer = layers.find(
+      (l) => l.annotations?.predicateType === 'https://in-toto.io/attestation/test-result/v0.1',
+    );
+    const envelope = JSON.parse(
+      Buffer.from(
+        await (await fetch(`http://${open.address}/v2/memcached-hardened/blobs/${reportLayer!.digest}`)).arrayBuffer(),
+      ).toString(),
+    ) as { payload: string };
+    const report = JSON.parse(Buffer.from(envelope.payload, 'base64').toString()) as {
+      subject: { digest: { sha256: string } }[];
+      predicate: {
+        passedTests: string[];
+        skippedTests: string[];
+        failedTests: string[];
+        configuration: { annotations: { imageId: string } }[];
+      };
+    };
+    expect(`sha256:${report.subject[0]!.digest.sha256}`).toBe(good!.digest);
+    expect(report.predicate.configuration[0]!.annotations.imageId).toBe(good!.imageId);
+    expect(report.predicate.failedTests).toEqual([]);
+    const ran = [...report.predicate.passedTests, ...report.predicate.skippedTests];
+    const files = new Set(ran.map((name) => name.split(' > ')[0]));
+    expect([...files].sort()).toEqual([...VERIFICATION_FILES].sort());
+  });
+
+  it("Debian's skopeo with the shipped policy copies the release; refuses it with the tag overwritten", async () => {
+    expect(good).toBeDefined();
+    const keyring = join(scratch, 'release.gpg');
+    writeFileSync(
+      keyring,
+      (await run('gpg', ['--batch', '--export', fingerprint], { env, encoding: 'buffer' })).stdout,
+    );
+    const scope = `${open.address}/memcached-hardened`;
+    const policy = join(scratch, 'policy.json');
+    writeFileSync(
+      policy,
+      readFileSync(projectPath('examples/signing/policy.json'), 'utf8')
+        .replaceAll('REGISTRY/REPOSITORY', scope)
+        .replaceAll('/etc/pki/containers/memcached-hardened.gpg', keyring),
+    );
+    const registriesD = join(scratch, 'registries.d');
+    mkdirSync(registriesD, { recursive: true });
+    writeFileSync(
+      join(registriesD, 'memcached-hardened.yaml'),
+      readFileSync(projectPath('examples/signing/registries.d/memcached-hardened.yaml'), 'utf8')
+        .replaceAll('REGISTRY/REPOSITORY', scope)
+        .replaceAll('https://SIGNATURES_HOST/signatures', `file://${lookaside}`),
+    );
+    const copy = (reference: string) =>
+      run(
+        'skopeo',
+        [
+          '--policy',
+          policy,
+          '--registries.d',
+          registriesD,
+          'copy',
+          '--src-tls-verify=false',
+          `docker://${reference}`,
+          `dir:${mkdtempSync(join(scratch, 'copy-'))}`,
+        ],
+        { env },
+      ).then(
+        () => true,
+        () => false,
+      );
+    expect(await copy(good!.tag)).toBe(true);
+    // Another image pushed over the tag: the release's own .att image will do (any other manifest would).
+    const oci = {
+      Accept: 'application/vnd.oci.image.manifest.v1+json',
+      'Content-Type': 'application/vnd.oci.image.manifest.v1+json',
+    };
+    const other = await fetch(`http://${scope.replace('/', '/v2/')}/manifests/${good!.digest.replace(':', '-')}.att`, {
+      headers: oci,
+    });
+    const put = await fetch(`http://${scope.replace('/', '/v2/')}/manifests/good-${id}`, {
+      method: 'PUT',
+      headers: oci,
+      body: await other.arrayBuffer(),
+    });
+    expect(put.status).toBe(201);
+    expect(await copy(good!.tag)).toBe(false);
+  });
+
+  it('does not push (nor sign) an image that fails verification', async () => {
     // A baked allowlist makes the image refuse to start without NET_ADMIN: the suite fails on it.
     const tag = `${open.address}/memcached-hardened:broken-${id}`;
-    const result = await release(['--profile', 'ubuntu-16.04', '--users-file', usersFile, '--tag', tag, '--allow-from', '10.9.9.9/32']);
+    const result = await release([
+      '--profile',
+      'ubuntu-16.04',
+      '--users-file',
+      usersFile,
+      '--tag',
+      tag,
+      '--allow-from',
+      '10.9.9.9/32',
+      ...signing(),
+    ]);
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(/verification failed: .* was not pushed/);
-    expect(await tags(open, 'memcached-hardened')).not.toContain(`broken-${id}`);
-    // Control: the registry does list the good release.
-    expect(await tags(open, 'memcached-hardened')).toContain(`good-${id}`);
+    const listed = await tags(open, 'memcached-hardened');
+    expect(listed).not.toContain(`broken-${id}`);
+    // Control: the registry does list the good release and its signature; no other signature appeared.
+    expect(listed).toContain(`good-${id}`);
+    expect(listed.filter((t) => t.endsWith('.sig'))).toEqual([`${good!.digest.replace(':', '-')}.sig`]);
   });
 
-  it('reports a refused push with exit 1 and pushes nothing', async () => {
+  it('reports a refused push with exit 1 and pushes nothing; --unsigned says so', async () => {
     const tag = `${readOnly.address}/memcached-hardened:refused-${id}`;
-    const result = await release(['--profile', 'ubuntu-16.04', '--users-file', usersFile, '--tag', tag]);
+    const result = await release(['--profile', 'ubuntu-16.04', '--users-file', usersFile, '--tag', tag, '--unsigned']);
     expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/--unsigned: the image will be pushed WITHOUT a signature/);
     expect(result.stderr).toMatch(/push of .* refused/);
     expect(result.stderr.trim().split('\n').pop()).toMatch(/^memcached-hardened: push of/);
     expect(await tags(readOnly, 'memcached-hardened')).toEqual([]);
   });
 
-  it('refuses a tag without a registry before building anything', async () => {
-    const result = await release(['--users-file', usersFile, '--tag', 'memcached-hardened:no-registry']);
+  it('refuses a tag without a registry, and a release without a key, before building anything', async () => {
+    const result = await release(['--users-file', usersFile, '--tag', 'memcached-hardened:no-registry', '--unsigned']);
     expect(result.code).toBe(2);
-    expect(result.stderr.trim()).toMatch(/^memcached-hardened: --tag 'memcached-hardened:no-registry' names no registry/);
+    expect(result.stderr.trim()).toMatch(
+      /^memcached-hardened: --tag 'memcached-hardened:no-registry' names no registry/,
+    );
+    const unsigned = await release([
+      '--users-file',
+      usersFile,
+      '--tag',
+      `${open.address}/memcached-hardened:nokey-${id}`,
+    ]);
+    expect(unsigned.code).toBe(2);
+    expect(unsigned.stderr.trim()).toMatch(
+      /^memcached-hardened: release signs what it pushes: give --signing-key FILE --passphrase-file FILE/,
+    );
+    const wrong = join(scratch, 'wrong-passphrase');
+    writeFileSync(wrong, 'not the passphrase\n');
+    const badPassphrase = await release([
+      '--users-file',
+      usersFile,
+      '--tag',
+      `${open.address}/memcached-hardened:nokey-${id}`,
+      '--signing-key',
+      join(keys, 'signing.key'),
+      '--passphrase-file',
+      wrong,
+    ]);
+    expect(badPassphrase.code).toBe(2);
+    expect(badPassphrase.stderr.trim()).toMatch(/^memcached-hardened: --signing-key .*: wrong passphrase/);
+    expect(badPassphrase.stderr).not.toMatch(/\[build\]/);
+    const noGpgKey = await release([
+      ...['--users-file', usersFile, '--tag', `${open.address}/memcached-hardened:nokey-${id}`, ...signing()],
+      ...['--gpg-sign-by', '0123456789ABCDEF', '--lookaside', lookaside],
+    ]);
+    expect(noGpgKey.code).toBe(2);
+    expect(noGpgKey.stderr.trim()).toMatch(/^memcached-hardened: --gpg-sign-by 0123456789ABCDEF: gpg holds no secret/);
+    expect(noGpgKey.stderr).not.toMatch(/\[build\]/);
+    expect(await tags(open, 'memcached-hardened')).not.toContain(`nokey-${id}`);
   });
 });

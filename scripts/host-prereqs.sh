@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing the image need on a Debian/Ubuntu host: debootstrap, the Ubuntu
 # archive keyring (so debootstrap can verify xenial's Release signature), and the tools some tests drive
-# (docker-compose for the compose example, docker-registry for releases to a loopback registry).
+# (docker-compose for the compose example, docker-registry for releases to a loopback registry, skopeo and
+# gnupg for the release tests' GPG simple signing and the consumer policy they check, shellcheck for the lint).
 # Idempotent: installs only what is missing.
 # The keyring comes from Debian's next release through the apt sources this host already has
 # configured: no new archive host is named anywhere.
@@ -25,6 +26,10 @@ command -v debootstrap >/dev/null || { log "installing debootstrap"; apt_install
 [ -e /usr/share/keyrings/debian-archive-keyring.gpg ] || { log "installing debian-archive-keyring"; apt_install debian-archive-keyring; }
 command -v docker-compose >/dev/null || { log "installing docker-compose"; apt_install docker-compose; }
 [ -x /usr/bin/docker-registry ] || { log "installing docker-registry"; apt_install docker-registry; }
+command -v skopeo >/dev/null || { log "installing skopeo"; apt_install skopeo; }
+command -v gpg >/dev/null || { log "installing gnupg"; apt_install gnupg; }
+command -v shellcheck >/dev/null || { log "installing shellcheck"; apt_install shellcheck; }
+[ -e "/usr/lib/$(gcc -dumpmachine 2>/dev/null)/libc.a" ] || { log "installing gcc and libc6-dev (the seccomp probe is a static binary)"; apt_install gcc libc6-dev; }
 
 # Prints the URIs of the host's Debian main archive, read from its own apt configuration.
 debian_archive_uris() {

@@ -129,7 +129,8 @@ const sq = (text: string) => `'${text.replace(/'/g, `'\\''`)}'`;
  */
 export function credentialRulesShell(): string {
   const passwordSays = (problem: string) => `"${forUser(problem, '$1')}"`;
-  return `# Generated from src/credentials.ts (the CLI applies the same rules): do not edit.
+  return `# shellcheck shell=sh
+# Generated from src/credentials.ts (the CLI applies the same rules): do not edit.
 LC_ALL=C
 export LC_ALL
 
@@ -180,7 +181,7 @@ credential_check_line() {
 
 users_file_problem() {
   if ! iconv -f UTF-8 -t UTF-8 < "$1" > /dev/null 2>&1; then echo ": ${PROBLEM.notUtf8}"; return; fi
-  credential_names= credential_count=0
+  credential_names='' credential_count=0
   if users_file_lines "$1" credential_check_line && [ "$credential_count" -eq 0 ]; then echo ": ${PROBLEM.noUsers}"; fi
 }
 

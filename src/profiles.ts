@@ -40,8 +40,10 @@ export interface Profile {
   /** How `--tls` images speak TLS: memcached itself (>= 1.5.13 built with TLS, -Z) or a TLS front from
    * the profile's archive (memcached behind it on loopback). `packages` are installed by the TLS layer
    * (with the openssl command, which checks the mounted certificate at start); `keepInstalled` are
-   * purgeAfterInstall packages the TLS ones need. */
+   * purgeAfterInstall packages the TLS ones need. `versions`: the TLS versions its port offers, exactly
+   * (what the profile's OpenSSL has of TLS 1.2 and 1.3; the TLS policy scan holds the port to it). */
   tls: {
+    versions: Array<'TLSv1.2' | 'TLSv1.3'>;
     via: 'memcached' | 'stunnel';
     packages: string[];
     keepInstalled: string[];
@@ -77,7 +79,9 @@ const profileShape = object<Profile>({
     ipv6Listen: boolean,
     idleTimeout: boolean,
   }),
-  tls: object<Profile['tls']>({ via: oneOf(['memcached', 'stunnel']), packages: aptNames, keepInstalled: list(aptName) }),
+  tls: object<Profile['tls']>({
+    versions: list(oneOf(['TLSv1.2', 'TLSv1.3'] as const), { nonEmpty: true }),
+    via: oneOf(['memcached', 'stunnel']), packages: aptNames, keepInstalled: list(aptName) }),
   iptablesBinary: string(/^\/[A-Za-z0-9/._-]+$/, "must be an absolute path of letters, digits and '/._-'"),
 });
 

@@ -84,12 +84,51 @@ export function guardDefines(profile: Profile): string[] {
 
 const yesNo = (value: boolean) => (value ? 'yes' : 'no');
 
-/** Shell that purges packages as dpkg --force-depends (what serves no purpose in the server image). */
+/**
+ * Essential packages no server image keeps: the Perl interpreter every Debian and Ubuntu base carries
+ * (an interpreter serves an attacker, not memcached). dpkg removes an Essential package only when forced to.
+ */
+export const PURGED_ESSENTIAL = ['perl-base'] as const;
+
+/**
+ * Shell that purges packages as dpkg --force-depends (what serves no purpose in the server image), then
+ * the Essential ones of PURGED_ESSENTIAL (--force-remove-essential: listed here, never by a profile).
+ */
 function purgeScript(packages: readonly string[]): string {
   return [
     `for package in ${packages.join(' ') || 'none'}; do \\`,
     '      if [ "$package" != none ]; then dpkg --purge --force-depends "$package" >/dev/null 2>&1; fi; \\',
-    '    done',
+    '    done; \\',
+    `    dpkg --purge --force-depends --force-remove-essential ${PURGED_ESSENTIAL.join(' ')} >/dev/null 2>&1`,
+  ].join('\n');
+}
+
+/** The one file capability the image carries, on the profile's iptables binary (the allowlist needs it). */
+export const IPTABLES_CAPABILITIES = 'cap_net_admin,cap_net_raw+ep';
+
+/**
+ * Shell that leaves exactly one file capability in the image: IPTABLES_CAPABILITIES on the profile's
+ * iptables binary (`grant`: set it here). Every other file capability, whatever package brought it
+ * (systemd-detect-virt's cap_dac_override,cap_sys_ptrace on Ubuntu 16.04, say), is removed, and then
+ * libcap2-bin (getcap, setcap) is purged as --force-depends (systemd on 16.04 and iproute2 on 12 depend on
+ * it, to set capabilities of their own from their maintainer scripts): the tools that grant capabilities
+ * do not stay either.
+ */
+function fileCapabilitiesScript(profile: Profile, grant: boolean): string {
+  // getcap prints `<path> = <capabilities>` (libcap 2.24) or `<path> <capabilities>` (2.66): the text after
+  // the path has a space and no slash.
+  const capable = "find / -xdev -type f -exec getcap {} + | sed 's| [^/]*$||'";
+  return [
+    `iptables="$(readlink -f ${profile.iptablesBinary})"; \\`,
+    `    ${capable} | while IFS= read -r file; do \\`,
+    '      if [ "$file" != "$iptables" ]; then setcap -r "$file"; fi; \\',
+    '    done; \\',
+    ...(grant ? [`    setcap ${IPTABLES_CAPABILITIES} "$iptables"; \\`] : []),
+    `    capable="$(${capable})"; \\`,
+    '    if [ "$capable" != "$iptables" ]; then \\',
+    '      echo "file capabilities on: $capable (only $iptables should have any)" >&2; exit 1; \\',
+    '    fi; \\',
+    '    dpkg --purge --force-depends libcap2-bin >/dev/null 2>&1',
   ].join('\n');
 }
 
@@ -102,9 +141,11 @@ const CLEAN_UP = [
 
 /**
  * The layer `--tls` adds to the server image (as root): the profile's TLS packages and the marker that
- * makes the entrypoint require a certificate. The server layer purged packages with --force-depends, so
- * apt first puts them back (-f) before it installs anything, and they are purged again after. The tests
- * append the same layer to an image under test that was built without it.
+ * makes the entrypoint require a certificate. The server layer purged packages with --force-depends (and
+ * perl-base, Essential, with --force-remove-essential), so apt first puts them back (-f) before it installs
+ * anything, and they are purged again after. libcap2-bin comes back for as long as it takes to remove any
+ * file capability the TLS packages bring. The tests append the same layer to an image under test that was
+ * built without it.
  */
 export function tlsLayer(profile: Profile): string {
   const how = profile.tls.via === 'memcached' ? "memcached's own TLS (-Z)" : `a ${profile.tls.via} front on the listen address, memcached on loopback`;
@@ -114,7 +155,9 @@ export function tlsLayer(profile: Profile): string {
     '    apt-get update -qq; \\',
     '    apt-get install -f -y -qq >/dev/null; \\',
     `    apt-get install -y -qq ${profile.tls.packages.join(' ')} >/dev/null; \\`,
+    '    apt-get install -y -qq libcap2-bin >/dev/null; \\',
     `    ${purgeScript(profile.packages.purgeAfterInstall.filter((name) => !profile.tls.keepInstalled.includes(name)))}; \\`,
+    `    ${fileCapabilitiesScript(profile, false)}; \\`,
     `    ${CLEAN_UP}; \\`,
     `    echo '# Written by the --tls build: memcached serves only TLS and refuses to start without a certificate.' > ${TLS_MARKER}`,
   ].join('\n');
@@ -141,7 +184,7 @@ export function profileValues(profile: Profile, options: RenderOptions = {}): Te
     TLS_DEFAULT_CA: `${TLS_SECRET_DIR}/${TLS_SECRET_FILES.ca}`,
     TLS_PROBE_HELLO: printfEscaped(tlsProbeHello()),
     MEMCACHED_MIN_VERSION: profile.memcached.minVersion,
-    IPTABLES_BINARY: profile.iptablesBinary,
+    FILE_CAPABILITIES: fileCapabilitiesScript(profile, true),
     HARDENING_FLAGS: profile.memcached.hardeningFlags.join('\n'),
     BUILD_REALM,
     BAKED_SASLDB_PATH,

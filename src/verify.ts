@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative, sep } from 'node:path';
 import { projectPath } from './paths.js';
 import type { Progress } from './base.js';
 
@@ -25,17 +25,32 @@ export const VERIFICATION_FILES = [
   'hardening',
   'runtime-credentials',
   'tls',
+  'tls-policy',
+  'listeners',
+  'layers',
+  'inventory',
+  'filesystem',
+  'logs',
+  'vulnerabilities',
+  'seccomp',
   'clients',
   'fleet',
-].map((name) => `test/integration/${name}.test.ts`);
+].map(verificationFile);
+
+/** The path of a verification file from its short name (`listeners` → test/integration/listeners.test.ts). */
+export function verificationFile(name: string): string {
+  return `test/integration/${name}.test.ts`;
+}
 
 export interface SuiteRequest {
   readonly imageId: string;
   readonly profile: string;
   /** user:password lines the image accepts (baked into it, or mounted for runtime credentials). */
   readonly usersFile: string;
-  /** Stop at the first failing test: one is enough to refuse a release or to call a mutant caught. */
+  /** Stop at the first failing test: one is enough to refuse a release. */
   readonly bail?: boolean;
+  /** Only these verification files and, within them, the tests whose full names match (one check's run). */
+  readonly only?: { readonly files: readonly string[]; readonly testNamePattern?: string };
   /** Receives vitest's per-test lines as they come. */
   readonly progress?: Progress;
 }
@@ -44,6 +59,16 @@ export interface SuiteVerdict {
   readonly passed: boolean;
   /** Full names of the failed tests (or the file-level error where a setup failed). */
   readonly failedChecks: string[];
+  /** Every check the run reported, with its verdict, in the report's order ([] when there was no report). */
+  readonly checks?: readonly SuiteCheck[];
+}
+
+/** One check of a run and its verdict as vitest reports it ('passed', 'failed', 'skipped', 'todo', …). */
+export interface SuiteCheck {
+  /** The test file, relative to the project (test/integration/smoke.test.ts). */
+  readonly file: string;
+  readonly name: string;
+  readonly status: string;
 }
 
 /** The part of vitest's JSON report the verdict reads. */
@@ -59,11 +84,22 @@ export function failedChecksIn(report: JsonReport): string[] {
   });
 }
 
-function failedChecksOf(reportFile: string): string[] {
+/** Every check of a report with its verdict; files relative to `root`. */
+export function checksIn(report: JsonReport, root: string = projectPath()): SuiteCheck[] {
+  return report.testResults.flatMap((file) =>
+    file.assertionResults.map((a) => ({
+      file: relative(root, file.name).split(sep).join('/'),
+      name: a.fullName,
+      status: a.status,
+    })),
+  );
+}
+
+function readReport(reportFile: string): JsonReport | undefined {
   try {
-    return failedChecksIn(JSON.parse(readFileSync(reportFile, 'utf8')) as JsonReport);
+    return JSON.parse(readFileSync(reportFile, 'utf8')) as JsonReport;
   } catch {
-    return ['(no report: the suite did not run)'];
+    return undefined;
   }
 }
 
@@ -82,7 +118,11 @@ export interface SuiteRun {
 export function startSuite(request: SuiteRequest & { readonly config?: string; readonly env?: Readonly<Record<string, string>> }): SuiteRun {
   const scratch = mkdtempSync(join(tmpdir(), 'mh-suite-'));
   const reportFile = join(scratch, 'report.json');
-  const selection = request.config ? ['--config', request.config] : ['--project', 'integration', ...VERIFICATION_FILES];
+  const files = request.only?.files ?? VERIFICATION_FILES;
+  const pattern = request.only?.testNamePattern;
+  const selection = request.config
+    ? ['--config', request.config]
+    : ['--project', 'integration', ...files, ...(pattern === undefined ? [] : ['--testNamePattern', pattern])];
   const child = spawn(
     process.execPath,
     [
@@ -113,10 +153,12 @@ export function startSuite(request: SuiteRequest & { readonly config?: string; r
     child.on('close', (code, signal) => resolve(code ?? (signal ? 128 : null)));
   }).then((exitCode) => {
     try {
-      let failedChecks = failedChecksOf(reportFile);
+      const report = readReport(reportFile);
+      let failedChecks = report ? failedChecksIn(report) : ['(no report: the suite did not run)'];
       // A failing beforeAll (a server that refuses to start) fails the run without failing an assertion.
       if (exitCode !== 0 && failedChecks.length === 0) failedChecks = ['setup: the servers under test did not start'];
-      return { exitCode, passed: exitCode === 0, failedChecks: exitCode === 0 ? [] : failedChecks };
+      const checks = report ? checksIn(report) : [];
+      return { exitCode, passed: exitCode === 0, failedChecks: exitCode === 0 ? [] : failedChecks, checks };
     } finally {
       rmSync(scratch, { recursive: true, force: true });
     }
@@ -126,6 +168,6 @@ export function startSuite(request: SuiteRequest & { readonly config?: string; r
 
 /** Runs the verification suite against exactly this image id. */
 export async function runSuite(request: SuiteRequest): Promise<SuiteVerdict> {
-  const { passed, failedChecks } = await startSuite(request).done;
-  return { passed, failedChecks };
+  const { passed, failedChecks, checks } = await startSuite(request).done;
+  return { passed, failedChecks, checks };
 }

@@ -122,8 +122,11 @@ export default async function setup(project: TestProject): Promise<() => Promise
     await removeLeftovers({ run: runId });
   };
   const secretsDir = mkdtempSync(join(tmpdir(), 'mh-secrets-'));
-  // TLS images only where the TLS checks and figures run.
-  project.provide('targets', await resolveTargets(process.env, secretsDir, project.name === 'integration' || project.name === 'figures'));
+  // TLS images only where the TLS checks and figures run, unless the run says it checks none
+  // (MEMCACHED_TLS=off: a mutant whose intended check needs no TLS image; the surface checks then see
+  // the plain image only).
+  const withTls = (project.name === 'integration' || project.name === 'figures') && process.env.MEMCACHED_TLS !== 'off';
+  project.provide('targets', await resolveTargets(process.env, secretsDir, withTls));
   // Real client libraries, for the client-compatibility and fleet checks (reliability tests need none).
   if (project.name === 'integration') {
     process.stderr.write('building the clients image\n');

@@ -46,3 +46,41 @@ export function socketsOnPort(procNet: string): Array<{ localAddress: string; st
     .filter((socket) => socket.localPort === MEMCACHED_PORT)
     .map(({ localAddress, state }) => ({ localAddress, state }));
 }
+
+/** The /proc/net tables of a network namespace that hold sockets a peer could reach: IP, raw, unix, packet. */
+export const SOCKET_TABLES = ['tcp', 'tcp6', 'udp', 'udp6', 'raw', 'raw6', 'unix', 'packet'] as const;
+
+/** Shell that prints each table of SOCKET_TABLES after a `== name` line. */
+export const DUMP_SOCKET_TABLES = `for t in ${SOCKET_TABLES.join(' ')}; do echo "== $t"; cat /proc/net/$t; done`;
+
+/** A listening unix socket: the kernel's __SO_ACCEPTCON flag in /proc/net/unix's Flags column. */
+const UNIX_ACCEPTING = 0x10000;
+
+/**
+ * Every socket in a DUMP_SOCKET_TABLES dump that takes connections or datagrams, one line each, sorted:
+ * `tcp ADDRESS:PORT` (listening), `udp ADDRESS:PORT` and `raw ADDRESS:PROTOCOL` (every one), `unix PATH`
+ * (listening or bound to a name), `packet PROTOCOL`. Addresses are readable (IPv4 dotted, IPv6 grouped).
+ */
+export function reachableSockets(dump: string): string[] {
+  const found: string[] = [];
+  for (const section of dump.split(/^== /m).slice(1)) {
+    const [table = '', ...lines] = section.split('\n');
+    const family = table.replace(/6$/, '');
+    if (family === 'tcp' || family === 'udp' || family === 'raw') {
+      for (const socket of parseProcNet(lines.join('\n'))) {
+        if (family === 'tcp' && socket.state !== TCP_LISTEN) continue;
+        found.push(`${family} ${readableAddress(socket.localAddress)}:${socket.localPort}`);
+      }
+    } else if (family === 'unix') {
+      for (const fields of lines.slice(1).map((line) => line.trim().split(/\s+/)).filter((f) => f.length >= 7)) {
+        const path = fields[7];
+        if (path || (Number.parseInt(fields[3] ?? '0', 16) & UNIX_ACCEPTING) !== 0) found.push(`unix ${path ?? '(unnamed)'}`);
+      }
+    } else if (family === 'packet') {
+      for (const fields of lines.slice(1).map((line) => line.trim().split(/\s+/)).filter((f) => f.length >= 4)) {
+        found.push(`packet ${fields[3]}`);
+      }
+    }
+  }
+  return found.sort();
+}

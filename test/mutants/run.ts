@@ -8,16 +8,17 @@ import { connectEngine } from '../../src/engine/index.js';
 import { listProfiles, loadProfile } from '../../src/profiles.js';
 import { serializeUsers, type SaslUser } from '../../src/credentials.js';
 import { generatePassword } from '../../src/sasldb.js';
-import { runSuite, startSuite } from '../../src/verify.js';
+import { startSuite, verificationFile, type SuiteVerdict } from '../../src/verify.js';
 import { docker } from '../helpers/resources.js';
 import { buildTestImage } from '../helpers/test-image.js';
+import type { IntendedCheck } from '../helpers/weakenings.js';
 import { MUTANTS, mutantDockerfile } from './mutants.js';
 
 const USAGE = `Usage: npm run test:mutants -- [--profile NAME|all] [--only MUTANT,...]
 
-Builds weakened variants of the image (${MUTANTS.map((m) => m.name).join(', ')}), runs the verification
-suite against each and against the real image, and shows that the suite fails on every mutant and passes
-on the real one. Exit 0 only if every mutant was caught and the real image passed.`;
+Builds weakened variants of the image (${MUTANTS.map((m) => m.name).join(', ')}), runs the whole
+verification suite against the real image and, against each mutant, the one check that must catch it
+(named by the mutant). Exit 0 only if the real image passed and every mutant was caught by its check.`;
 
 interface Row {
   readonly profile: string;
@@ -25,6 +26,22 @@ interface Row {
   readonly weakness: string;
   readonly outcome: string;
   readonly ok: boolean;
+}
+
+/** The verification files whose checks need the TLS image. */
+const TLS_CHECKS = ['tls', 'tls-policy'];
+
+/** A literal title as a vitest test-name pattern. */
+function literalPattern(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/** Whether the intended check is among the failed ones, and what failed instead where it is not. */
+function judged(check: IntendedCheck, verdict: SuiteVerdict): { ok: boolean; outcome: string } {
+  const intended = `${check.file}: ${check.test}`;
+  if (verdict.failedChecks.some((name) => name.includes(check.test))) return { ok: true, outcome: `caught by ${intended}` };
+  const instead = verdict.passed ? 'it passed' : `failed instead: ${verdict.failedChecks.slice(0, 2).join('; ')}`;
+  return { ok: false, outcome: `NOT caught by ${intended} (${instead})` };
 }
 
 /** vitest's account of the failed tests (from its "Failed Tests" banner), without colours. */
@@ -60,6 +77,10 @@ async function main(): Promise<number> {
       const log = (line: string) => process.stderr.write(`[${profileName}] ${line}\n`);
       const build = (args: string[]) => buildImage(engine, parseBuildArgs(['--profile', profileName, ...args])!, profile, users, () => undefined);
       const real = await build(['--tag', `memcached-hardened-mutant/real:${profileName}`]);
+      // Built only where a mutant needs it: the weakness shows only with runtime credentials.
+      let realRuntime: Promise<string> | undefined;
+      const runtimeImage = () =>
+        (realRuntime ??= build(['--runtime-credentials', '--tag', `memcached-hardened-mutant/real-runtime:${profileName}`]).then((r) => r.imageId));
       const client = await build(['--target', 'client', '--tag', `memcached-hardened-mutant/client:${profileName}`]);
       log(`real image ${real.imageId.slice(7, 19)}: running the suite`);
       const realRun = startSuite({ imageId: real.imageId, profile: profileName, usersFile });
@@ -70,26 +91,26 @@ async function main(): Promise<number> {
       for (const mutant of selected) {
         const tag = `memcached-hardened-mutant/${mutant.name}:${profileName}`;
         try {
-          const mutantId = await buildTestImage(mutantDockerfile(real.imageId, mutant, { users, clientImage: client.imageId }), tag).catch((error: Error) => {
+          const check = mutant.caughtBy;
+          const from = mutant.credentials === 'runtime' ? await runtimeImage() : real.imageId;
+          const mutantId = await buildTestImage(mutantDockerfile(from, mutant, { users, clientImage: client.imageId }), tag).catch((error: Error) => {
             rows.push({ profile: profileName, variant: mutant.name, weakness: mutant.weakness, outcome: `NOT BUILT: ${error.message.split('\n')[0]}`, ok: false });
             return undefined;
           });
           if (!mutantId) continue;
-          log(`mutant ${mutant.name}: running the suite`);
-          // The first failure is enough to call a mutant caught.
-          const verdict = await runSuite({ imageId: mutantId, profile: profileName, usersFile, bail: true });
-          rows.push({
-            profile: profileName,
-            variant: mutant.name,
-            weakness: mutant.weakness,
-            outcome: verdict.passed ? 'SURVIVED: the suite passed' : `caught: ${verdict.failedChecks[0]}`,
-            ok: !verdict.passed,
-          });
+          log(`mutant ${mutant.name}: running ${check.file}: ${check.test}`);
+          const only = { files: [verificationFile(check.file)], testNamePattern: literalPattern(check.test) };
+          // The TLS build on top of a mutant costs an apt run: made only where the intended check speaks TLS.
+          const env = { MEMCACHED_TLS: TLS_CHECKS.includes(check.file) ? 'on' : 'off' };
+          const verdict = await startSuite({ imageId: mutantId, profile: profileName, usersFile, only, env }).done;
+          rows.push({ profile: profileName, variant: mutant.name, weakness: mutant.weakness, ...judged(check, verdict) });
         } finally {
           await docker.getImage(tag).remove({ force: true }).catch(() => undefined);
         }
       }
-      await docker.getImage(`memcached-hardened-mutant/real:${profileName}`).remove({ force: true }).catch(() => undefined);
+      for (const kind of ['real', 'real-runtime']) {
+        await docker.getImage(`memcached-hardened-mutant/${kind}:${profileName}`).remove({ force: true }).catch(() => undefined);
+      }
     }
   } finally {
     rmSync(scratch, { recursive: true, force: true });

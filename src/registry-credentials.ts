@@ -12,8 +12,6 @@ import { badInput, failure } from './errors.js';
  */
 export type RegistryCredentials = RegistryAuth;
 
-/** The key Docker files Docker Hub's credentials under, in `auths`, `credHelpers` and for the helpers. */
-export const DOCKER_HUB_KEY = 'https://index.docker.io/v1/';
 /** What a credential helper prints (with a non-zero exit) when it holds nothing for the server. */
 export const CREDENTIALS_NOT_FOUND = 'credentials not found in native keychain';
 /** The Username a helper answers with when its Secret is an identity token. */
@@ -33,11 +31,6 @@ interface AuthsEntry {
   readonly username?: string;
   readonly password?: string;
   readonly identitytoken?: string;
-}
-
-/** The name Docker asks the stores with: the registry host, except Docker Hub's historical URL. */
-export function credentialKey(registry: string): string {
-  return registry === 'docker.io' || registry === 'index.docker.io' ? DOCKER_HUB_KEY : registry;
 }
 
 /** `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`, as the Docker CLI reads it. */
@@ -81,42 +74,41 @@ function readDockerConfig(configPath: string): DockerConfig | undefined {
 }
 
 /**
- * The Docker config's credentials for `registry`, resolved as the Docker CLI does: `credHelpers[key]`, else
+ * The Docker config's credentials for `registry`, resolved as the Docker CLI does: `credHelpers[registry]`, else
  * `credsStore`, names a helper that alone answers for the registry (its "not found" means none, not the
- * `auths` entry); without a helper, the `auths` entry. An empty `credHelpers[key]` means `auths`, as in Docker.
+ * `auths` entry); without a helper, the `auths` entry. An empty `credHelpers[registry]` means `auths`, as in Docker.
  */
 export function dockerConfigCredentials(registry: string, env: NodeJS.ProcessEnv): RegistryCredentials | undefined {
   const configPath = dockerConfigPath(env);
   const config = readDockerConfig(configPath);
   if (!config) return undefined;
-  const key = credentialKey(registry);
-  const helper = Object.hasOwn(config.credHelpers, key) ? config.credHelpers[key] : config.credsStore;
-  if (helper) return helperCredentials(helper, key, env);
-  return authsCredentials(config.auths, key, registry, configPath);
+  // Stores are asked by the registry's host (the name in the tag); no registry's legacy key is special-cased.
+  const helper = Object.hasOwn(config.credHelpers, registry) ? config.credHelpers[registry] : config.credsStore;
+  if (helper) return helperCredentials(helper, registry, env);
+  return authsCredentials(config.auths, registry, configPath);
 }
 
-/** The `auths` entry filed under the key itself, else under a key (URL or host) whose host is the registry. */
+/** The `auths` entry filed under the registry itself, else under a key (URL or host) whose host it is. */
 function authsCredentials(
   auths: Readonly<Record<string, AuthsEntry>>,
-  key: string,
   registry: string,
   configPath: string,
 ): RegistryCredentials | undefined {
-  const entry = auths[key] ?? Object.entries(auths).find(([k]) => authKeyHost(k) === registry)?.[1];
+  const entry = auths[registry] ?? Object.entries(auths).find(([k]) => authKeyHost(k) === registry)?.[1];
   if (!entry) return undefined;
   if (typeof entry.identitytoken === 'string' && entry.identitytoken) {
-    return { identitytoken: entry.identitytoken, serveraddress: key };
+    return { identitytoken: entry.identitytoken, serveraddress: registry };
   }
   if (typeof entry.auth === 'string' && entry.auth) {
     const decoded = Buffer.from(entry.auth, 'base64').toString('utf8');
     const colon = decoded.indexOf(':');
     if (colon < 0) throw badInput(`${configPath}: the auth entry for ${registry} is malformed`);
-    return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1), serveraddress: key };
+    return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1), serveraddress: registry };
   }
   // `docker login` writes `auth`; hand-written configs may spell the two fields out.
   const username = typeof entry.username === 'string' ? entry.username : '';
   const password = typeof entry.password === 'string' ? entry.password : '';
-  return username || password ? { username, password, serveraddress: key } : undefined;
+  return username || password ? { username, password, serveraddress: registry } : undefined;
 }
 
 /**

@@ -10,7 +10,6 @@ const scratch = mkdtempSync(join(tmpdir(), 'mh-registry-auth-test-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
 const REGISTRY = 'registry.local:5000';
-const HUB = 'https://index.docker.io/v1/';
 const basic = (credentials: string) => Buffer.from(credentials).toString('base64');
 
 /** An environment whose Docker config (DOCKER_CONFIG) holds `config`, or none at all. */
@@ -91,13 +90,6 @@ describe('registryAuth', () => {
     expect(registryAuth(REGISTRY, fields)).toEqual(spelledOut);
   });
 
-  it("files Docker Hub under Docker's https://index.docker.io/v1/ key", () => {
-    const env = withDockerConfig('hub', { auths: { [HUB]: { auth: basic('hub-user:password-7') } } });
-    const hub = { username: 'hub-user', password: 'password-7', serveraddress: HUB };
-    expect(registryAuth('docker.io', env)).toEqual(hub);
-    expect(registryAuth('index.docker.io', env)).toEqual(hub);
-    expect(registryAuth('registry.local', env)).toBeUndefined();
-  });
 
   it('refuses a config that is not JSON and an auth without a colon, never echoing the auth', () => {
     expect(() => registryAuth(REGISTRY, withDockerConfig('not-json', '{'))).toThrow(badInput(/config\.json is not valid JSON$/));
@@ -125,7 +117,6 @@ printf '%s' "$server" > "$FAKE_HELPER_LOG.stdin"
 case "$server" in
   registry.local:5000) printf '{"ServerURL":"%s","Username":"fake-user","Secret":"fake-secret-1"}\\n' "$server" ;;
   token.local) printf '{"ServerURL":"%s","Username":"<token>","Secret":"fake-token-2"}\\n' "$server" ;;
-  ${HUB}) printf '{"ServerURL":"%s","Username":"hub-user","Secret":"fake-secret-3"}\\n' "$server" ;;
   broken.local) echo 'error getting credentials: fake-secret-4'; echo 'fake-secret-4' >&2; exit 1 ;;
   *) echo 'credentials not found in native keychain'; exit 1 ;;
 esac`,
@@ -159,7 +150,6 @@ esac`,
     const env = withHelpers({ credsStore: 'store', auths: { [REGISTRY]: { auth: basic('auths-user:p') } } });
     expect(registryAuth(REGISTRY, env)).toEqual(storeUser(REGISTRY));
     expect(registryAuth('elsewhere.local', env)).toEqual(storeUser('elsewhere.local'));
-    expect(registryAuth('docker.io', env)).toEqual(storeUser(HUB));
   });
 
   it('lets credHelpers beat credsStore for its registry, and an empty credHelpers entry mean auths', () => {
@@ -173,12 +163,6 @@ esac`,
     expect(userOf(registryAuth('plain.local', env))).toBe('auths-user');
   });
 
-  it('asks for Docker Hub under https://index.docker.io/v1/, the key credHelpers files it under', () => {
-    const env = withHelpers({ credHelpers: { [HUB]: 'fake' } });
-    const hubUser = { username: 'hub-user', password: 'fake-secret-3', serveraddress: HUB };
-    expect(registryAuth('docker.io', env)).toEqual(hubUser);
-    expect(readFileSync(`${env.log}.stdin`, 'utf8')).toBe(HUB);
-  });
 
   it('takes the Secret as an identity token when the Username is <token>', () => {
     const env = withHelpers({ credHelpers: { 'token.local': 'fake' } });

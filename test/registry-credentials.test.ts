@@ -4,7 +4,6 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { UserError } from '../src/errors.js';
 import {
-  credentialKey,
   describeCredentials,
   dockerConfigCredentials,
   dockerConfigPath,
@@ -104,11 +103,6 @@ describe('the Docker config', () => {
     });
   });
 
-  it('files Docker Hub under https://index.docker.io/v1/, every other registry under its host', () => {
-    expect(credentialKey('docker.io')).toBe('https://index.docker.io/v1/');
-    expect(credentialKey('index.docker.io')).toBe('https://index.docker.io/v1/');
-    expect(credentialKey('registry.local:5000')).toBe('registry.local:5000');
-  });
 });
 
 describe('describeCredentials', () => {

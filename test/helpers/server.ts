@@ -76,8 +76,14 @@ export interface RunningServer {
   stop(): Promise<void>;
 }
 
+/**
+ * How long a server may take to answer after its start: it answers in about a second on a quiet machine,
+ * but CI runs four test files at once on two cores, and a restarted 1.4.25 took over 10 s there.
+ */
+export const READY_TIMEOUT_MS = 30_000;
+
 /** Waits until memcached answers a binary `version` request from the host. */
-export async function waitUntilServing(ip: string, timeoutMs = 10_000, diagnose?: () => Promise<string>): Promise<void> {
+export async function waitUntilServing(ip: string, timeoutMs = READY_TIMEOUT_MS, diagnose?: () => Promise<string>): Promise<void> {
   await pollUntil(
     async () => {
       const client = await BinaryClient.connect(ip, 11211, 1000);
@@ -98,7 +104,7 @@ async function waitUntilListening(container: StartedTestContainer, diagnose: () 
       const { output } = await container.exec(['cat', '/proc/net/tcp', '/proc/net/tcp6']);
       return socketsOnPort(output).some((socket) => socket.state === TCP_LISTEN) ? true : undefined;
     },
-    { timeoutMs: 10_000, what: 'memcached listens inside the container', diagnose },
+    { timeoutMs: READY_TIMEOUT_MS, what: 'memcached listens inside the container', diagnose },
   );
 }
 
@@ -193,7 +199,7 @@ export async function startServer(target: TestTarget, network: string, options: 
     throw new Error(`${target.image} has no address on ${network} (exited?): ${logs.trim()}`);
   }
   const diagnose = () => containerLogs(started.getId());
-  if (!options.unreachableFromHost) await waitUntilServing(ip, 10_000, diagnose);
+  if (!options.unreachableFromHost) await waitUntilServing(ip, READY_TIMEOUT_MS, diagnose);
   // The entrypoint says "listening on" just before memcached binds: where the host cannot probe, look inside.
   else if (!options.entrypoint) await waitUntilListening(started, diagnose);
   return {

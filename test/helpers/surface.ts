@@ -5,7 +5,7 @@ import { TLS_SECRET_DIR } from '../../src/tls.js';
 import { tryAuthenticatedRoundTrip } from '../../lib/binary-client.js';
 import type { SaslUser } from '../../src/credentials.js';
 import { pollUntil } from './poll.js';
-import { execIn, startServer, type RunningServer, type ServerOptions } from './server.js';
+import { execIn, READY_TIMEOUT_MS, startServer, type RunningServer, type ServerOptions } from './server.js';
 import { targetRows, type TestTarget } from './targets.js';
 import { issueWithReadmeCommands, mountableSecretDir, tlsRoundTrip } from './tls.js';
 import { buildVariant, type Variant } from './variants.js';
@@ -70,7 +70,7 @@ export async function startSurface(
   if (options.entrypoint) return server;
   await pollUntil(
     async () => ((await execIn(server.container, ['/usr/local/bin/memcached-healthcheck'])).exitCode === 0 ? true : undefined),
-    { timeoutMs: 20_000, what: `the TLS server at ${server.ip} passes its health check`, diagnose: () => server.logs() },
+    { timeoutMs: READY_TIMEOUT_MS, what: `the TLS server at ${server.ip} passes its health check`, diagnose: () => server.logs() },
   );
   return server;
 }

@@ -2,7 +2,7 @@ import memjs from 'memjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BinaryClient, Op, plainAuthMessage, Status, tryAuthenticatedRoundTrip } from '../../lib/binary-client.js';
 import { createIsolatedNetwork, docker } from '../helpers/docker.js';
-import { memcstat, memcstatShowsStats, networksOf, podHostname, startControl, startServer, waitUntilServing, type RunningServer } from '../helpers/server.js';
+import { memcstat, memcstatShowsStats, networksOf, podHostname, startControl, startServer, READY_TIMEOUT_MS, waitUntilServing, type RunningServer } from '../helpers/server.js';
 import { firstUser, targetRows } from '../helpers/targets.js';
 
 /** Binary commands that must be refused before authentication (get, set, stat, flush, delete, incr, noop). */
@@ -159,7 +159,7 @@ describe.each(targetRows())('%s', (_profile, target) => {
       const engineContainer = docker.getContainer(first.container.getId());
       await engineContainer.restart();
       const ip = (await engineContainer.inspect()).NetworkSettings.Networks[network.name]?.IPAddress ?? '';
-      await waitUntilServing(ip, 10_000, () => first.logs());
+      await waitUntilServing(ip, READY_TIMEOUT_MS, () => first.logs());
       expect((await tryAuthenticatedRoundTrip(ip, user.name, user.password)).roundTrip).toBe(true);
     } finally {
       await first.stop();

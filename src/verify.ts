@@ -119,10 +119,11 @@ export function startSuite(request: SuiteRequest & { readonly config?: string; r
   const scratch = mkdtempSync(join(tmpdir(), 'mh-suite-'));
   const reportFile = join(scratch, 'report.json');
   const files = request.only?.files ?? VERIFICATION_FILES;
+  // One argument: a pattern that starts with '-' (a flag's name, `-F`) must not read as an option.
   const pattern = request.only?.testNamePattern;
   const selection = request.config
     ? ['--config', request.config]
-    : ['--project', 'integration', ...files, ...(pattern === undefined ? [] : ['--testNamePattern', pattern])];
+    : ['--project', 'integration', ...files, ...(pattern === undefined ? [] : [`--testNamePattern=${pattern}`])];
   const child = spawn(
     process.execPath,
     [

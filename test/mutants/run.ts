@@ -28,9 +28,6 @@ interface Row {
   readonly ok: boolean;
 }
 
-/** The verification files whose checks need the TLS image. */
-const TLS_CHECKS = ['tls', 'tls-policy'];
-
 /** A literal title as a vitest test-name pattern. */
 function literalPattern(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
@@ -101,7 +98,7 @@ async function main(): Promise<number> {
           log(`mutant ${mutant.name}: running ${check.file}: ${check.test}`);
           const only = { files: [verificationFile(check.file)], testNamePattern: literalPattern(check.test) };
           // The TLS build on top of a mutant costs an apt run: made only where the intended check speaks TLS.
-          const env = { MEMCACHED_TLS: TLS_CHECKS.includes(check.file) ? 'on' : 'off' };
+          const env = { MEMCACHED_TLS: check.tls ? 'on' : 'off' };
           const verdict = await startSuite({ imageId: mutantId, profile: profileName, usersFile, only, env }).done;
           rows.push({ profile: profileName, variant: mutant.name, weakness: mutant.weakness, ...judged(check, verdict) });
         } finally {

@@ -9,8 +9,8 @@ async function roundTrip() {
     username: process.env.MEMCACHED_USERNAME,
     password: process.env.MEMCACHED_PASSWORD,
     retries: 0,
-    timeout: 2,
-    conntimeout: 2,
+    timeout: 10,
+    conntimeout: 10,
     keepAlive: false,
     // memjs logs to stdout by default; stdout carries only the verdict.
     logger: { log: (...args) => console.error(...args) },

@@ -11,9 +11,9 @@ function verdict(string $line): void
 
 $client = new Memcached();
 $client->setOption(Memcached::OPT_BINARY_PROTOCOL, true);
-$client->setOption(Memcached::OPT_CONNECT_TIMEOUT, 2000);
-$client->setOption(Memcached::OPT_RECV_TIMEOUT, 2000000);
-$client->setOption(Memcached::OPT_SEND_TIMEOUT, 2000000);
+$client->setOption(Memcached::OPT_CONNECT_TIMEOUT, 10000);
+$client->setOption(Memcached::OPT_RECV_TIMEOUT, 10000000);
+$client->setOption(Memcached::OPT_SEND_TIMEOUT, 10000000);
 $client->addServer($host, (int) $port);
 $client->setSaslAuthData(getenv('MEMCACHED_USERNAME'), getenv('MEMCACHED_PASSWORD'));
 if (!$client->set($key, $value, 60)) {

@@ -11,7 +11,7 @@ def round_trip(address: str, key: str, value: str) -> str:
         binary=True,
         username=os.environ["MEMCACHED_USERNAME"],
         password=os.environ["MEMCACHED_PASSWORD"],
-        behaviors={"connect_timeout": 2000, "receive_timeout": 2000000, "send_timeout": 2000000},
+        behaviors={"connect_timeout": 10000, "receive_timeout": 10000000, "send_timeout": 10000000},
     )
     try:
         if not client.set(key, value, time=60):

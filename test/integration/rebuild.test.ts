@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { tryAuthenticatedRoundTrip } from '../../lib/binary-client.js';
 import { buildImage, INPUTS_LABEL } from '../../src/build.js';
@@ -7,7 +6,6 @@ import { connectEngine, type Engine } from '../../src/engine/index.js';
 import { loadProfile } from '../../src/profiles.js';
 import type { SaslUser } from '../../src/credentials.js';
 import { generatePassword } from '../../src/sasldb.js';
-import { SEAL_LABEL } from '../../src/seal.js';
 import { createIsolatedNetwork, runId } from '../helpers/docker.js';
 import { startServer } from '../helpers/server.js';
 import type { TestTarget } from '../helpers/targets.js';
@@ -20,7 +18,7 @@ const quiet = () => undefined;
 
 /**
  * The engine, counting the builds it is asked for (the proof a kept image really skipped the engine) and
- * the files it is asked to read out of images (the proof a seal spared the sasldb read).
+ * the files it is asked to read out of images (the proof the users were checked in the tag's sasldb).
  */
 function countingEngine(): Engine & { builds: () => number; reads: () => number } {
   const engine = connectEngine();
@@ -49,19 +47,13 @@ describe.each(profiles)('rebuilds of %s', (profileName) => {
   const tags = new Set<string>();
   let network: Awaited<ReturnType<typeof createIsolatedNetwork>>;
 
-  // This machine's seal key, as the CLI would keep it in its cache.
-  const machineKey = randomBytes(32);
-
-  /**
-   * One CLI-equivalent build: the arguments as a user types them, the users as read from their file, the
-   * seal key of this machine unless another (or null: none) is given.
-   */
-  async function build(args: string[], users?: readonly SaslUser[], sealKey: Buffer | null = machineKey): Promise<{ imageId: string; builds: number; reads: number }> {
+  /** One CLI-equivalent build: the arguments as a user types them, the users as read from their file. */
+  async function build(args: string[], users?: readonly SaslUser[]): Promise<{ imageId: string; builds: number; reads: number }> {
     const [builds, reads] = [engine.builds(), engine.reads()];
     const config = parseBuildArgs(['--profile', profileName, ...args]);
     if (!config) throw new Error('no config');
     tags.add(config.tag);
-    const result = await buildImage(engine, config, profile, users, quiet, () => sealKey ?? undefined);
+    const result = await buildImage(engine, config, profile, users, quiet);
     return { imageId: result.imageId, builds: engine.builds() - builds, reads: engine.reads() - reads };
   }
 
@@ -90,14 +82,12 @@ describe.each(profiles)('rebuilds of %s', (profileName) => {
   it('baked: the same users keep the image with no build; another password, an extra user or a changed file builds anew', async () => {
     const sammy: SaslUser = { name: 'sammy', password: generatePassword() };
     const args = ['--tag', tag('baked')];
-    // Built where no seal key can be kept: the image carries no seal, and a rebuild (here, on a machine
-    // with a key) learns from its sasldb that it holds exactly these users.
-    const first = await build(args, [sammy], null);
+    // A rebuild learns from the tag's sasldb (one read) that it holds exactly these users.
+    const first = await build(args, [sammy]);
     // Control: the counter sees the builds a changed input causes (the first one, at least the server stage).
     expect(first.builds).toBeGreaterThan(0);
     const firstLabels = (await engine.inspectImage(first.imageId))?.labels ?? {};
     expect(firstLabels[INPUTS_LABEL]).toMatch(/^sha256:[0-9a-f]{64}$/);
-    expect(firstLabels[SEAL_LABEL]).toBeUndefined();
     const again = await build(args, [{ ...sammy }]);
     expect(again).toEqual({ imageId: first.imageId, builds: 0, reads: 1 });
 
@@ -105,13 +95,7 @@ describe.each(profiles)('rebuilds of %s', (profileName) => {
     const afterRotation = await build(args, [rotated]);
     expect(afterRotation.builds).toBeGreaterThan(0);
     expect(afterRotation.imageId).not.toBe(first.imageId);
-    expect((await engine.inspectImage(afterRotation.imageId))?.labels[SEAL_LABEL]).toMatch(/^hmac-sha256:[0-9a-f]{64}$/);
-    // The seal vouches for the users: no build, and not even the sasldb is read.
-    expect(await build(args, [{ ...rotated }])).toEqual({ imageId: afterRotation.imageId, builds: 0, reads: 0 });
-    // Control: on a machine with another key, or none, the seal cannot vouch, so the sasldb is read,
-    // and it vouches in turn. A seal forged without the key is no better than another machine's.
-    expect(await build(args, [{ ...rotated }], randomBytes(32))).toEqual({ imageId: afterRotation.imageId, builds: 0, reads: 1 });
-    expect(await build(args, [{ ...rotated }], null)).toEqual({ imageId: afterRotation.imageId, builds: 0, reads: 1 });
+    expect(await build(args, [{ ...rotated }])).toEqual({ imageId: afterRotation.imageId, builds: 0, reads: 1 });
 
     const extra = await build(args, [rotated, { name: 'intruder', password: generatePassword() }]);
     expect(extra.builds).toBeGreaterThan(0);
@@ -132,7 +116,6 @@ describe.each(profiles)('rebuilds of %s', (profileName) => {
     const first = await build(runtime);
     const again = await build(runtime);
     expect(again).toEqual({ imageId: first.imageId, builds: 0, reads: 0 });
-    expect((await engine.inspectImage(first.imageId))?.labels[SEAL_LABEL]).toBeUndefined();
     // Control: with TLS the rendered files and labels differ, so the engine is asked to build.
     const tls = await build([...runtime, '--tls']);
     expect(tls.builds).toBeGreaterThan(0);

@@ -7,17 +7,19 @@ import { projectPath } from '../../src/paths.js';
 import type { SaslUser } from '../../src/credentials.js';
 import { writeMemcacheSecret } from './secrets.js';
 
-// No vitest import: the unit tests use the parsers and the README's certificate commands too.
+// No vitest import: the unit tests use the parsers and the certificate commands of docs/tls.md too.
 
-/** The README's certificate commands (between its tls-pki markers): the suite issues its certificates with them. */
+/** The certificate commands of docs/tls.md (its tls-pki block): the suite issues its certificates with them. */
 export function readmePkiScript(): string {
-  const readme = readFileSync(projectPath('README.md'), 'utf8');
+  const readme = readFileSync(projectPath('docs', 'tls.md'), 'utf8');
   const block = /<!-- tls-pki:start -->\n```sh\n([\s\S]*?)```\n<!-- tls-pki:end -->/.exec(readme)?.[1];
-  if (!block) throw new Error('README.md has no tls-pki block (```sh between <!-- tls-pki:start --> and <!-- tls-pki:end -->)');
+  if (!block) {
+    throw new Error('docs/tls.md has no tls-pki block (```sh between <!-- tls-pki:start --> and <!-- tls-pki:end -->)');
+  }
   return block;
 }
 
-/** What the README's commands leave in their folder. */
+/** What the commands of docs/tls.md leave in their folder. */
 export interface IssuedFiles {
   readonly caCertificate: string;
   readonly certificate: string;
@@ -27,7 +29,7 @@ export interface IssuedFiles {
 }
 
 /**
- * Runs the README's commands in `dir` (created) with its SAN line set to `subjectAltName`, using this
+ * Runs the commands of docs/tls.md in `dir` (created) with its SAN line set to `subjectAltName`, using this
  * host's openssl; returns the paths of what they issued.
  */
 export function issueWithReadmeCommands(dir: string, subjectAltName: string): IssuedFiles {
@@ -39,8 +41,11 @@ export function issueWithReadmeCommands(dir: string, subjectAltName: string): Is
     const failed = error as { code?: string; stderr?: Buffer };
     if (failed.code === 'ENOENT') throw new Error('no sh on this host');
     const stderr = failed.stderr?.toString() ?? '';
-    if (/openssl: (command )?not found/.test(stderr)) throw new Error("the README's certificate commands need the openssl command on this host (Debian: apt-get install openssl)");
-    throw new Error(`the README's certificate commands failed: ${stderr.trim().split('\n').slice(-3).join(' / ')}`);
+    if (/openssl: (command )?not found/.test(stderr)) {
+      throw new Error('the certificate commands of docs/tls.md need openssl (Debian: apt-get install openssl)');
+    }
+    const tail = stderr.trim().split('\n').slice(-3).join(' / ');
+    throw new Error(`the certificate commands of docs/tls.md failed: ${tail}`);
   }
   const file = (name: string) => join(dir, name);
   return { caCertificate: file('ca.crt'), certificate: file('tls.crt'), key: file('tls.key'), clientCertificate: file('client.crt'), clientKey: file('client.key') };

@@ -22,6 +22,10 @@
  *    the sasldb open fail with EMFILE before `maxconns_fast` can refuse politely, and a worker thread
  *    stops serving its existing connections. Widening the limit by a fixed headroom lets maxconns_fast
  *    refuse new connections while the existing ones keep working.
+ * CHECK_BINARY_FRAMES (memcached before 1.6.42; found by this project's vulnerability probes, not the
+ *    reliability tests): resets a connection whose binary header announces a body above 1 GiB (see the
+ *    end of this file). CHECK_TLS_FRAMES: the same check on what SSL_read returns, where memcached does
+ *    TLS itself (its read() calls then carry ciphertext).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -53,7 +57,20 @@ static struct peer *peers;       /* open addressing, linear probing; more than t
 static size_t peer_mask;
 static struct in6_addr *fd_peer; /* the peer a counted descriptor belongs to */
 static unsigned char *fd_counted;
-static size_t fd_slots;
+static size_t fd_slots; /* set once, by the first accept; read without the lock by read() */
+#ifdef CHECK_BINARY_FRAMES
+/* Where one accepted connection's binary framing is: header bytes seen so far, body bytes still to pass. */
+struct framing {
+  uint64_t skip;
+  unsigned char header[24];
+  unsigned char have;
+  unsigned char tracked;
+};
+static struct framing *framing; /* what read() returns from each accepted socket */
+#ifdef CHECK_TLS_FRAMES
+static struct framing *tls_framing; /* what SSL_read returns for it */
+#endif
+#endif
 
 /* The next definition of a wrapped function, looked up once; errno is kept (perror still needs it). */
 static void *next_definition(void **cached, const char *name) {
@@ -82,14 +99,29 @@ static int tables_ready(void) {
   peers = calloc(slots, sizeof *peers);
   fd_peer = calloc(fds, sizeof *fd_peer);
   fd_counted = calloc(fds, 1);
-  if (!peers || !fd_peer || !fd_counted) {
+  int ready = peers && fd_peer && fd_counted;
+#ifdef CHECK_BINARY_FRAMES
+  framing = calloc(fds, sizeof *framing);
+  ready = ready && framing;
+#ifdef CHECK_TLS_FRAMES
+  tls_framing = calloc(fds, sizeof *tls_framing);
+  ready = ready && tls_framing;
+#endif
+#endif
+  if (!ready) {
     free(peers);
     free(fd_peer);
     free(fd_counted);
+#ifdef CHECK_BINARY_FRAMES
+    free(framing);
+#ifdef CHECK_TLS_FRAMES
+    free(tls_framing);
+#endif
+#endif
     return 0;
   }
   peer_mask = slots - 1;
-  fd_slots = fds;
+  __atomic_store_n(&fd_slots, fds, __ATOMIC_RELEASE);
   return 1;
 }
 
@@ -145,6 +177,20 @@ static int peer_address(const struct sockaddr_storage *peer, struct in6_addr *ad
   return 0;
 }
 
+#ifdef CHECK_BINARY_FRAMES
+/* An admitted connection starts at a frame boundary. A descriptor beyond the tables is left untracked. */
+static void track_frames(int fd) {
+  pthread_mutex_lock(&lock);
+  if (tables_ready() && (size_t)fd < fd_slots) {
+    framing[fd] = (struct framing){ .tracked = 1 };
+#ifdef CHECK_TLS_FRAMES
+    tls_framing[fd] = (struct framing){ .tracked = 1 };
+#endif
+  }
+  pthread_mutex_unlock(&lock);
+}
+#endif
+
 /* Counts a freshly accepted connection against its peer, or refuses it (error line, close, EAGAIN). */
 static int admit(int fd, const struct sockaddr_storage *peer, socklen_t peer_length, struct sockaddr *address, socklen_t *length) {
   struct in6_addr client;
@@ -188,6 +234,9 @@ static int admit(int fd, const struct sockaddr_storage *peer, socklen_t peer_len
     memcpy(address, peer, *length < peer_length ? *length : peer_length);
     *length = peer_length;
   }
+#ifdef CHECK_BINARY_FRAMES
+  if (fd >= 0) track_frames(fd);
+#endif
   return fd;
 }
 
@@ -210,6 +259,13 @@ int close(int fd) {
   /* Released before the real close, so the number cannot be accepted again while still counted. */
   pthread_mutex_lock(&lock);
   if (fd >= 0 && (size_t)fd < fd_slots && fd_counted[fd]) release(fd);
+#ifdef CHECK_BINARY_FRAMES
+  /* The number may come back as a file or a pipe, whose reads are not frames. */
+  if (fd >= 0 && (size_t)fd < fd_slots) framing[fd].tracked = 0;
+#ifdef CHECK_TLS_FRAMES
+  if (fd >= 0 && (size_t)fd < fd_slots) tls_framing[fd].tracked = 0;
+#endif
+#endif
   pthread_mutex_unlock(&lock);
   return REAL(close)(fd);
 }
@@ -243,4 +299,76 @@ int setrlimit(__rlimit_resource_t resource, const struct rlimit *limit) {
   }
   return REAL(setrlimit)(resource, limit);
 }
+#endif
+
+#ifdef CHECK_BINARY_FRAMES
+/*
+ * memcached before 1.6.42 keeps a binary body length above 2^31 in a signed int: it does not swallow the
+ * body and parses the bytes after the header as new commands (upstream 229cf41be). The guard follows each
+ * accepted connection's binary framing (a 24-byte header, then the body length it announces) through
+ * everything read() returns, and resets a connection whose header announces more than MAX_BODY: no
+ * memcached item, SASL message or other request is that large (-I is at most 1 GiB, including the item's
+ * own header). A connection whose frame does not start with the binary magic is left to memcached, which
+ * refuses ASCII with SASL on and closes a binary connection at a bad magic.
+ */
+#define MAX_BODY (1024u * 1024u * 1024u)
+
+/* Follows `n` bytes of a connection's stream; 0 when they complete a header that announces too much. */
+static int frames_ok(struct framing *f, const unsigned char *bytes, size_t n) {
+  for (size_t i = 0; i < n && f->tracked;) {
+    if (f->skip > 0) {
+      size_t take = f->skip < n - i ? (size_t)f->skip : n - i;
+      f->skip -= take;
+      i += take;
+      continue;
+    }
+    f->header[f->have++] = bytes[i++];
+    if (f->have == 1 && f->header[0] != 0x80) f->tracked = 0;
+    if (f->have == sizeof f->header) {
+      uint32_t body = (uint32_t)f->header[8] << 24 | (uint32_t)f->header[9] << 16 | (uint32_t)f->header[10] << 8 |
+                      f->header[11];
+      f->have = 0;
+      if (body > MAX_BODY) return 0;
+      f->skip = body;
+    }
+  }
+  return 1;
+}
+
+/* The framing state of a tracked connection, or NULL. fd_slots is published after the tables are filled. */
+static struct framing *tracked(struct framing *table, int fd) {
+  size_t slots = __atomic_load_n(&fd_slots, __ATOMIC_ACQUIRE);
+  return fd >= 0 && (size_t)fd < slots && table[fd].tracked ? &table[fd] : NULL;
+}
+
+/* Ends the connection as a peer reset would: memcached reads the error and closes it. */
+static int reset(struct framing *f, int fd) {
+  f->tracked = 0;
+  shutdown(fd, SHUT_RDWR);
+  errno = ECONNRESET;
+  return -1;
+}
+
+ssize_t read(int fd, void *buffer, size_t count) {
+  ssize_t n = REAL(read)(fd, buffer, count);
+  struct framing *f = n > 0 ? tracked(framing, fd) : NULL;
+  if (f && !frames_ok(f, buffer, (size_t)n)) return reset(f, fd);
+  return n;
+}
+
+#ifdef CHECK_TLS_FRAMES
+/* memcached's own TLS (1.6 -Z): OpenSSL reads the socket with read(), whose tracking stops at the first
+ * ciphertext byte (not the binary magic); the frames are followed in the plaintext SSL_read returns. */
+typedef struct ssl_st SSL;
+int SSL_read(SSL *ssl, void *buffer, int count);
+int SSL_get_fd(const SSL *ssl);
+
+int SSL_read(SSL *ssl, void *buffer, int count) {
+  int n = REAL(SSL_read)(ssl, buffer, count);
+  int fd = n > 0 ? REAL(SSL_get_fd)(ssl) : -1;
+  struct framing *f = tracked(tls_framing, fd);
+  if (f && !frames_ok(f, buffer, (size_t)n)) return reset(f, fd);
+  return n;
+}
+#endif
 #endif

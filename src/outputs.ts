@@ -10,6 +10,8 @@ import { cycloneDx, describesImage, installedPackages } from './sbom.js';
 import { parseUsersFile, serializeUsers, type SaslUser } from './credentials.js';
 import { generatedUser } from './sasldb.js';
 import { projectPath } from './paths.js';
+import { tableVex } from './vex.js';
+import { loadVulnerabilityTable } from './vulnerabilities.js';
 
 /** npm runs scripts from the package root; the user's paths are relative to where they typed. */
 function userPath(path: string): string {
@@ -88,6 +90,26 @@ async function writeSbom(engine: Engine, imageId: string, config: BuildConfig, p
 }
 
 /**
+ * Writes the image's OpenVEX document beside its SBOM and returns its path. No probe has run at build time:
+ * the document is the profile's vulnerability table, and each statement says so (a verification run writes
+ * the evidence-backed one).
+ */
+export function writeVex(imageId: string, config: BuildConfig, progress: Progress, now = new Date()): string {
+  const path = join(userPath(config.sbomDir), `${fileName(config.tag)}.vex.json`);
+  const vex = tableVex({
+    table: loadVulnerabilityTable(config.profile),
+    product: `pkg:oci/memcached-hardened@${encodeURIComponent(imageId)}`,
+    documentId: `urn:memcached-hardened:vex:build:${imageId}`,
+    author: 'memcached-hardened build',
+    timestamp: now.toISOString(),
+  });
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(path, `${JSON.stringify(vex, null, 2)}\n`);
+  progress(`VEX (OpenVEX, the vulnerability table's claims; no probe ran) written to ${path}`);
+  return path;
+}
+
+/**
  * Copies the image's seccomp profile (seccomp/<profile>[-tls].json, derived by scripts/seccomp-trace.ts)
  * beside its SBOM and returns its path.
  */
@@ -113,6 +135,8 @@ export interface Built {
   readonly users?: readonly SaslUser[];
   readonly credentialsFile?: string;
   readonly sbom?: string;
+  /** The OpenVEX document (writeVex). */
+  readonly vex?: string;
   readonly seccompProfile?: string;
 }
 
@@ -133,10 +157,11 @@ export async function buildWithOutputs(config: BuildConfig, engine: Engine, prog
   try {
     const result = await buildImage(engine, config, profile, users, progress);
     const sbom = config.target === 'server' ? await writeSbom(engine, result.imageId, config, profile, progress) : undefined;
+    const vex = config.target === 'server' ? writeVex(result.imageId, config, progress) : undefined;
     const seccompProfile = config.target === 'server' ? writeSeccompProfile(config, progress) : undefined;
     pending = undefined;
     if (credentialsFile) progress(`credentials for user '${users?.[0]?.name}' saved to ${credentialsFile} (mode 0600)`);
-    return { result, users, credentialsFile, sbom, seccompProfile };
+    return { result, users, credentialsFile, sbom, vex, seccompProfile };
   } finally {
     discard();
     process.off('exit', discard);
@@ -150,6 +175,7 @@ export function summary(config: BuildConfig, built: Built): Record<string, unkno
     credentials: config.target === 'server' ? config.credentials : undefined,
     ...(built.credentialsFile ? { credentialsFile: built.credentialsFile } : {}),
     ...(built.sbom ? { sbom: built.sbom } : {}),
+    ...(built.vex ? { vex: built.vex } : {}),
     ...(built.seccompProfile ? { seccompProfile: built.seccompProfile } : {}),
   };
 }

@@ -1,9 +1,11 @@
+import { projectPath } from './paths.js';
 import type { Justification, VulnerabilityEntry, VulnerabilityTable } from './vulnerabilities.js';
 
 /**
  * An OpenVEX document from a profile's vulnerability table and the results of its probes in one run: every
  * entry of the table becomes one statement, and each statement cites its probe and what the probe saw. A
- * pure function: the caller supplies the time, the product and the results.
+ * pure function: the caller supplies the time, the product and the results. Before any probe ran (at build
+ * time) the document is the table's own claims, and every statement says that no probe backs it.
  */
 
 /** What a probe concluded about the image. */
@@ -63,6 +65,17 @@ export function packageUrl(table: VulnerabilityTable): string {
   return `pkg:deb/${distro}/${table.package}@${version}?distro=${encodeURIComponent(table.profile)}`;
 }
 
+/** Where a test run writes its evidence-backed document for one image (profile and credential mode). */
+export function runVexPath(runId: string, profile: string, credentials: string): string {
+  return projectPath('reports', `vex-${runId}-${profile}-${credentials}.json`);
+}
+
+/** What the table says the entry's probe must find on the image. */
+export function claimedOutcome(entry: VulnerabilityEntry): Exclude<ProbeOutcome, 'not-run'> {
+  if (entry.reachable === 'not-reachable') return 'not-reachable';
+  return entry.fixedInPackage.fixed || entry.notAffectedJustification ? 'fixed' : 'affected';
+}
+
 function evidence(entry: VulnerabilityEntry, result: ProbeResult | undefined, runId: string): string {
   if (!result) return `probe ${entry.probe} did not run in run ${runId}`;
   const control = entry.control.kind === 'none'
@@ -71,7 +84,14 @@ function evidence(entry: VulnerabilityEntry, result: ProbeResult | undefined, ru
   return `probe ${entry.probe}, run ${runId}: ${result.outcome}; image: ${result.image}; ${control}`;
 }
 
-function statement(entry: VulnerabilityEntry, result: ProbeResult | undefined, input: VexInput): VexStatement {
+type StatementInput = Pick<VexInput, 'table' | 'product'>;
+
+function statement(
+  entry: VulnerabilityEntry,
+  outcome: ProbeOutcome | undefined,
+  notes: string,
+  input: StatementInput,
+): VexStatement {
   const base = {
     vulnerability: {
       name: entry.id,
@@ -79,10 +99,10 @@ function statement(entry: VulnerabilityEntry, result: ProbeResult | undefined, i
       ...(entry.aliases.length > 0 ? { aliases: [...entry.aliases] } : {}),
     },
     products: [{ '@id': input.product, subcomponents: [{ '@id': packageUrl(input.table) }] }],
-    status_notes: evidence(entry, result, input.runId),
+    status_notes: notes,
   };
   // The probe's evidence outranks the table's claim: a probe that saw the bug makes the statement `affected`.
-  if (result?.outcome === 'affected') {
+  if (outcome === 'affected') {
     return {
       ...base,
       status: 'affected',
@@ -91,7 +111,7 @@ function statement(entry: VulnerabilityEntry, result: ProbeResult | undefined, i
         `${entry.fixedUpstreamIn}${entry.fixCommits.length > 0 ? ` (${entry.fixCommits.join(', ')})` : ''}`,
     };
   }
-  if (!result || result.outcome === 'not-run') return { ...base, status: 'under_investigation' };
+  if (!outcome || outcome === 'not-run') return { ...base, status: 'under_investigation' };
   if (entry.fixedInPackage.fixed) {
     return {
       ...base,
@@ -119,6 +139,32 @@ export function openVex(input: VexInput): VexDocument {
     timestamp: input.timestamp,
     version: 1,
     tooling: 'memcached-hardened vulnerability probes (test/integration/vulnerabilities.test.ts)',
-    statements: input.table.entries.map((entry) => statement(entry, byProbe.get(entry.probe), input)),
+    statements: input.table.entries.map((entry) => {
+      const result = byProbe.get(entry.probe);
+      return statement(entry, result?.outcome, evidence(entry, result, input.runId), input);
+    }),
+  };
+}
+
+export type TableVexInput = Omit<VexInput, 'results' | 'runId'>;
+
+/**
+ * The table's statements, for a document written before any probe ran (by build): each one is the table's
+ * claim, and says so. The evidence-backed document is the test run's (runVexPath).
+ */
+export function tableVex(input: TableVexInput): VexDocument {
+  const file = `vulnerabilities/${input.table.profile}.json`;
+  return {
+    '@context': OPENVEX_CONTEXT,
+    '@id': input.documentId,
+    author: input.author,
+    timestamp: input.timestamp,
+    version: 1,
+    tooling: `memcached-hardened vulnerability table (${file}); no probe ran for this document`,
+    statements: input.table.entries.map((entry) => {
+      const notes = `no probe ran for this document: the claim of ${file}; probe ${entry.probe} ` +
+        '(test/integration/vulnerabilities.test.ts) checks it in a verification run, whose document cites the result';
+      return statement(entry, claimedOutcome(entry), notes, input);
+    }),
   };
 }

@@ -26,6 +26,8 @@ export const CONTROL_KINDS = [
   'image-with-udp',
   'image-without-sasl',
   'image-with-auth-file',
+  /** The same image with its guard (build-files/memcached-guard.c) not preloaded: the package's own behaviour. */
+  'image-without-guard',
   'none',
 ] as const;
 export type ControlKind = (typeof CONTROL_KINDS)[number];

@@ -1,5 +1,12 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { inputsDigest, type BuildInputs } from '../src/build.js';
+import { inputsDigest, type BuildInputs, type BuildResult } from '../src/build.js';
+import { parseBuildArgs } from '../src/config.js';
+import { summary, writeVex } from '../src/outputs.js';
+import type { VexDocument } from '../src/vex.js';
+import { loadVulnerabilityTable } from '../src/vulnerabilities.js';
 import { renderFiles, type ContextFile } from '../src/context.js';
 import { loadProfile } from '../src/profiles.js';
 import { profileValues, SASLDB_ENTRY } from '../src/render.js';
@@ -107,5 +114,33 @@ describe('inputsDigest', () => {
     expect(files.map((f) => f.name)).not.toContain(SASLDB_ENTRY);
     const rendered = inputsDigest({ ...INPUTS, files });
     expect(inputsDigest({ ...INPUTS, files: renderFiles(profileValues(loadProfile('ubuntu-16.04'), { credentials: 'baked' })) })).toBe(rendered);
+  });
+});
+
+describe('the build\'s VEX output', () => {
+  const imageId = `sha256:${'ab'.repeat(32)}`;
+
+  it('writes the table\'s statements beside the SBOM, saying no probe ran, and --json names it as vex', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mh-vex-'));
+    try {
+      const config = parseBuildArgs(['--profile', 'debian-12', '--tag', 'cache:1', '--sbom-dir', dir, '--json'])!;
+      const said: string[] = [];
+      const path = writeVex(imageId, config, (line) => said.push(line), new Date('2026-01-01T00:00:00Z'));
+      expect(path).toBe(join(dir, 'cache_1.vex.json'));
+      const vex = JSON.parse(readFileSync(path, 'utf8')) as VexDocument;
+      const table = loadVulnerabilityTable('debian-12');
+      expect(vex.statements.map((s) => s.vulnerability.name)).toEqual(table.entries.map((e) => e.id));
+      expect(vex.statements.every((s) => s.status_notes.startsWith('no probe ran for this document'))).toBe(true);
+      expect(vex.statements.every((s) => s.status !== 'under_investigation')).toBe(true);
+      expect(vex.statements[0]!.products[0]!['@id']).toBe(`pkg:oci/memcached-hardened@${encodeURIComponent(imageId)}`);
+      expect(vex.timestamp).toBe('2026-01-01T00:00:00.000Z');
+      expect(said.join('\n')).toContain(path);
+      const result = { imageId, tags: ['cache:1'] } as unknown as BuildResult;
+      const line = summary(config, { result, sbom: join(dir, 'cache_1.cdx.json'), vex: path });
+      expect(line).toMatchObject({ sbom: join(dir, 'cache_1.cdx.json'), vex: path });
+      expect(summary(config, { result })).not.toHaveProperty('vex');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { listProfiles } from '../src/profiles.js';
-import { openVex, packageUrl, type ProbeResult } from '../src/vex.js';
+import { claimedOutcome, openVex, packageUrl, tableVex, type ProbeResult } from '../src/vex.js';
 import { loadVulnerabilityTable, parseVulnerabilityTable } from '../src/vulnerabilities.js';
 
 const input = (results: ProbeResult[]) => ({
@@ -55,5 +55,25 @@ describe('vulnerability tables and OpenVEX', () => {
     expect(byName.get(unprobed.id)!.status).toBe('under_investigation');
     expect(vex.statements[0]!.products[0]!.subcomponents[0]!['@id']).toBe(packageUrl(table));
     expect(packageUrl(table)).toBe('pkg:deb/ubuntu/memcached@1.4.25-2ubuntu1.5?distro=ubuntu-16.04');
+  });
+
+  it("says before any probe ran what the table claims, and that no probe backs it", () => {
+    for (const profile of listProfiles()) {
+      const table = loadVulnerabilityTable(profile);
+      const { product, documentId, author, timestamp } = input([]);
+      const vex = tableVex({ table, product, documentId, author, timestamp });
+      expect(vex.tooling).toContain('no probe ran');
+      expect(vex.statements.map((s) => s.vulnerability.name)).toEqual(table.entries.map((e) => e.id));
+      for (const [i, s] of vex.statements.entries()) {
+        const entry = table.entries[i]!;
+        expect(s.status_notes).toMatch(/^no probe ran for this document/);
+        expect(s.status_notes).toContain(entry.probe);
+        expect(s.status).toBe(claimedOutcome(entry) === 'affected' ? 'affected' : 'not_affected');
+      }
+      // The bodylen bug is in the package; the guard is the inline mitigation.
+      const bodylen = vex.statements.find((s) => s.vulnerability.name === 'memcached-binprot-bodylen-above-2gib')!;
+      expect(bodylen).toMatchObject({ status: 'not_affected', justification: 'inline_mitigations_already_exist' });
+      expect(bodylen.impact_statement).toContain('guard');
+    }
   });
 });

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import type { Readable } from 'node:stream';
 import { projectPath } from './paths.js';
-import { renderTemplate, SASLDB_ENTRY, unusedValues, type TemplateValues } from './render.js';
+import { IMAGE_VALUES_PATH, renderTemplate, SASLDB_ENTRY, unusedValues, type TemplateValues } from './render.js';
 import { compareCodeUnits } from './text-order.js';
 
 export const DOCKERFILE_NAME = 'Dockerfile';
@@ -46,8 +46,9 @@ function projectFiles(folder: string, transform?: (text: string, name: string) =
 }
 
 /**
- * Renders Dockerfile.template and image-files/ with the profile's values, plus build-files/ (sources
- * compiled in build stages) as they are. Pure apart from reading the project's few small files, which
+ * Renders Dockerfile.template and image-files/ with the profile's values, adds the image's values.sh
+ * (IMAGE_VALUES: the one generated shell file, beside the static scripts that source it), plus build-files/
+ * (sources compiled in build stages) as they are. Pure apart from reading the project's few small files, which
  * it does synchronously: a dozen promise round trips cost more than the reads.
  */
 export function renderFiles(values: TemplateValues): ContextFile[] {
@@ -60,6 +61,11 @@ export function renderFiles(values: TemplateValues): ContextFile[] {
   const files = [
     { name: DOCKERFILE_NAME, mode: 0o644, content: Buffer.from(render(template, 'Dockerfile.template')) },
     ...projectFiles('image-files', render),
+    {
+      name: `image-files${IMAGE_VALUES_PATH}`,
+      mode: 0o644,
+      content: Buffer.from(render('{{IMAGE_VALUES}}', IMAGE_VALUES_PATH)),
+    },
     ...projectFiles('build-files'),
   ];
   const unused = unusedValues(values, templates);

@@ -2,7 +2,7 @@ import { badInput } from './errors.js';
 
 /**
  * The rulebook for users files: the CLI applies it to `--users-file`, and the runtime-credentials
- * entrypoint applies the shell rendering of the very same rules (credentialRulesShell) at every start.
+ * entrypoint applies the same rules, in shell (credential-rules.sh, with credentialRuleValues), at every start.
  *
  * Non-ASCII: user names are printable ASCII (clients differ in how they normalise Unicode names, and
  * look-alike names are a trap in a sasldb nobody can list from a client); passwords may be any UTF-8
@@ -22,7 +22,7 @@ export const MAX_PASSWORD_BYTES = 2048;
 export const MAX_LINE_BYTES = 4096;
 export const MAX_USERS = 10_000;
 
-/** The problems a users file can have; the shell rendering prints exactly these words. */
+/** The problems a users file can have; the shell rules print exactly these words. */
 export const PROBLEM = {
   notUtf8: 'not valid UTF-8',
   noColon: "expected user:password (no ':' found)",
@@ -117,79 +117,21 @@ export function serializeUsers(users: readonly SaslUser[]): string {
   return users.map((u) => `${u.name}:${u.password}\n`).join('');
 }
 
-const sq = (text: string) => `'${text.replace(/'/g, `'\\''`)}'`;
+/** camelCase to the shell's UPPER_SNAKE_CASE: `nameNotAscii` is PROBLEM_NAME_NOT_ASCII. */
+const shellName = (key: string) => key.replace(/[A-Z]/g, (letter) => `_${letter}`).toUpperCase();
 
 /**
- * The same rules as POSIX shell functions, for the runtime-credentials entrypoint (sourced from a file
- * the build renders). Byte-exact under LC_ALL=C: characters are counted as UTF-8 lead bytes.
- *   credential_problem NAME PASSWORD   prints the problem with one user, or nothing
- *   users_file_problem FILE            prints " line N: problem" (": problem" for the whole file), or nothing:
- *                                      the words after the file name in the CLI's message
- *   users_file_each FILE COMMAND       runs COMMAND NAME PASSWORD for every user of a valid file
+ * The limits and words of these rules, for the image's values.sh: the same rules in shell
+ * (image-files/usr/local/lib/memcached-hardened/credential-rules.sh, a static file) read them from there,
+ * so a limit or a message has one source, here.
  */
-export function credentialRulesShell(): string {
-  const passwordSays = (problem: string) => `"${forUser(problem, '$1')}"`;
-  return `# shellcheck shell=sh
-# Generated from src/credentials.ts (the CLI applies the same rules): do not edit.
-LC_ALL=C
-export LC_ALL
-
-# Characters, not bytes: UTF-8 continuation bytes (0x80-0xBF) do not start a character.
-credential_characters() { printf '%s' "$1" | tr -d '\\200-\\277' | wc -c; }
-
-credential_problem() {
-  case "$1" in '') echo ${sq(PROBLEM.nameEmpty)}; return ;; esac
-  case "$1" in *[[:cntrl:]]*) echo ${sq(PROBLEM.nameControl)}; return ;; esac
-  case "$1" in *' '*) echo ${sq(PROBLEM.nameSpace)}; return ;; esac
-  case "$1" in *[!!-~]*) echo ${sq(PROBLEM.nameNotAscii)}; return ;; esac
-  case "$1" in *@*) echo ${sq(PROBLEM.nameAt)}; return ;; esac
-  [ "\${#1}" -le ${MAX_NAME_CHARACTERS} ] || { echo ${sq(PROBLEM.nameLong)}; return; }
-  case "$2" in '') echo ${passwordSays(PROBLEM.passwordEmpty)}; return ;; esac
-  [ "$(credential_characters "$2")" -ge ${MIN_PASSWORD_CHARACTERS} ] || { echo ${passwordSays(PROBLEM.passwordShort)}; return; }
-  [ "$(printf '%s' "$2" | wc -c)" -le ${MAX_PASSWORD_BYTES} ] || { echo ${passwordSays(PROBLEM.passwordLong)}; return; }
-  case "$2" in *[[:cntrl:]]*) echo ${passwordSays(PROBLEM.passwordControl)}; return ;; esac
-  # C1 controls (U+0080-U+009F) are 0xC2 0x80-0x9F in UTF-8.
-  if printf '%s' "$2" | grep -q "$(printf '\\302[\\200-\\237]')"; then echo ${passwordSays(PROBLEM.passwordControl)}; fi
-}
-
-# Calls "$2 LINE-NUMBER LINE" for every line that is not blank or a comment; stops at the first failure.
-# NUL bytes become \\001: the shell cannot hold them, and either is a control character to the rules.
-users_file_lines() {
-  credential_line_number=0
-  while IFS= read -r credential_line || [ -n "$credential_line" ]; do
-    credential_line_number=$((credential_line_number + 1))
-    [ "$credential_line_number" -ne 1 ] || credential_line=\${credential_line#"$(printf '\\357\\273\\277')"}
-    credential_line=\${credential_line%"$(printf '\\r')"}
-    if [ "$(printf '%s' "$credential_line" | wc -c)" -gt ${MAX_LINE_BYTES} ]; then echo " line $credential_line_number: ${PROBLEM.longLine}"; return 1; fi
-    case "$credential_line" in *[![:space:]]*) ;; *) continue ;; esac
-    case "\${credential_line#"\${credential_line%%[![:space:]]*}"}" in '#'*) continue ;; esac
-    "$2" "$credential_line_number" "$credential_line" || return
-  done <<CREDENTIAL_LINES
-$(tr '\\000' '\\001' < "$1")
-CREDENTIAL_LINES
-}
-
-credential_check_line() {
-  case "$2" in *:*) ;; *) echo " line $1: ${PROBLEM.noColon}"; return 1 ;; esac
-  credential_found=$(credential_problem "\${2%%:*}" "\${2#*:}")
-  if [ -n "$credential_found" ]; then echo " line $1: $credential_found"; return 1; fi
-  case " $credential_names " in *" \${2%%:*} "*) echo " line $1: ${PROBLEM.duplicate} '\${2%%:*}'"; return 1 ;; esac
-  credential_names="$credential_names \${2%%:*}"
-  credential_count=$((credential_count + 1))
-  if [ "$credential_count" -gt ${MAX_USERS} ]; then echo ": ${PROBLEM.tooManyUsers}"; return 1; fi
-}
-
-users_file_problem() {
-  if ! iconv -f UTF-8 -t UTF-8 < "$1" > /dev/null 2>&1; then echo ": ${PROBLEM.notUtf8}"; return; fi
-  credential_names='' credential_count=0
-  if users_file_lines "$1" credential_check_line && [ "$credential_count" -eq 0 ]; then echo ": ${PROBLEM.noUsers}"; fi
-}
-
-credential_each_user() { "$credential_command" "\${2%%:*}" "\${2#*:}"; }
-
-users_file_each() {
-  credential_command=$2
-  users_file_lines "$1" credential_each_user
-}
-`;
+export function credentialRuleValues(): Record<string, string> {
+  return {
+    MIN_PASSWORD_CHARACTERS: String(MIN_PASSWORD_CHARACTERS),
+    MAX_NAME_CHARACTERS: String(MAX_NAME_CHARACTERS),
+    MAX_PASSWORD_BYTES: String(MAX_PASSWORD_BYTES),
+    MAX_LINE_BYTES: String(MAX_LINE_BYTES),
+    MAX_USERS: String(MAX_USERS),
+    ...Object.fromEntries(Object.entries(PROBLEM).map(([key, words]) => [`PROBLEM_${shellName(key)}`, words])),
+  };
 }

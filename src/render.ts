@@ -1,4 +1,4 @@
-import { credentialRulesShell } from './credentials.js';
+import { credentialRuleValues } from './credentials.js';
 import type { Profile } from './profiles.js';
 import { printfEscaped, TLS_MARKER, TLS_SECRET_DIR, TLS_SECRET_FILES, tlsProbeHello } from './tls.js';
 
@@ -56,8 +56,12 @@ COPY --chown=memcache:memcache ${SASLDB_ENTRY} ${BAKED_SASLDB_PATH}`;
 const RUNTIME_CREDENTIALS = `# Runtime credentials: no users in the image; the entrypoint builds the sasldb at start from a mounted
 # users file or MEMCACHED_USERNAME + MEMCACHED_PASSWORD(_FILE), and refuses to start without them.`;
 
-/** Where the entrypoint finds the users-file rules, rendered from src/credentials.ts. */
-export const CREDENTIAL_RULES_PATH = '/usr/local/lib/memcached-hardened/credential-rules.sh';
+/** The image's own scripts: the entrypoint's phases, the users-file rules and the generated values. */
+export const IMAGE_LIB_DIR = '/usr/local/lib/memcached-hardened';
+/** The users-file rules of src/credentials.ts in shell, which the entrypoint sources. */
+export const CREDENTIAL_RULES_PATH = `${IMAGE_LIB_DIR}/credential-rules.sh`;
+/** The image's one generated shell file: the profile's values, sourced by its static scripts. */
+export const IMAGE_VALUES_PATH = `${IMAGE_LIB_DIR}/values.sh`;
 
 /** Where the preloaded guard lives in the image (see build-files/memcached-guard.c); every profile has one. */
 export const MEMCACHED_GUARD = '/usr/local/lib/memcached-hardened/memcached-guard.so';
@@ -74,11 +78,30 @@ export function defaultPerClientCap(maxConnections: number): number {
   return Math.max(1, Math.floor(maxConnections / PER_CLIENT_SHARE));
 }
 
-/** The guard's compile-time switches: its 1.4.25-only parts are compiled in only where the profile needs them. */
+/** The upstream release that reads a binary body length above 2^31 as unsigned (commit 229cf41be). */
+export const BODYLEN_FIX_RELEASE = '1.6.42';
+
+/** True when a Debian version's upstream part (no epoch, no revision) is older than `release` (x.y.z). */
+export function upstreamOlderThan(version: string, release: string): boolean {
+  const numbers = (v: string) =>
+    (v.replace(/^\d+:/, '').split('-')[0] ?? '').split('.').map((n) => parseInt(n, 10) || 0);
+  const [a, b] = [numbers(version), numbers(release)];
+  for (let i = 0; i < Math.max(a.length, b.length); i++) {
+    if ((a[i] ?? 0) !== (b[i] ?? 0)) return (a[i] ?? 0) < (b[i] ?? 0);
+  }
+  return false;
+}
+
+/** The guard's compile-time switches: its version-specific parts are compiled in only where the profile needs them. */
 export function guardDefines(profile: Profile): string[] {
+  // The frame check wherever the profile may ship a memcached without the bodylen fix; on the plaintext
+  // SSL_read returns too where memcached does TLS itself (behind stunnel it reads plaintext with read()).
+  const frames = upstreamOlderThan(profile.memcached.minVersion, BODYLEN_FIX_RELEASE);
   return [
     ...(profile.memcached.saslStepWithoutStart === 'crashes' ? ['-DREFUSE_SASL_STEP'] : []),
     ...(profile.memcached.atConnectionLimit === 'stalls-a-worker' ? ['-DFD_HEADROOM=128'] : []),
+    ...(frames ? ['-DCHECK_BINARY_FRAMES'] : []),
+    ...(frames && profile.tls.via === 'memcached' ? ['-DCHECK_TLS_FRAMES'] : []),
   ];
 }
 
@@ -163,6 +186,50 @@ export function tlsLayer(profile: Profile): string {
   ].join('\n');
 }
 
+/** A shell word that is `text` exactly: single quotes, each ' as '\''. */
+export const shellQuoted = (text: string) => `'${text.replaceAll("'", `'\\''`)}'`;
+
+/**
+ * values.sh: the profile's values as `NAME='value'` lines, for the image's static scripts (the entrypoint,
+ * its phases, the health check and the users-file rules), which source it, so the shell and the TypeScript
+ * share one value each.
+ */
+export function imageValuesShell(profile: Profile): string {
+  const values: Record<string, string> = {
+    PROFILE: profile.name,
+    BAKED_SASLDB: BAKED_SASLDB_PATH,
+    BUILD_REALM,
+    MEMCACHED_GUARD,
+    // The only ranges a default listen address comes from.
+    PRIVATE_IPV4_RANGES: PRIVATE_IPV4_RANGES.join(' '),
+    // Default per-client cap: -c divided by this.
+    PER_CLIENT_SHARE: String(PER_CLIENT_SHARE),
+    // What this profile's memcached can do: bind one IPv6 address, -o idle_timeout.
+    CAN_LISTEN_IPV6: yesNo(profile.memcached.ipv6Listen),
+    CAN_IDLE_TIMEOUT: yesNo(profile.memcached.idleTimeout),
+    // TLS (images built with --tls, whose TLS layer writes the marker): memcached's own (-Z) or a front, and
+    // where the certificate secret is mounted by default (Kubernetes TLS secret key names).
+    TLS_VIA: profile.tls.via,
+    TLS_MARKER,
+    TLS_SECRET: TLS_SECRET_DIR,
+    TLS_DEFAULT_CERT: `${TLS_SECRET_DIR}/${TLS_SECRET_FILES.certificate}`,
+    TLS_DEFAULT_KEY: `${TLS_SECRET_DIR}/${TLS_SECRET_FILES.key}`,
+    TLS_DEFAULT_CA: `${TLS_SECRET_DIR}/${TLS_SECRET_FILES.ca}`,
+    // The health check's TLS 1.2 ClientHello, as printf escapes.
+    TLS_PROBE_HELLO: printfEscaped(tlsProbeHello()),
+    // The users-file rules' limits and words (src/credentials.ts).
+    ...credentialRuleValues(),
+  };
+  return [
+    '# shellcheck shell=sh',
+    `# Generated by memcached-hardened (src/render.ts) from the profile "${profile.name}": the image's only`,
+    '# generated shell, sourced by its static scripts. Do not edit.',
+    '# shellcheck disable=SC2034 # every name here is read by the scripts that source this file',
+    ...Object.entries(values).map(([name, value]) => `${name}=${shellQuoted(value)}`),
+    '',
+  ].join('\n');
+}
+
 /** The values a profile gives the Dockerfile template and the image files. */
 export function profileValues(profile: Profile, options: RenderOptions = {}): TemplateValues {
   const allowFrom = options.allowFrom ?? [];
@@ -176,27 +243,13 @@ export function profileValues(profile: Profile, options: RenderOptions = {}): Te
     PURGE: purgeScript(profile.packages.purgeAfterInstall),
     CLEAN_UP,
     TLS_LAYER: options.tls ? tlsLayer(profile) : '# No TLS layer (--tls adds one).',
-    TLS_VIA: profile.tls.via,
-    TLS_MARKER,
-    TLS_SECRET_DIR,
-    TLS_DEFAULT_CERT: `${TLS_SECRET_DIR}/${TLS_SECRET_FILES.certificate}`,
-    TLS_DEFAULT_KEY: `${TLS_SECRET_DIR}/${TLS_SECRET_FILES.key}`,
-    TLS_DEFAULT_CA: `${TLS_SECRET_DIR}/${TLS_SECRET_FILES.ca}`,
-    TLS_PROBE_HELLO: printfEscaped(tlsProbeHello()),
     MEMCACHED_MIN_VERSION: profile.memcached.minVersion,
     FILE_CAPABILITIES: fileCapabilitiesScript(profile, true),
     HARDENING_FLAGS: profile.memcached.hardeningFlags.join('\n'),
-    BUILD_REALM,
-    BAKED_SASLDB_PATH,
     MEMCACHE_UID: String(MEMCACHE_UID),
     MEMCACHED_GUARD_PATH: MEMCACHED_GUARD,
-    CREDENTIAL_RULES: credentialRulesShell(),
-    CREDENTIAL_RULES_PATH,
+    IMAGE_VALUES: imageValuesShell(profile),
     MEMCACHED_GUARD_DEFINES: guardDefines(profile).join(' '),
-    PRIVATE_IPV4_RANGES: PRIVATE_IPV4_RANGES.join(' '),
-    PER_CLIENT_SHARE: String(PER_CLIENT_SHARE),
-    MEMCACHED_IPV6_LISTEN: yesNo(profile.memcached.ipv6Listen),
-    MEMCACHED_IDLE_TIMEOUT: yesNo(profile.memcached.idleTimeout),
     CREDENTIALS: options.credentials === 'runtime' ? RUNTIME_CREDENTIALS : BAKED_CREDENTIALS,
     RUNTIME_CREDENTIAL_PACKAGES: options.credentials === 'runtime' ? 'sasl2-bin' : '',
     SERVER_ENV:

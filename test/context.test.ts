@@ -8,11 +8,14 @@ import { describe, expect, it } from 'vitest';
 import { contextDigest, DOCKERFILE_NAME, renderContext, renderFiles, writeContext, type ContextFile } from '../src/context.js';
 import { projectPath } from '../src/paths.js';
 import { loadProfile } from '../src/profiles.js';
-import { CREDENTIAL_RULES_PATH, profileValues, SASLDB_ENTRY } from '../src/render.js';
+import {
+  CREDENTIAL_RULES_PATH, IMAGE_VALUES_PATH, imageValuesShell, profileValues, SASLDB_ENTRY,
+} from '../src/render.js';
 
 const ENTRYPOINT = 'image-files/usr/local/bin/memcached-entrypoint';
 const HEALTHCHECK = 'image-files/usr/local/bin/memcached-healthcheck';
 const GUARD_SOURCE = 'build-files/memcached-guard.c';
+const VALUES = `image-files${IMAGE_VALUES_PATH}`;
 const LEFTOVER_PLACEHOLDER = /\{\{[^}]*\}\}/;
 
 const file = (name: string, content: string | Buffer, mode = 0o644): ContextFile => ({ name, mode, content: Buffer.from(content) });
@@ -103,7 +106,7 @@ describe('renderFiles', () => {
   const values = profileValues(loadProfile('ubuntu-16.04'));
   const byName = (files: readonly ContextFile[]) => new Map(files.map((f) => [f.name, f]));
 
-  it("names exactly the Dockerfile, the image files and the build files, with '/' separators", async () => {
+  it("names exactly the Dockerfile, the image files, values.sh and the build files, with '/' separators", async () => {
     const files = renderFiles(values);
     const names = files.map((f) => f.name);
     expect(new Set(names).size).toBe(names.length);
@@ -112,8 +115,11 @@ describe('renderFiles', () => {
       expect(name).not.toMatch(/^\/|(^|\/)\.\.?(\/|$)/);
     }
     const onDisk = (folder: string) => [...filesOnDisk(projectPath(folder)).keys()].map((name) => `${folder}/${name}`);
-    expect([...names].sort()).toEqual([DOCKERFILE_NAME, ...onDisk('image-files'), ...onDisk('build-files')].sort());
-    expect(names).toEqual(expect.arrayContaining([DOCKERFILE_NAME, ENTRYPOINT, HEALTHCHECK, `image-files${CREDENTIAL_RULES_PATH}`, GUARD_SOURCE]));
+    const all = [DOCKERFILE_NAME, ...onDisk('image-files'), VALUES, ...onDisk('build-files')];
+    expect([...names].sort()).toEqual(all.sort());
+    const rules = `image-files${CREDENTIAL_RULES_PATH}`;
+    const named = [DOCKERFILE_NAME, ENTRYPOINT, HEALTHCHECK, rules, VALUES, GUARD_SOURCE];
+    expect(names).toEqual(expect.arrayContaining(named));
   });
 
   it('gives scripts 0755 and everything else 0644', async () => {
@@ -122,6 +128,7 @@ describe('renderFiles', () => {
     expect(files.get(ENTRYPOINT)?.mode).toBe(0o755);
     expect(files.get(HEALTHCHECK)?.mode).toBe(0o755);
     expect(files.get('image-files/etc/memcached.conf')?.mode).toBe(0o644);
+    expect(files.get(VALUES)?.mode).toBe(0o644);
     expect(files.get(GUARD_SOURCE)?.mode).toBe(0o644);
     for (const f of files.values()) expect([0o644, 0o755], f.name).toContain(f.mode);
   });
@@ -133,7 +140,11 @@ describe('renderFiles', () => {
     }
     const guard = byName(files).get(GUARD_SOURCE);
     expect(guard?.content.equals(readFileSync(projectPath(GUARD_SOURCE)))).toBe(true);
-    expect(byName(files).get(ENTRYPOINT)?.content.toString('utf8')).toContain(`BUILD_REALM=${values.BUILD_REALM}`);
+    // The image's scripts are static: they reach the image as they are, with the profile's values.sh beside them.
+    for (const f of files.filter((f) => /^image-files\/usr\/local\/(bin|lib)\//.test(f.name) && f.name !== VALUES)) {
+      expect(f.content.equals(readFileSync(projectPath(f.name))), f.name).toBe(true);
+    }
+    expect(byName(files).get(VALUES)?.content.toString('utf8')).toBe(imageValuesShell(loadProfile('ubuntu-16.04')));
   });
 
   it('gives byte-identical files for the same values', async () => {
@@ -153,7 +164,7 @@ describe('renderFiles', () => {
     expect(await changed(profileValues(loadProfile('ubuntu-16.04'), { credentials: 'runtime' }))).toContain(DOCKERFILE_NAME);
     expect(await changed(profileValues(loadProfile('ubuntu-16.04'), { tls: true }))).toContain(DOCKERFILE_NAME);
     const otherProfile = await changed(profileValues(loadProfile('debian-12')));
-    expect(otherProfile).toEqual(expect.arrayContaining([DOCKERFILE_NAME, ENTRYPOINT]));
+    expect(otherProfile.sort()).toEqual([DOCKERFILE_NAME, 'image-files/etc/memcached.conf', VALUES].sort());
   });
 
   it('refuses values that leave a placeholder without a value', async () => {

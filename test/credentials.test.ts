@@ -1,17 +1,22 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { UserError } from '../src/errors.js';
-import { credentialRulesShell, MIN_PASSWORD_CHARACTERS, parseUsersFile, serializeUsers } from '../src/credentials.js';
+import { MIN_PASSWORD_CHARACTERS, parseUsersFile, serializeUsers } from '../src/credentials.js';
+import { projectPath } from '../src/paths.js';
+import { loadProfile } from '../src/profiles.js';
+import { CREDENTIAL_RULES_PATH, imageValuesShell } from '../src/render.js';
 import { bytesOf, cliVerdict, SHELL_DRIVER, USERS_FILE_CASES } from './helpers/users-file-cases.js';
 
 describe('one rulebook for users files: the CLI and the entrypoint agree', () => {
   const dir = mkdtempSync(join(tmpdir(), 'mh-credentials-'));
   const rules = join(dir, 'rules.sh');
-  writeFileSync(rules, `${credentialRulesShell()}\n${SHELL_DRIVER}`);
+  // What the entrypoint sources: the profile's values.sh (the rules' limits and words), then the static rules.
+  const staticRules = readFileSync(projectPath(`image-files${CREDENTIAL_RULES_PATH}`), 'utf8');
+  writeFileSync(rules, `${imageValuesShell(loadProfile('ubuntu-16.04'))}\n${staticRules}\n${SHELL_DRIVER}`);
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it.each(USERS_FILE_CASES)('%s', (name, content) => {

@@ -1,16 +1,40 @@
-import { readFileSync, readdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { projectPath } from '../src/paths.js';
 import { listProfiles, loadProfile } from '../src/profiles.js';
 import { sasldbScript } from '../src/sasldb.js';
 import { printfEscaped, TLS_MARKER, TLS_SECRET_DIR, tlsProbeHello } from '../src/tls.js';
-import { BUILD_REALM, defaultPerClientCap, guardDefines, PER_CLIENT_SHARE, placeholders, PRIVATE_IPV4_RANGES, profileValues, renderTemplate, unusedValues } from '../src/render.js';
+import {
+  BODYLEN_FIX_RELEASE, BUILD_REALM, defaultPerClientCap, guardDefines, imageValuesShell, PER_CLIENT_SHARE, placeholders,
+  PRIVATE_IPV4_RANGES, profileValues, renderTemplate, shellQuoted, unusedValues, upstreamOlderThan,
+} from '../src/render.js';
 
 const template = readFileSync(projectPath('Dockerfile.template'), 'utf8');
 const imageFiles = readdirSync(projectPath('image-files'), { recursive: true, withFileTypes: true })
   .filter((e) => e.isFile())
   .map((e) => readFileSync(join(e.parentPath, e.name), 'utf8'));
+/** The image's scripts: static shell, every one. */
+const imageScripts = imageFiles.filter((text) => /^(#!\/bin\/(ba)?sh|# shellcheck shell=)/.test(text));
+
+/** The variables a values.sh sets, as sh reads them back. */
+function sourcedValues(text: string): Record<string, string> {
+  const dir = mkdtempSync(join(tmpdir(), 'mh-values-'));
+  try {
+    const file = join(dir, 'values.sh');
+    writeFileSync(file, text);
+    const names = [...text.matchAll(/^([A-Z][A-Z0-9_]*)=/gm)].map((m) => m[1] as string);
+    // NUL-separated name=value pairs: a value may hold any other byte.
+    const script = '. "$1"; shift; for name do eval "value=\\${$name}"; printf \'%s=%s\\0\' "$name" "$value"; done';
+    const out = execFileSync('/bin/sh', ['-c', script, 'sh', file, ...names], { encoding: 'utf8' });
+    const pairs = out.split('\0').slice(0, -1).map((pair) => pair.split(/=(.*)/s));
+    return Object.fromEntries(pairs.map(([name, value]) => [name, value]));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
 
 describe('renderTemplate', () => {
   it('replaces placeholders and refuses missing ones', () => {
@@ -21,6 +45,24 @@ describe('renderTemplate', () => {
   });
 });
 
+describe("values.sh, the image scripts' only generated shell", () => {
+  it('quotes every value so that sh reads back exactly the text', () => {
+    const hostile = `it's "$HOME" \`id\` $(id) \\ ${'\u00e9'}\n# not a comment`;
+    expect(sourcedValues(`A=${shellQuoted(hostile)}\nB=${shellQuoted('')}\n`)).toEqual({ A: hostile, B: '' });
+  });
+
+  it.each(listProfiles())('sets for %s only names the static scripts read, and they hold no placeholder', (name) => {
+    const values = sourcedValues(imageValuesShell(loadProfile(name)));
+    expect(Object.keys(values).length).toBeGreaterThan(20);
+    // $NAME, ${NAME...} or a bare NAME in $((...)).
+    const use = (key: string) => new RegExp(`\\$\\{?${key}\\b|\\$\\(\\([^)]*\\b${key}\\b`);
+    const read = (key: string) => imageScripts.some((text) => use(key).test(text));
+    expect(Object.keys(values).filter((key) => !read(key))).toEqual([]);
+    expect(imageScripts.length).toBeGreaterThanOrEqual(9);
+    for (const text of imageScripts) expect(placeholders(text).size).toBe(0);
+  });
+});
+
 describe.each(listProfiles())('profile %s', (name) => {
   const profile = loadProfile(name);
   const values = profileValues(profile);
@@ -28,7 +70,8 @@ describe.each(listProfiles())('profile %s', (name) => {
   const memcachedConf = renderTemplate(readFileSync(projectPath('image-files/etc/memcached.conf'), 'utf8'), values);
 
   it('uses every value and leaves no placeholder', () => {
-    expect(unusedValues(values, [template, ...imageFiles])).toEqual([]);
+    // IMAGE_VALUES is values.sh itself, which renderFiles writes beside the image files.
+    expect(unusedValues(values, [template, ...imageFiles, '{{IMAGE_VALUES}}'])).toEqual([]);
     expect(placeholders(dockerfile).size).toBe(0);
   });
 
@@ -98,34 +141,39 @@ describe('version quirks', () => {
       const server = dockerfile.slice(dockerfile.indexOf('FROM os AS server'));
       expect(server).not.toMatch(/gcc/);
     }
-    expect(guardDefines(loadProfile('ubuntu-16.04'))).toEqual(['-DREFUSE_SASL_STEP', '-DFD_HEADROOM=128']);
-    expect(guardDefines(loadProfile('debian-12'))).toEqual([]);
+    const ubuntu = ['-DREFUSE_SASL_STEP', '-DFD_HEADROOM=128', '-DCHECK_BINARY_FRAMES'];
+    expect(guardDefines(loadProfile('ubuntu-16.04'))).toEqual(ubuntu);
+    // memcached's own TLS: the frames are followed in SSL_read's plaintext too.
+    expect(guardDefines(loadProfile('debian-12'))).toEqual(['-DCHECK_BINARY_FRAMES', '-DCHECK_TLS_FRAMES']);
   });
 
-  it("gives the entrypoint the profile's capabilities and the same ranges and cap share the tests use", () => {
-    const entrypointTemplate = readFileSync(projectPath('image-files/usr/local/bin/memcached-entrypoint'), 'utf8');
+  it('compiles the frame check only for a memcached older than the bodylen fix', () => {
+    const debian = loadProfile('debian-12');
+    const fixed = { ...debian, memcached: { ...debian.memcached, minVersion: `1:${BODYLEN_FIX_RELEASE}-1` } };
+    expect(guardDefines(fixed)).toEqual([]);
+    expect(upstreamOlderThan('1.4.25-2ubuntu1.5', '1.6.42')).toBe(true);
+    expect(upstreamOlderThan('1.6.41', '1.6.42')).toBe(true);
+    expect(upstreamOlderThan('1.6.42', '1.6.42')).toBe(false);
+    expect(upstreamOlderThan('1.10.0-1', '1.6.42')).toBe(false);
+  });
+
+  it("gives the image's scripts the profile's abilities and TLS, and the ranges, cap share and probe the tests use", () => {
     for (const name of listProfiles()) {
       const profile = loadProfile(name);
-      const entrypoint = renderTemplate(entrypointTemplate, profileValues(profile));
-      expect(entrypoint).toContain(`PRIVATE_IPV4_RANGES='${PRIVATE_IPV4_RANGES.join(' ')}'`);
-      expect(entrypoint).toMatch(new RegExp(`^PER_CLIENT_SHARE=${PER_CLIENT_SHARE}$`, 'm'));
-      expect(entrypoint).toMatch(new RegExp(`^CAN_LISTEN_IPV6=${profile.memcached.ipv6Listen ? 'yes' : 'no'}$`, 'm'));
-      expect(entrypoint).toMatch(new RegExp(`^CAN_IDLE_TIMEOUT=${profile.memcached.idleTimeout ? 'yes' : 'no'}$`, 'm'));
-      expect(entrypoint).toContain(`profile ${profile.name}) has no idle timeout`);
+      expect(sourcedValues(imageValuesShell(profile))).toMatchObject({
+        PROFILE: name,
+        PRIVATE_IPV4_RANGES: PRIVATE_IPV4_RANGES.join(' '),
+        PER_CLIENT_SHARE: String(PER_CLIENT_SHARE),
+        CAN_LISTEN_IPV6: profile.memcached.ipv6Listen ? 'yes' : 'no',
+        CAN_IDLE_TIMEOUT: profile.memcached.idleTimeout ? 'yes' : 'no',
+        TLS_VIA: profile.tls.via,
+        TLS_MARKER,
+        TLS_DEFAULT_CERT: `${TLS_SECRET_DIR}/tls.crt`,
+        TLS_PROBE_HELLO: printfEscaped(tlsProbeHello()),
+        BUILD_REALM,
+      });
     }
     expect(loadProfile('ubuntu-16.04').memcached.idleTimeout).toBe(false);
-  });
-
-  it("gives the entrypoint the profile's way to TLS and the secret's paths, and the health check the probe the tests send", () => {
-    const [entrypointTemplate, healthcheckTemplate] = ['memcached-entrypoint', 'memcached-healthcheck'].map((f) => readFileSync(projectPath('image-files/usr/local/bin', f), 'utf8'));
-    for (const name of listProfiles()) {
-      const values = profileValues(loadProfile(name));
-      const entrypoint = renderTemplate(entrypointTemplate!, values);
-      expect(entrypoint).toMatch(new RegExp(`^TLS_VIA=${loadProfile(name).tls.via}$`, 'm'));
-      expect(entrypoint).toMatch(new RegExp(`^TLS_MARKER=${TLS_MARKER}$`, 'm'));
-      expect(entrypoint).toContain(`TLS_DEFAULT_CERT=${TLS_SECRET_DIR}/tls.crt`);
-      expect(renderTemplate(healthcheckTemplate!, values)).toContain(`printf '${printfEscaped(tlsProbeHello())}' >&4`);
-    }
     expect(loadProfile('debian-12').memcached.idleTimeout).toBe(true);
   });
 

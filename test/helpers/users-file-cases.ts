@@ -2,9 +2,9 @@ import { MAX_NAME_CHARACTERS, MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARACTERS, parse
 import { UserError } from '../../src/errors.js';
 
 /**
- * One table of users files, each judged by the CLI's parser and by the entrypoint's shell rendering of
- * the same rules: the verdicts must be identical. The integration suite runs this table in a real
- * runtime-credentials container too (test/integration/runtime-credentials.test.ts).
+ * One table of users files, each judged by the CLI's parser and by the entrypoint's shell version of the
+ * same rules (credential-rules.sh with values.sh): the verdicts must be identical. The integration suite
+ * runs this table in a real runtime-credentials container too (test/integration/runtime-credentials.test.ts).
  */
 export const USERS_FILE_CASES: ReadonlyArray<readonly [string, string | Uint8Array]> = [
   ['plain users, comments, blank lines, CRLF', '# team\n\nsammy:correct-horse-battery\r\n  # indented\nalice:pass:with:colons-1\n'],
@@ -52,7 +52,7 @@ export function cliVerdict(content: string | Uint8Array): string {
   }
 }
 
-/** A driver for the rendered rules: prints the same kind of verdict for FILE. */
+/** A driver for the shell rules (sourced after values.sh and them): prints the same kind of verdict for FILE. */
 export const SHELL_DRIVER = `
 show_user() { printf ' %s=%s' "$1" "$2"; }
 problem=$(users_file_problem "$1")

@@ -5,7 +5,10 @@ import type { StartedTestContainer } from 'testcontainers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Status, tryAuthenticatedRoundTrip } from '../../lib/binary-client.js';
 import { loadProfile } from '../../src/profiles.js';
-import { BAKED_SASLDB_PATH, CREDENTIAL_RULES_PATH, MEMCACHE_UID, MEMCACHED_GUARD } from '../../src/render.js';
+import { projectPath } from '../../src/paths.js';
+import {
+  BAKED_SASLDB_PATH, IMAGE_LIB_DIR, IMAGE_VALUES_PATH, MEMCACHE_UID, MEMCACHED_GUARD,
+} from '../../src/render.js';
 import { TLS_SECRET_DIR, TLS_SECRET_FILES } from '../../src/tls.js';
 import { createIsolatedNetwork, docker, type IsolatedNetwork } from '../helpers/docker.js';
 import {
@@ -203,7 +206,7 @@ async function runtimeUserPaths(container: StartedTestContainer): Promise<Map<st
  * - /run/xtables.lock: iptables, run by the non-root entrypoint, takes its lock there;
  * - baked images: the tutorial's sasldb, memcache's with mode 0600 (the entrypoint copies it at start);
  * - what this test mounts, read-only: the users file (runtime credentials) and the certificate secret
- *   (TLS), memcache's with mode 0400 as the README tells operators to mount them.
+ *   (TLS), memcache's with mode 0400 as docs/tls.md tells operators to mount them.
  * A symlink is allowed where it is root's and points at an allowed path or at the reading process's own
  * descriptors (/proc/self/fd): it is writable only through its target.
  */
@@ -352,7 +355,7 @@ async function traceStart(
  * Left out: /proc, /sys and /dev (the kernel's and the engine's); the run folder /run/memcached and the
  * files the traced processes themselves created in it at this start (necessarily the runtime user's); and
  * the baked sasldb itself (memcache's by the tutorial's design, read only to make the runtime copy; its
- * folders are checked). The mounted secrets (read-only mounts, memcache's as the README says) need not be
+ * folders are checked). The mounted secrets (read-only mounts, memcache's as docs/tls.md says) need not be
  * root's but must not be writable. A lookup in the run folder of something no traced process created is
  * a problem of its own: the runtime user could plant it.
  */
@@ -488,7 +491,9 @@ describe.each(surfaceRows())('%s', (_name, target, surface) => {
       const trace = await tracing;
       expect(trace.unresolved, 'trace lines whose path the parser could not place').toEqual([]);
       // The trace saw what it was meant to: each program started and read its files.
-      const expected = [ENTRYPOINT, HEALTHCHECK, CREDENTIAL_RULES_PATH, MEMCACHED_GUARD];
+      // The entrypoint sources every script of its folder (its phases, the users-file rules) and values.sh.
+      const scripts = readdirSync(projectPath(`image-files${IMAGE_LIB_DIR}`)).map((name) => `${IMAGE_LIB_DIR}/${name}`);
+      const expected = [ENTRYPOINT, HEALTHCHECK, ...scripts, IMAGE_VALUES_PATH, MEMCACHED_GUARD];
       expected.push('/etc/memcached.conf', '/etc/sasl2/memcached.conf');
       if (target.credentials === 'baked') expected.push(BAKED_SASLDB_PATH);
       else expected.push(USERS_SECRET);

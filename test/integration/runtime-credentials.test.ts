@@ -8,7 +8,7 @@ import { writeMemcacheSecret } from '../helpers/secrets.js';
 import { runToExit, startServer } from '../helpers/server.js';
 import type { TestTarget } from '../helpers/targets.js';
 import { bytesOf, cliVerdict, SHELL_DRIVER, USERS_FILE_CASES } from '../helpers/users-file-cases.js';
-import { CREDENTIAL_RULES_PATH } from '../../src/render.js';
+import { CREDENTIAL_RULES_PATH, IMAGE_VALUES_PATH } from '../../src/render.js';
 
 const runtimeTargets = inject('targets').filter((t) => t.credentials === 'runtime');
 const scratch = mkdtempSync(join(tmpdir(), 'mh-runtime-'));
@@ -65,7 +65,7 @@ describe.each(runtimeTargets.map((t): [string, TestTarget] => [t.name, t]))('%s'
     mkdirSync(cases);
     chmodSync(cases, 0o755);
     USERS_FILE_CASES.forEach(([, content], index) => writeFileSync(join(cases, `case-${String(index).padStart(2, '0')}`), bytesOf(content)));
-    writeFileSync(join(cases, 'driver.sh'), `. ${CREDENTIAL_RULES_PATH}\n${SHELL_DRIVER}`);
+    writeFileSync(join(cases, 'driver.sh'), `. ${IMAGE_VALUES_PATH}\n. ${CREDENTIAL_RULES_PATH}\n${SHELL_DRIVER}`);
     const run = await runToExit(target.image, network.name, {
       entrypoint: ['sh', '-c', 'for f in /cases/case-*; do printf "\\n%s\\t" "${f##*/}"; sh /cases/driver.sh "$f"; done'],
       binds: [`${cases}:/cases:ro`],

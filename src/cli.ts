@@ -49,6 +49,7 @@ async function release(argv: readonly string[]): Promise<number> {
     ...summary(config, released.built),
     verified: true,
     pushed: released.pushed,
+    reference: released.reference,
     digest: released.digest,
     signed: s !== undefined,
     ...(s ? { signature: s.signature, attestations: s.attestations, predicateTypes: s.predicateTypes } : {}),
@@ -57,6 +58,7 @@ async function release(argv: readonly string[]): Promise<number> {
   const text = s
     ? [
         `pushed ${released.pushed}`,
+        `deploy it by digest: ${released.reference}`,
         `signed ${s.signature}`,
         `attested ${s.attestations}`,
         ...(s.gpgSignature ? [`GPG-signed ${s.gpgSignature}`] : []),

@@ -90,13 +90,15 @@ Exit codes: 0 built, 1 failure (engine, bootstrap, build), 2 bad input.`;
 
 export const RELEASE_USAGE = `Usage: npm run release -- --tag REGISTRY/REPO:TAG [--profile P]
          [--users-file F | --runtime-credentials]
-         (--signing-key FILE --passphrase-file FILE|- | --unsigned) [--gpg-sign-by FPR --lookaside DIR] [--json]
+         (--signing-key FILE --passphrase-file FILE|- | --unsigned) [--gpg-sign-by FPR --lookaside DIR]
+         [--mutation-result FILE] [--json]
 
 Builds the image, runs the verification suite against that exact image id, and pushes it only if the
 suite passed; prints the pushed digest. Takes the build's options (npm run build -- --help). Then signs
 the pushed manifest digest cosign-style (REPO:sha256-<hex>.sig) and attests it (REPO:sha256-<hex>.att:
-the CycloneDX SBOM, SLSA provenance v1 and the verification report, as in-toto statements in DSSE
-envelopes signed with the same key): cosign verify --key and verify-release check them.
+the CycloneDX SBOM, SLSA provenance v1, the verification report, the run's OpenVEX document and the
+seccomp profile, as in-toto statements in DSSE envelopes signed with the same key): cosign verify --key
+and verify-release check them.
 
 Signing:
   --signing-key FILE     the cosign-format private key (keygen makes one)
@@ -107,6 +109,9 @@ Signing:
   --lookaside DIR        where that signature goes (DIR/REPO@sha256=HEX/signature-N): publish DIR as the
                          registries.d lookaside
   --gpg-passphrase-file F  the GPG key's passphrase file, if it has one
+  --mutation-result FILE the mutation check's result (npm run test:mutants -- --json-out FILE) of this
+                         commit: the verification report carries it, and says whether the image it built
+                         had the same build inputs as the released one
 Registry credentials: REGISTRY_USERNAME + REGISTRY_PASSWORD, else the Docker config's credHelpers/credsStore/auths.
 Exit codes: 0 pushed (and signed), 1 failure (build, verification, push, signing), 2 bad input.`;
 
@@ -133,6 +138,7 @@ const RELEASE_OPTIONS = {
   'gpg-sign-by': { type: 'string' },
   'gpg-passphrase-file': { type: 'string' },
   lookaside: { type: 'string' },
+  'mutation-result': { type: 'string' },
 } as const;
 
 /** parseArgs with one-line errors. */
@@ -192,6 +198,8 @@ export type ReleaseSigning =
       /** A file, or '-' for stdin. */
       readonly passphraseFile: string;
       readonly gpg?: { readonly fingerprint: string; readonly lookaside: string; readonly passphraseFile?: string };
+      /** The mutation check's JSON result, for the verification report. */
+      readonly mutationResult?: string;
     }
   | { readonly kind: 'unsigned' };
 
@@ -206,9 +214,10 @@ export function parseReleaseArgs(argv: readonly string[]): ReleaseConfig | undef
   const build = buildConfigOf(v);
   const key = v['signing-key'];
   const passphrase = v['passphrase-file'];
-  const gpgOptions = [v['gpg-sign-by'], v.lookaside, v['gpg-passphrase-file']].some((o) => o !== undefined);
+  const mutationResult = v['mutation-result'];
+  const signingOptions = [v['gpg-sign-by'], v.lookaside, v['gpg-passphrase-file'], mutationResult];
   if (v.unsigned) {
-    if (key !== undefined || passphrase !== undefined || gpgOptions) {
+    if (key !== undefined || passphrase !== undefined || signingOptions.some((o) => o !== undefined)) {
       throw badInput('--unsigned excludes the signing options');
     }
     return { ...build, signing: { kind: 'unsigned' } };
@@ -233,6 +242,7 @@ export function parseReleaseArgs(argv: readonly string[]): ReleaseConfig | undef
   }
   if (v['gpg-passphrase-file'] === '-') throw badInput('--gpg-passphrase-file: a file (skopeo reads it), not stdin');
   if (v.lookaside === '') throw badInput('--lookaside: empty path');
+  if (mutationResult === '') throw badInput('--mutation-result: empty path');
   const fingerprint = v['gpg-sign-by'];
   if (fingerprint !== undefined && !/^(?:[0-9A-Fa-f]{16}|[0-9A-Fa-f]{40}|[0-9A-Fa-f]{64})$/.test(fingerprint)) {
     throw badInput(`--gpg-sign-by: '${fingerprint}' is not a GPG key id or fingerprint (16, 40 or 64 hex digits)`);
@@ -242,7 +252,8 @@ export function parseReleaseArgs(argv: readonly string[]): ReleaseConfig | undef
     fingerprint !== undefined && v.lookaside !== undefined
       ? { fingerprint, lookaside: v.lookaside, ...(gpgPassphrase ? { passphraseFile: gpgPassphrase } : {}) }
       : undefined;
-  return { ...build, signing: { kind: 'key', keyFile: key, passphraseFile: passphrase, ...(gpg ? { gpg } : {}) } };
+  const signing = { kind: 'key', keyFile: key, passphraseFile: passphrase } as const;
+  return { ...build, signing: { ...signing, ...(gpg ? { gpg } : {}), ...(mutationResult ? { mutationResult } : {}) } };
 }
 
 export const KEYGEN_USAGE = `Usage: memcached-hardened keygen --out DIR --passphrase-file FILE|- [--json]
@@ -290,8 +301,9 @@ export const VERIFY_RELEASE_USAGE = `Usage: memcached-hardened verify-release RE
 Checks a release as a consumer would, against the manifest digest the reference names: the cosign
 signature (REPO:sha256-<hex>.sig) by the key, naming this repository and digest, and every attestation
 (REPO:sha256-<hex>.att: DSSE envelopes of in-toto statements) signed by the key and about this digest,
-with the CycloneDX SBOM, the SLSA provenance and a PASSED verification report among them. Prints what was
-attested (checks passed, SBOM package count, source commit).
+with the CycloneDX SBOM, the SLSA provenance, a PASSED verification report, the OpenVEX document and the
+seccomp profile among them. Prints what was attested (checks passed, the mutation check, SBOM package
+count, VEX statements by status, system calls the seccomp profile allows, source commit, base image).
 Registry credentials as for release. Exit codes: 0 all hold, 1 something does not, 2 bad input.`;
 
 export interface VerifyReleaseConfig {

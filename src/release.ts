@@ -15,7 +15,13 @@ import {
 import { serializeUsers } from './credentials.js';
 import { generatedUser } from './sasldb.js';
 import { runSuite, VERIFICATION_FILES, type SuiteCheck } from './verify.js';
+import { INPUTS_LABEL } from './build.js';
+import { projectPath } from './paths.js';
+import { headCommit } from './source.js';
+import type { Attached } from './signing/attestations.js';
+import { readAttached } from './signing/evidence.js';
 import { checkGpgSigning } from './signing/gpg.js';
+import { mutationCheckAnnotation, readMutationRun } from './signing/mutation-result.js';
 import { readPassphrase, readSigningKey } from './signing/key.js';
 import { signRelease, type ReleaseSignatures } from './signing/release-signing.js';
 
@@ -51,6 +57,8 @@ export interface Released {
   readonly built: Built;
   /** REPO:TAG@sha256:… */
   readonly pushed: string;
+  /** REPO@sha256:…: how to deploy it (a tag can be pushed over, a digest cannot). */
+  readonly reference: string;
   readonly digest: string;
   /** Where the signature and attestations went; undefined for an --unsigned release. */
   readonly signatures?: ReleaseSignatures;
@@ -67,6 +75,11 @@ export async function releaseImage(config: ReleaseConfig, progress: Progress): P
   const auth = registryAuth(registry);
   const signing = config.signing;
   let key;
+  // Checked before the build: a result about another commit or profile costs nothing.
+  const mutation =
+    signing.kind === 'key' && signing.mutationResult !== undefined
+      ? readMutationRun(userPath(signing.mutationResult), config.profile, headCommit(projectPath()))
+      : undefined;
   if (signing.kind === 'key') {
     const passphrase = readPassphrase(signing.passphraseFile === '-' ? '-' : userPath(signing.passphraseFile));
     try {
@@ -83,6 +96,7 @@ export async function releaseImage(config: ReleaseConfig, progress: Progress): P
   const built = await buildWithOutputs(config, engine, progress);
   const finishedOn = new Date();
   let checks: readonly SuiteCheck[] = [];
+  const suiteStarted = new Date();
   // The suite needs user:password lines the image accepts: the baked ones, or test users to mount.
   const scratch = mkdtempSync(join(tmpdir(), 'memcached-hardened-release-'));
   try {
@@ -97,6 +111,13 @@ export async function releaseImage(config: ReleaseConfig, progress: Progress): P
   } finally {
     rmSync(scratch, { recursive: true, force: true });
   }
+  const [image, base] = await Promise.all([
+    engine.inspectImage(built.result.imageId),
+    engine.inspectImage(built.result.base),
+  ]);
+  // What a signed release attests is read before the push: one it could not attest is not pushed.
+  let attached: Attached | undefined;
+  if (key) attached = readAttached(built, config.tls, suiteStarted);
   progress(`[release] pushing ${config.tag} to ${registry}${auth ? ` ${describeCredentials(auth)}` : ''}`);
   let digest: string;
   const onMessage = (m: EngineMessage) =>
@@ -107,12 +128,9 @@ export async function releaseImage(config: ReleaseConfig, progress: Progress): P
     throw failure(`push of ${config.tag} refused: ${(error as Error).message.split('\n')[0]}`);
   }
   const pushed = `${config.tag}@${digest}`;
-  if (!key || signing.kind !== 'key') return { built, pushed, digest };
   const reference = parseImageReference(config.tag);
-  const [image, base] = await Promise.all([
-    engine.inspectImage(built.result.imageId),
-    engine.inspectImage(built.result.base),
-  ]);
+  const byDigest = `${imageName(reference)}@${digest}`;
+  if (!key || !attached || signing.kind !== 'key') return { built, pushed, reference: byDigest, digest };
   try {
     const signatures = await signRelease({
       config,
@@ -123,6 +141,8 @@ export async function releaseImage(config: ReleaseConfig, progress: Progress): P
       auth,
       built,
       checks,
+      attached,
+      mutationCheck: mutationCheckAnnotation(mutation, image?.labels[INPUTS_LABEL]),
       suiteFiles: VERIFICATION_FILES,
       sourceCommit: image?.labels['org.opencontainers.image.revision'] ?? 'unknown',
       baseImageId: base?.id ?? 'unknown',
@@ -135,7 +155,7 @@ export async function releaseImage(config: ReleaseConfig, progress: Progress): P
       },
       progress,
     });
-    return { built, pushed, digest, signatures };
+    return { built, pushed, reference: byDigest, digest, signatures };
   } catch (error) {
     const why = (error as Error).message.split('\n')[0];
     throw failure(`${pushed} was pushed but signing it failed (policies that require the signature refuse it): ${why}`);

@@ -47,6 +47,13 @@ describe('main', () => {
       ['build', '--tag', 'no spaces allowed'],
       ['release', '--tag', 'memcached-hardened:1.0'],
       ['release', '--target', 'client', '--tag', '127.0.0.1:5000/memcached-hardened:1.0'],
+      // The mutation check's result goes into the attestations: no place for it in an unsigned release.
+      ['release', '--tag', '127.0.0.1:5000/memcached-hardened:1.0', '--unsigned', '--mutation-result', 'm.json'],
+      ['release', '--tag', '127.0.0.1:5000/m:1', '--signing-key', 'k', '--passphrase-file', 'p', '--mutation-result', ''],
+      [
+        ...['release', '--tag', '127.0.0.1:5000/m:1', '--signing-key', 'k', '--passphrase-file', 'p'],
+        ...['--mutation-result', join(tmpdir(), 'no-such-mutation-result.json')],
+      ],
     ];
     for (const argv of cases) {
       err = [];

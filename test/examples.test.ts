@@ -6,8 +6,11 @@ import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
 import { Secret } from 'kubernetes-models/v1/Secret';
 import { Service } from 'kubernetes-models/v1/Service';
 import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy';
+import { parse } from 'yaml';
+import { parseImageReference } from '../src/image-reference.js';
 import { projectPath } from '../src/paths.js';
 import { MEMCACHE_UID } from '../src/render.js';
+import { deployedByDigest, fillReleaseReference, RELEASE_PLACEHOLDER } from './release/reference.js';
 
 const dir = projectPath('examples/kubernetes');
 const manifests = readdirSync(dir)
@@ -52,6 +55,27 @@ describe('Kubernetes examples (checked offline against the API schemas)', () => 
     expect(policy.spec!.policyTypes).toEqual(['Ingress', 'Egress']);
     expect(policy.spec!.ingress).toEqual([{ from: [{ podSelector: { matchLabels: { 'memcached-client': 'true' } } }], ports: [{ protocol: 'TCP', port: 11211 }] }]);
     expect(policy.spec!.egress).toEqual([]);
+  });
+
+  it('names the image by digest: the placeholder the README fills with release --json\'s "reference"', () => {
+    const deployment = byKind<Deployment>('Deployment');
+    expect(deployment.spec!.template.spec!.containers[0]!.image).toBe(RELEASE_PLACEHOLDER);
+    const reference = `127.0.0.1:5000/platform/memcached@sha256:${'ab'.repeat(32)}`;
+    const filled = fillReleaseReference(readFileSync(join(dir, 'deployment.yaml'), 'utf8'), reference);
+    const deployed = new Deployment(parseAllDocuments(filled)[0]!.toJS() as never);
+    expect(() => deployed.validate()).not.toThrow();
+    expect(deployedByDigest(deployed.spec!.template.spec!.containers[0]!.image!)).toBe(reference);
+    // Controls: a tag (which can be pushed over) and the unfilled placeholder are not references by digest.
+    expect(() => deployedByDigest('127.0.0.1:5000/platform/memcached:1.4.25')).toThrow(/not by digest/);
+    expect(() => deployedByDigest(RELEASE_PLACEHOLDER)).toThrow();
+    expect(parseImageReference(reference).digest).toBe(`sha256:${'ab'.repeat(32)}`);
+  });
+
+  it('the Compose file has no default image: MEMCACHED_IMAGE must name one (the release by digest)', () => {
+    const compose = parse(readFileSync(projectPath('examples/compose.yaml'), 'utf8')) as {
+      services: { memcached: { image: string } };
+    };
+    expect(compose.services.memcached.image).toMatch(/^\$\{MEMCACHED_IMAGE:\?[^}]*REGISTRY\/REPOSITORY@sha256:/);
   });
 
   it('the Service selects the pods and the Secret key is the one the pod mounts', () => {

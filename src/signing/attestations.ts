@@ -1,9 +1,19 @@
 import type { SuiteCheck } from '../verify.js';
-import { PREDICATE_SBOM, PREDICATE_SLSA, PREDICATE_TEST_RESULT, statement, type Statement } from './payloads.js';
+import {
+  PREDICATE_OPENVEX,
+  PREDICATE_SBOM,
+  PREDICATE_SECCOMP,
+  PREDICATE_SLSA,
+  PREDICATE_TEST_RESULT,
+  sha256,
+  statement,
+  type Statement,
+} from './payloads.js';
 
 /**
- * The three predicates a release attests, as pure functions of what the release knows: the CycloneDX SBOM,
- * SLSA provenance v1 and the verification report (in-toto's test-result predicate).
+ * The five predicates a release attests, as pure functions of what the release knows: the CycloneDX SBOM,
+ * SLSA provenance v1, the verification report (in-toto's test-result predicate), the OpenVEX document of
+ * the suite's run and the seccomp profile the image is meant to run under.
  */
 
 /** Identifies this tool as the builder and the build type (URNs: no host of ours to name). */
@@ -32,7 +42,10 @@ export interface ProvenanceFacts {
   readonly tls: boolean;
   readonly allowFrom: readonly string[];
   readonly buildArgs: Readonly<Record<string, string>>;
-  /** The base image's name and its image id (`sha256:…`), as the engine held it. */
+  /**
+   * The base image's name and its image id (`sha256:…`, the digest of its image config) as the engine held
+   * it: a bootstrapped base was never in a registry, so it has no manifest digest to name.
+   */
   readonly baseImage: { readonly name: string; readonly id: string; readonly source: string };
   readonly builderVersion: string;
   /** The image id the suite judged. */
@@ -57,7 +70,14 @@ export function provenancePredicate(facts: ProvenanceFacts): object {
       internalParameters: { imageId: facts.imageId, baseSource: facts.baseImage.source },
       resolvedDependencies: [
         { name: 'source', digest: { gitCommit: facts.sourceCommit } },
-        { name: facts.baseImage.name, digest: digestMap(facts.baseImage.id) },
+        {
+          name: facts.baseImage.name,
+          digest: digestMap(facts.baseImage.id),
+          annotations: {
+            digestOf: 'image config (the engine image id), not a registry manifest',
+            source: facts.baseImage.source,
+          },
+        },
       ],
     },
     runDetails: {
@@ -81,6 +101,8 @@ export interface ReportFacts {
   readonly suiteCommit: string;
   readonly files: readonly string[];
   readonly checks: readonly SuiteCheck[];
+  /** 'not run', or what src/signing/mutation-result.ts says of the mutation check's result. */
+  readonly mutationCheck: string | Readonly<Record<string, unknown>>;
 }
 
 const checkName = (c: SuiteCheck) => `${c.file} > ${c.name}`;
@@ -103,7 +125,7 @@ export function reportPredicate(facts: ReportFacts): object {
           credentials: facts.credentials,
           tls: facts.tls,
           files: [...facts.files],
-          mutationCheck: 'not run',
+          mutationCheck: facts.mutationCheck,
         },
       },
     ],
@@ -115,17 +137,38 @@ export function reportPredicate(facts: ReportFacts): object {
   };
 }
 
-/** The three statements about one pushed manifest. */
+/** The seccomp profile as the image's build wrote it, and its name in the project (seccomp/<name>.json). */
+export interface SeccompFacts {
+  readonly file: string;
+  readonly bytes: Buffer;
+}
+
+/** The profile itself (parsed: it is JSON), named, with the digest of the exact file. */
+export function seccompPredicate(facts: SeccompFacts): object {
+  const profile = JSON.parse(facts.bytes.toString('utf8')) as unknown;
+  return { file: facts.file, digest: digestMap(sha256(facts.bytes)), profile };
+}
+
+/** What a release attaches as written: the SBOM and the OpenVEX document (parsed), the seccomp profile. */
+export interface Attached {
+  readonly sbom: unknown;
+  readonly vex: unknown;
+  readonly seccomp: SeccompFacts;
+}
+
+/** The five statements about one pushed manifest. */
 export function releaseStatements(
   repository: string,
   digest: string,
-  sbom: unknown,
+  attached: Attached,
   provenance: ProvenanceFacts,
   report: ReportFacts,
 ): Statement[] {
   return [
-    statement(repository, digest, PREDICATE_SBOM, sbom),
+    statement(repository, digest, PREDICATE_SBOM, attached.sbom),
     statement(repository, digest, PREDICATE_SLSA, provenancePredicate(provenance)),
     statement(repository, digest, PREDICATE_TEST_RESULT, reportPredicate(report)),
+    statement(repository, digest, PREDICATE_OPENVEX, attached.vex),
+    statement(repository, digest, PREDICATE_SECCOMP, seccompPredicate(attached.seccomp)),
   ];
 }

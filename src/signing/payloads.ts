@@ -50,6 +50,10 @@ export const PREDICATE_SBOM = 'https://cyclonedx.org/bom';
 export const PREDICATE_SLSA = 'https://slsa.dev/provenance/v1';
 /** in-toto's test-result predicate: the verification report. */
 export const PREDICATE_TEST_RESULT = 'https://in-toto.io/attestation/test-result/v0.1';
+/** OpenVEX's own predicate type (its document's @context): what `cosign attest --type openvex` writes. */
+export const PREDICATE_OPENVEX = 'https://openvex.dev/ns/v0.2.0';
+/** No public predicate type exists for a seccomp profile: ours, a URN (no host of ours to name). */
+export const PREDICATE_SECCOMP = 'urn:memcached-hardened:predicate:seccomp-profile:v1';
 
 /** An in-toto Statement v1 about one image manifest. */
 export interface Statement {

@@ -1,5 +1,4 @@
 import type { KeyObject } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import type { Progress } from '../base.js';
 import type { ReleaseConfig, ReleaseSigning } from '../config.js';
 import { failure } from '../errors.js';
@@ -9,7 +8,7 @@ import { projectPath } from '../paths.js';
 import type { RegistryCredentials } from '../registry-credentials.js';
 import { headCommit, toolVersion } from '../source.js';
 import type { SuiteCheck } from '../verify.js';
-import { releaseStatements } from './attestations.js';
+import { releaseStatements, type Attached, type ReportFacts } from './attestations.js';
 import { publishAttestations, publishSignature } from './cosign.js';
 import { gpgSign } from './gpg.js';
 import { RegistryClient } from './registry.js';
@@ -24,6 +23,9 @@ export interface SignRequest {
   readonly auth?: RegistryCredentials;
   readonly built: Built;
   readonly checks: readonly SuiteCheck[];
+  /** The SBOM, the run's VEX and the seccomp profile, read before the push. */
+  readonly attached: Attached;
+  readonly mutationCheck: ReportFacts['mutationCheck'];
   readonly suiteFiles: readonly string[];
   readonly sourceCommit: string;
   readonly baseImageId: string;
@@ -50,17 +52,11 @@ export async function signRelease(request: SignRequest): Promise<ReleaseSignatur
   const client = new RegistryClient(reference.registry!, reference.repository, request.auth);
   const signature = await publishSignature(client, repository, digest, key);
   request.progress(`[sign] cosign signature of ${digest} stored as ${repository}:${signature.tag}`);
-  let sbom: unknown;
-  try {
-    sbom = JSON.parse(readFileSync(built.sbom ?? '', 'utf8'));
-  } catch {
-    throw failure(`the SBOM of ${built.result.imageId} could not be read (${built.sbom ?? 'none written'})`);
-  }
   const credentials = config.credentials;
   const statements = releaseStatements(
     repository,
     digest,
-    sbom,
+    request.attached,
     {
       sourceCommit: request.sourceCommit,
       profile: config.profile,
@@ -83,6 +79,7 @@ export async function signRelease(request: SignRequest): Promise<ReleaseSignatur
       suiteCommit: headCommit(projectPath()) ?? 'unknown',
       files: request.suiteFiles,
       checks: request.checks,
+      mutationCheck: request.mutationCheck,
     },
   );
   const attestations = await publishAttestations(client, digest, statements, key);

@@ -5,7 +5,9 @@ import type { RegistryCredentials } from '../registry-credentials.js';
 import { cosignLayers, cosignTag, DSSE_MEDIA_TYPE, SIGNATURE_ANNOTATION, SIMPLE_SIGNING_MEDIA_TYPE } from './cosign.js';
 import {
   openEnvelope,
+  PREDICATE_OPENVEX,
   PREDICATE_SBOM,
+  PREDICATE_SECCOMP,
   PREDICATE_SLSA,
   PREDICATE_TEST_RESULT,
   readSimpleSigningPayload,
@@ -17,7 +19,13 @@ import {
 import { RegistryClient } from './registry.js';
 
 /** The attestations a release carries; verify-release requires each. */
-export const REQUIRED_PREDICATES = [PREDICATE_SBOM, PREDICATE_SLSA, PREDICATE_TEST_RESULT] as const;
+export const REQUIRED_PREDICATES = [
+  PREDICATE_SBOM,
+  PREDICATE_SLSA,
+  PREDICATE_TEST_RESULT,
+  PREDICATE_OPENVEX,
+  PREDICATE_SECCOMP,
+] as const;
 
 export interface AttestedFacts {
   readonly checksPassed?: number;
@@ -31,6 +39,47 @@ export interface AttestedFacts {
   readonly sourceCommit?: string;
   readonly builderVersion?: string;
   readonly baseImage?: string;
+  /** The mutation check as the report tells it: 'not run', or its verdict and figures in one line. */
+  readonly mutationCheck?: string;
+  /** OpenVEX statements in all, and by status. */
+  readonly vexStatements?: number;
+  readonly vexByStatus?: Readonly<Record<string, number>>;
+  /** The seccomp profile's file, default action and how many system calls it allows (conditionally or not). */
+  readonly seccompFile?: string;
+  readonly seccompDefaultAction?: string;
+  readonly seccompAllowedSyscalls?: number;
+}
+
+interface SeccompRule {
+  names?: unknown;
+  action?: unknown;
+}
+
+/** The distinct system calls a rule with SCMP_ACT_ALLOW names (socket, allowed per family, counts once). */
+export function allowedSyscalls(profile: { syscalls?: SeccompRule[] } | undefined): number | undefined {
+  if (!Array.isArray(profile?.syscalls)) return undefined;
+  const names = profile.syscalls
+    .filter((rule) => rule?.action === 'SCMP_ACT_ALLOW' && Array.isArray(rule.names))
+    .flatMap((rule) => rule.names as unknown[]);
+  return new Set(names.filter((n) => typeof n === 'string')).size;
+}
+
+/** The mutation-check annotation in one line. */
+function describeMutationCheck(value: unknown): string | undefined {
+  if (value === undefined || typeof value === 'string') return value;
+  const m = value as {
+    result?: string;
+    mutantsCaught?: unknown[];
+    mutantsNotCaught?: unknown[];
+    commit?: string;
+    judgedImage?: string;
+    sameBuildInputs?: boolean;
+  };
+  const caught = m.mutantsCaught?.length ?? 0;
+  const all = caught + (m.mutantsNotCaught?.length ?? 0);
+  const inputs = m.sameBuildInputs ? 'the same build inputs as this image' : 'OTHER build inputs than this image';
+  return `${m.result}, ${caught} of ${all} mutants caught, at ${m.commit}, on its own build ${m.judgedImage} ` +
+    `(${inputs})`;
 }
 
 export interface ReleaseVerification {
@@ -48,7 +97,7 @@ export interface ReleaseVerification {
   readonly problems: readonly string[];
 }
 
-/** What the three predicates say, read defensively (they are verified, but still data). */
+/** What the predicates say, read defensively (they are verified, but still data). */
 export function attestedFacts(statements: readonly Statement[]): AttestedFacts {
   const of = (type: string) =>
     statements.find((s) => s.predicateType === type)?.predicate as Record<string, unknown> | undefined;
@@ -62,11 +111,24 @@ export function attestedFacts(statements: readonly Statement[]): AttestedFacts {
       }
     | undefined;
   const sbom = of(PREDICATE_SBOM) as { components?: unknown[] } | undefined;
+  const vex = of(PREDICATE_OPENVEX) as { statements?: Array<{ status?: unknown }> } | undefined;
+  const seccomp = of(PREDICATE_SECCOMP) as
+    | { file?: string; profile?: { defaultAction?: string; syscalls?: SeccompRule[] } }
+    | undefined;
+  const vexByStatus: Record<string, number> = {};
+  for (const s of Array.isArray(vex?.statements) ? vex.statements : []) {
+    const status = String(s?.status);
+    vexByStatus[status] = (vexByStatus[status] ?? 0) + 1;
+  }
   const provenance = of(PREDICATE_SLSA) as
     | {
         buildDefinition?: {
           externalParameters?: { profile?: string };
-          resolvedDependencies?: Array<{ name?: string; digest?: Record<string, string> }>;
+          resolvedDependencies?: Array<{
+            name?: string;
+            digest?: Record<string, string>;
+            annotations?: { source?: string };
+          }>;
         };
         runDetails?: { builder?: { version?: Record<string, string> } };
       }
@@ -87,16 +149,25 @@ export function attestedFacts(statements: readonly Statement[]): AttestedFacts {
     sbomPackages: sbom?.components?.length,
     sourceCommit: source?.digest?.gitCommit,
     builderVersion: provenance?.runDetails?.builder?.version?.['memcached-hardened'],
+    // An image id, not a manifest digest: written `name (image id …)`, never `name@…`, which would claim one.
     baseImage: base
-      ? `${base.name}@${Object.entries(base.digest ?? {}).map(([a, h]) => `${a}:${h}`)[0] ?? '?'}`
+      ? `${base.name} (image id ${Object.entries(base.digest ?? {}).map(([a, h]) => `${a}:${h}`)[0] ?? '?'}` +
+        `${base.annotations?.source ? `, ${base.annotations.source}` : ''})`
       : undefined,
+    mutationCheck: describeMutationCheck(suite?.annotations?.mutationCheck),
+    vexStatements: Array.isArray(vex?.statements) ? vex.statements.length : undefined,
+    vexByStatus: vex ? vexByStatus : undefined,
+    seccompFile: seccomp?.file,
+    seccompDefaultAction: seccomp?.profile?.defaultAction,
+    seccompAllowedSyscalls: allowedSyscalls(seccomp?.profile),
   };
 }
 
 /**
  * Checks a release as a consumer would: the reference's manifest digest, a cosign signature by `key`
  * naming this repository and digest, and every attestation under the `.att` tag signed by `key` and about
- * this digest, with the SBOM, the provenance and a PASSED verification report among them.
+ * this digest, with every REQUIRED_PREDICATES type among them (SBOM, provenance, a PASSED verification
+ * report, OpenVEX, seccomp profile).
  */
 export async function verifyRelease(
   reference: string,
@@ -193,9 +264,24 @@ export function describeVerification(v: ReleaseVerification): string[] {
             `${a.checksFailed ?? 0} failed, ` +
             `${a.checksSkipped ?? 0} skipped; profile ${a.profile}, ${a.credentials} credentials, ` +
             `suite at ${a.suiteCommit}`,
+          `mutation check: ${a.mutationCheck ?? 'not said'}`,
         ]
       : []),
     ...(a.sbomPackages !== undefined ? [`SBOM: ${a.sbomPackages} packages`] : []),
+    ...(a.vexStatements !== undefined
+      ? [
+          `OpenVEX: ${a.vexStatements} statements (` +
+            `${Object.entries(a.vexByStatus ?? {})
+              .map(([status, n]) => `${n} ${status}`)
+              .join(', ')})`,
+        ]
+      : []),
+    ...(a.seccompFile !== undefined
+      ? [
+          `seccomp profile ${a.seccompFile}: default ${a.seccompDefaultAction}, ` +
+            `${a.seccompAllowedSyscalls ?? 0} system calls allowed`,
+        ]
+      : []),
     ...(a.sourceCommit !== undefined
       ? [`provenance: source ${a.sourceCommit}, base ${a.baseImage}, built by memcached-hardened ${a.builderVersion}`]
       : []),

@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { createHash, generateKeyPairSync } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,8 +9,16 @@ import { projectPath } from '../../src/paths.js';
 import { serializeUsers } from '../../src/credentials.js';
 import { generatePassword } from '../../src/sasldb.js';
 import { VERIFICATION_FILES } from '../../src/verify.js';
+import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
+import { parseAllDocuments } from 'yaml';
+import { vexProduct } from '../../src/signing/evidence.js';
+import { MUTATION_RESULT_KIND, type MutationResult } from '../../src/signing/mutation-result.js';
+import { pae, PREDICATE_OPENVEX, PREDICATE_SECCOMP, PREDICATE_TEST_RESULT } from '../../src/signing/payloads.js';
+import { REQUIRED_PREDICATES } from '../../src/signing/verify-release.js';
+import { loadVulnerabilityTable } from '../../src/vulnerabilities.js';
 import { ensureHostTool } from '../helpers/host-tools.js';
 import { REGISTRY_BINARY, startRegistry, tags, type Registry } from './registry.js';
+import { RELEASE_PLACEHOLDER } from './reference.js';
 
 const run = promisify(execFile);
 const scratch = mkdtempSync(join(tmpdir(), 'mh-release-'));
@@ -60,6 +69,12 @@ interface Layer {
   annotations?: Record<string, string>;
 }
 
+const flipped = (bytes: Buffer) => {
+  const copy = Buffer.from(bytes);
+  copy[copy.length >> 1] = copy[copy.length >> 1]! ^ 1;
+  return copy;
+};
+
 describe('npm run release: build, verify, push only if green, sign and attest what was pushed', () => {
   let open: Registry;
   let readOnly: Registry;
@@ -69,7 +84,8 @@ describe('npm run release: build, verify, push only if green, sign and attest wh
   const lookaside = join(scratch, 'lookaside');
   let fingerprint = '';
   const signing = () => ['--signing-key', join(keys, 'signing.key'), '--passphrase-file', passphraseFile];
-  let good: { digest: string; tag: string; imageId: string } | undefined;
+  let good: { digest: string; tag: string; imageId: string; reference: string } | undefined;
+  const mutationResult = join(scratch, 'mutation-result.json');
 
   beforeAll(async () => {
     await ensureHostTool(REGISTRY_BINARY, 'docker-registry');
@@ -103,7 +119,14 @@ describe('npm run release: build, verify, push only if green, sign and attest wh
       startRegistry(scratch, 'open', false),
       startRegistry(scratch, 'readonly', true),
     ]);
-  });
+    // The mutation check, cut to one mutant (its real image and checks are the same), for the release to carry.
+    const mutants = ['--profile', 'ubuntu-16.04', '--only', 'udp-on', '--json-out', mutationResult];
+    await run('npm', ['run', '-s', 'test:mutants', '--', ...mutants], {
+      cwd: projectPath(),
+      timeout: 900_000,
+      maxBuffer: 64 * 1024 * 1024,
+    });
+  }, 1_200_000);
 
   afterAll(async () => {
     await run('gpgconf', ['--kill', 'gpg-agent'], { env }).catch(() => undefined);
@@ -127,9 +150,12 @@ describe('npm run release: build, verify, push only if green, sign and attest wh
       fingerprint,
       '--lookaside',
       lookaside,
+      '--mutation-result',
+      mutationResult,
     ]);
     expect(result.code, result.stderr.slice(-2000)).toBe(0);
     const output = JSON.parse(result.stdout.trim().split('\n').pop() ?? '{}') as {
+      reference: string;
       digest: string;
       verified: boolean;
       sbom: string;
@@ -148,7 +174,8 @@ describe('npm run release: build, verify, push only if green, sign and attest wh
     expect(manifest.status).toBe(200);
     expect(manifest.headers.get('docker-content-digest')).toBe(output.digest);
     expect(output.signature).toBe(`${open.address}/memcached-hardened:${output.digest.replace(':', '-')}.sig`);
-    good = { digest: output.digest, tag, imageId: output.imageId };
+    expect(output.reference).toBe(`${open.address}/memcached-hardened@${output.digest}`);
+    good = { digest: output.digest, tag, imageId: output.imageId, reference: output.reference };
     // Nothing secret in what the release printed.
     const passphrase = readFileSync(passphraseFile, 'utf8').trim();
     expect(result.stdout + result.stderr).not.toContain(passphrase);
@@ -217,6 +244,109 @@ describe('npm run release: build, verify, push only if green, sign and attest wh
     const ran = [...report.predicate.passedTests, ...report.predicate.skippedTests];
     const files = new Set(ran.map((name) => name.split(' > ')[0]));
     expect([...files].sort()).toEqual([...VERIFICATION_FILES].sort());
+  });
+
+  it('each of the five attestations verifies with openssl over its PAE; altered or by another key, not', async () => {
+    expect(good).toBeDefined();
+    const base = `http://${open.address}/v2/memcached-hardened`;
+    const att = await fetch(`${base}/manifests/${good!.digest.replace(':', '-')}.att`, {
+      headers: { Accept: 'application/vnd.oci.image.manifest.v1+json' },
+    });
+    const layers = ((await att.json()) as { layers: Layer[] }).layers;
+    expect(layers.map((l) => l.annotations?.predicateType).sort()).toEqual([...REQUIRED_PREDICATES].sort());
+    const otherPub = join(scratch, 'other.pub');
+    const other = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+    writeFileSync(otherPub, other.publicKey.export({ type: 'spki', format: 'pem' }));
+    const predicates = new Map<string, unknown>();
+    for (const layer of layers) {
+      const envelope = JSON.parse(
+        Buffer.from(await (await fetch(`${base}/blobs/${layer.digest}`)).arrayBuffer()).toString(),
+      ) as { payloadType: string; payload: string; signatures: { sig: string }[] };
+      const payload = Buffer.from(envelope.payload, 'base64');
+      const signature = Buffer.from(envelope.signatures[0]!.sig, 'base64');
+      // DSSE's PAE spelled out here, not taken from our pae() alone.
+      const signed = Buffer.concat([
+        Buffer.from(`DSSEv1 ${envelope.payloadType.length} ${envelope.payloadType} ${payload.length} `),
+        payload,
+      ]);
+      expect(signed.equals(pae(envelope.payloadType, payload))).toBe(true);
+      const type = layer.annotations!.predicateType!;
+      expect(await opensslVerifies(join(keys, 'signing.pub'), signature, signed), type).toBe(true);
+      expect(await opensslVerifies(join(keys, 'signing.pub'), signature, flipped(signed)), type).toBe(false);
+      expect(await opensslVerifies(otherPub, signature, signed), type).toBe(false);
+      const body = JSON.parse(payload.toString()) as { subject: { digest: { sha256: string } }[]; predicate: unknown };
+      expect(`sha256:${body.subject[0]!.digest.sha256}`).toBe(good!.digest);
+      predicates.set(type, body.predicate);
+    }
+    // The seccomp profile attested is the project's file for this profile, byte for byte.
+    const seccompFile = readFileSync(projectPath('seccomp', 'ubuntu-16.04.json'));
+    expect(predicates.get(PREDICATE_SECCOMP)).toEqual({
+      file: 'seccomp/ubuntu-16.04.json',
+      digest: { sha256: createHash('sha256').update(seccompFile).digest('hex') },
+      profile: JSON.parse(seccompFile.toString()),
+    });
+    // The VEX is the release's own suite run's: every entry of the table, about this image id, each with its probe.
+    const vex = predicates.get(PREDICATE_OPENVEX) as {
+      statements: { vulnerability: { name: string }; products: { '@id': string }[]; status_notes: string }[];
+    };
+    const table = loadVulnerabilityTable('ubuntu-16.04');
+    expect(vex.statements.map((s) => s.vulnerability.name)).toEqual(table.entries.map((e) => e.id));
+    for (const [i, s] of vex.statements.entries()) {
+      expect(s.products.map((p) => p['@id'])).toEqual([vexProduct(good!.imageId)]);
+      expect(s.status_notes).toContain(`probe ${table.entries[i]!.probe}`);
+    }
+    // The mutation check ran on its own build of this commit: the report says so, and that the inputs matched.
+    const mutation = JSON.parse(readFileSync(mutationResult, 'utf8')) as MutationResult;
+    expect(mutation.kind).toBe(MUTATION_RESULT_KIND);
+    const report = predicates.get(PREDICATE_TEST_RESULT) as {
+      configuration: { annotations: { mutationCheck: Record<string, unknown> } }[];
+    };
+    expect(report.configuration[0]!.annotations.mutationCheck).toMatchObject({
+      result: 'PASSED',
+      commit: mutation.commit,
+      mutantsCaught: ['udp-on'],
+      mutantsNotCaught: [],
+      judgedImage: mutation.runs[0]!.imageId,
+      sameBuildInputs: true,
+    });
+    expect(mutation.runs[0]!.imageId).not.toBe(good!.imageId);
+    const text = await cli(['verify-release', good!.reference, '--key', join(keys, 'signing.pub')]);
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toMatch(/^OpenVEX: \d+ statements \(\d+ not_affected/m);
+    expect(text.stdout).toMatch(/^seccomp profile seccomp\/ubuntu-16\.04\.json: default SCMP_ACT_ERRNO, \d+ system/m);
+    expect(text.stdout).toMatch(/^mutation check: PASSED, 1 of 1 mutants caught, .*\(the same build inputs as this/m);
+  });
+
+  it('the examples deploy it by digest: the Deployment filled as the README says, Compose given it', async () => {
+    expect(good).toBeDefined();
+    await ensureHostTool('docker-compose', 'docker-compose');
+    const deployment = join(scratch, 'deployment.yaml');
+    writeFileSync(deployment, readFileSync(projectPath('examples/kubernetes/deployment.yaml')));
+    await run('sed', ['-i', `s|${RELEASE_PLACEHOLDER}|${good!.reference}|`, deployment]);
+    const filled = new Deployment(parseAllDocuments(readFileSync(deployment, 'utf8'))[0]!.toJS() as never);
+    expect(() => filled.validate()).not.toThrow();
+    expect(filled.spec!.template.spec!.containers[0]!.image).toBe(good!.reference);
+    const composeConfig = (extra: NodeJS.ProcessEnv) =>
+      run('docker-compose', ['-f', projectPath('examples/compose.yaml'), 'config'], {
+        cwd: scratch,
+        env: { ...process.env, MEMCACHED_USERS_SECRET: usersFile, ...extra },
+      }).then(
+        ({ stdout }) => ({ ok: true, out: stdout }),
+        (error: { stderr: string }) => ({ ok: false, out: error.stderr }),
+      );
+    const composed = await composeConfig({ MEMCACHED_IMAGE: good!.reference });
+    expect(composed.ok, composed.out).toBe(true);
+    expect(composed.out).toContain(`image: ${good!.reference}`);
+    // Control: without it, Compose refuses rather than run some default image.
+    const unnamed = await composeConfig({ MEMCACHED_IMAGE: '' });
+    expect(unnamed.ok).toBe(false);
+    expect(unnamed.out).toMatch(/MEMCACHED_IMAGE to the release by digest/);
+    // The registry serves exactly the signed manifest under that reference.
+    const raw = await run('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${good!.reference}`], {
+      encoding: 'buffer',
+      maxBuffer: 16 * 1024 * 1024,
+    });
+    expect(`sha256:${createHash('sha256').update(raw.stdout).digest('hex')}`).toBe(good!.digest);
   });
 
   it("Debian's skopeo with the shipped policy copies the release; refuses it with the tag overwritten", async () => {
@@ -349,6 +479,16 @@ describe('npm run release: build, verify, push only if green, sign and attest wh
     expect(noGpgKey.code).toBe(2);
     expect(noGpgKey.stderr.trim()).toMatch(/^memcached-hardened: --gpg-sign-by 0123456789ABCDEF: gpg holds no secret/);
     expect(noGpgKey.stderr).not.toMatch(/\[build\]/);
+    const stale = join(scratch, 'stale-mutation-result.json');
+    const staleResult = JSON.parse(readFileSync(mutationResult, 'utf8')) as MutationResult;
+    writeFileSync(stale, JSON.stringify({ ...staleResult, commit: '0'.repeat(40) }));
+    const otherCommit = await release([
+      ...['--users-file', usersFile, '--tag', `${open.address}/memcached-hardened:nokey-${id}`, ...signing()],
+      ...['--mutation-result', stale],
+    ]);
+    expect(otherCommit.code).toBe(2);
+    expect(otherCommit.stderr.trim()).toMatch(/^memcached-hardened: --mutation-result .*: it ran at commit 0{40}, /);
+    expect(otherCommit.stderr).not.toMatch(/\[build\]/);
     expect(await tags(open, 'memcached-hardened')).not.toContain(`nokey-${id}`);
   });
 });

@@ -6,11 +6,15 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { KeyObject } from 'node:crypto';
 import { projectPath } from '../../src/paths.js';
+import { releaseStatements } from '../../src/signing/attestations.js';
 import { cosignTag, publishAttestations, publishSignature } from '../../src/signing/cosign.js';
+import { vexProduct } from '../../src/signing/evidence.js';
 import { gpgSign } from '../../src/signing/gpg.js';
 import { decryptPrivateKey } from '../../src/signing/key.js';
-import { pae, statement, PREDICATE_SBOM, PREDICATE_SLSA, PREDICATE_TEST_RESULT } from '../../src/signing/payloads.js';
+import { pae, PREDICATE_OPENVEX, PREDICATE_SECCOMP } from '../../src/signing/payloads.js';
+import { allowedSyscalls, REQUIRED_PREDICATES } from '../../src/signing/verify-release.js';
 import { OCI_MANIFEST, RegistryClient } from '../../src/signing/registry.js';
 import { ensureHostTool } from '../helpers/host-tools.js';
 import { REGISTRY_BINARY, startRegistry, type Registry } from './registry.js';
@@ -100,10 +104,66 @@ async function blob(registry: Registry, digest: string): Promise<Buffer> {
   return Buffer.from(await (await fetch(`http://${registry.address}/v2/${REPO}/blobs/${digest}`)).arrayBuffer());
 }
 
+const imageId = `sha256:${'56'.repeat(32)}`;
+const seccompBytes = readFileSync(projectPath('seccomp', 'ubuntu-16.04.json'));
+
+/** Every statement a release makes (releaseStatements: a new type is covered here without a change). */
+function statementsAbout(repository: string, digest: string, types: readonly string[] = REQUIRED_PREDICATES) {
+  const vex = {
+    '@context': 'https://openvex.dev/ns/v0.2.0',
+    statements: ['not_affected', 'affected'].map((status) => ({ products: [{ '@id': vexProduct(imageId) }], status })),
+  };
+  return releaseStatements(
+    repository,
+    digest,
+    {
+      sbom: { bomFormat: 'CycloneDX', specVersion: '1.5', components: [{ name: 'memcached' }] },
+      vex,
+      seccomp: { file: 'seccomp/ubuntu-16.04.json', bytes: seccompBytes },
+    },
+    {
+      sourceCommit: 'c0ffee',
+      profile: 'ubuntu-16.04',
+      target: 'server',
+      credentials: 'baked',
+      tls: false,
+      allowFrom: [],
+      buildArgs: {},
+      baseImage: { name: 'ubuntu:16.04', id: `sha256:${'34'.repeat(32)}`, source: 'bootstrapped' },
+      builderVersion: '0.0.0',
+      imageId,
+      startedOn: new Date(0),
+      finishedOn: new Date(1000),
+    },
+    {
+      imageId,
+      profile: 'ubuntu-16.04',
+      credentials: 'baked',
+      tls: false,
+      suiteCommit: 'c0ffee',
+      files: ['test/integration/smoke.test.ts'],
+      checks: [{ file: 'test/integration/smoke.test.ts', name: 'a > b', status: 'passed' }],
+      mutationCheck: 'not run',
+    },
+  ).filter((s) => types.includes(s.predicateType));
+}
+
+async function signAndAttest(
+  client: RegistryClient,
+  repository: string,
+  digest: string,
+  key: KeyObject,
+  types?: readonly string[],
+) {
+  await publishSignature(client, repository, digest, key);
+  await publishAttestations(client, digest, statementsAbout(repository, digest, types), key);
+}
+
 describe('cosign signature and attestations on a loopback registry, checked by openssl and verify-release', () => {
   let registry: Registry;
   let client: RegistryClient;
   let digest: string;
+  let key: KeyObject;
   const keys = join(scratch, 'keys');
   const passphraseFile = join(scratch, 'passphrase');
   const otherPub = join(scratch, 'other.pub');
@@ -118,33 +178,12 @@ describe('cosign signature and attestations on a loopback registry, checked by o
     const other = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
     writeFileSync(otherPub, other.publicKey.export({ type: 'spki', format: 'pem' }));
     digest = await pushImage(client, 'signed', 'one');
-    const key = decryptPrivateKey(
+    key = decryptPrivateKey(
       readFileSync(join(keys, 'signing.key'), 'utf8'),
       Buffer.from('a passphrase for the release key'),
       'signing.key',
     );
-    const repository = `${registry.address}/${REPO}`;
-    await publishSignature(client, repository, digest, key);
-    await publishAttestations(
-      client,
-      digest,
-      [
-        statement(repository, digest, PREDICATE_SBOM, {
-          bomFormat: 'CycloneDX',
-          specVersion: '1.5',
-          components: [{ name: 'memcached' }],
-        }),
-        statement(repository, digest, PREDICATE_SLSA, {
-          buildDefinition: { resolvedDependencies: [{ name: 'source', digest: { gitCommit: 'c0ffee' } }] },
-        }),
-        statement(repository, digest, PREDICATE_TEST_RESULT, {
-          result: 'PASSED',
-          passedTests: ['a > b'],
-          failedTests: [],
-        }),
-      ],
-      key,
-    );
+    await signAndAttest(client, `${registry.address}/${REPO}`, digest, key);
   });
 
   afterAll(() => {
@@ -182,9 +221,7 @@ describe('cosign signature and attestations on a loopback registry, checked by o
 
   it('every attestation is a DSSE envelope about this digest whose PAE openssl verifies; altered, not', async () => {
     const layers = await layersOf(registry, cosignTag(digest, 'att'));
-    expect(layers.map((l) => l.annotations?.predicateType).sort()).toEqual(
-      [PREDICATE_SBOM, PREDICATE_SLSA, PREDICATE_TEST_RESULT].sort(),
-    );
+    expect(layers.map((l) => l.annotations?.predicateType).sort()).toEqual([...REQUIRED_PREDICATES].sort());
     const pub = join(keys, 'signing.pub');
     for (const layer of layers) {
       expect(layer.mediaType).toBe('application/vnd.dsse.envelope.v1+json');
@@ -213,15 +250,19 @@ describe('cosign signature and attestations on a loopback registry, checked by o
     const reference = `${registry.address}/${REPO}:signed`;
     const good = await exitOf(cli, ['verify-release', reference, '--key', join(keys, 'signing.pub'), '--json']);
     expect(good.code, good.stdout + good.stderr).toBe(0);
-    const verified = JSON.parse(good.stdout) as {
-      ok: boolean;
-      digest: string;
-      attested: { sbomPackages: number; sourceCommit: string; checksPassed: number };
-    };
+    const verified = JSON.parse(good.stdout) as { ok: boolean; digest: string; attested: object };
     expect(verified).toMatchObject({
       ok: true,
       digest,
-      attested: { sbomPackages: 1, sourceCommit: 'c0ffee', checksPassed: 1 },
+      attested: {
+        sbomPackages: 1,
+        sourceCommit: 'c0ffee',
+        checksPassed: 1,
+        vexStatements: 2,
+        vexByStatus: { not_affected: 1, affected: 1 },
+        seccompFile: 'seccomp/ubuntu-16.04.json',
+        seccompAllowedSyscalls: allowedSyscalls(JSON.parse(seccompBytes.toString()) as never),
+      },
     });
     const text = await exitOf(cli, [
       'verify-release',
@@ -231,6 +272,23 @@ describe('cosign signature and attestations on a loopback registry, checked by o
     ]);
     expect(text.code, text.stderr).toBe(0);
     expect(text.stdout).toMatch(/OK: signature and every attestation hold/);
+    expect(text.stdout).toMatch(/^OpenVEX: 2 statements \(1 not_affected, 1 affected\)$/m);
+    expect(text.stdout).toMatch(
+      /^seccomp profile seccomp\/ubuntu-16\.04\.json: default SCMP_ACT_ERRNO, \d+ system calls allowed$/m,
+    );
+    expect(text.stdout).toMatch(/^mutation check: not run$/m);
+
+    // Signed, and attested but for the VEX and the seccomp profile: each of them is required.
+    for (const missing of [PREDICATE_OPENVEX, PREDICATE_SECCOMP]) {
+      const tag = `partial-${missing.length}`;
+      const partial = await pushImage(client, tag, missing);
+      const types = REQUIRED_PREDICATES.filter((t) => t !== missing);
+      await signAndAttest(client, `${registry.address}/${REPO}`, partial, key, types);
+      const reference = `${registry.address}/${REPO}:${tag}`;
+      const refused = await exitOf(cli, ['verify-release', reference, '--key', join(keys, 'signing.pub')]);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toContain(`no verified attestation of ${missing}`);
+    }
 
     const otherKey = await exitOf(cli, ['verify-release', reference, '--key', otherPub]);
     expect(otherKey.code).toBe(1);

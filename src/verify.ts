@@ -6,8 +6,8 @@ import { projectPath } from './paths.js';
 import type { Progress } from './base.js';
 
 /**
- * The verification suite: the integration files that verify one image. The cleanup and compose checks
- * test the suite and the examples, not the image, and stay out.
+ * The verification suite: the integration files that verify one image. The cleanup, compose and harness
+ * checks test the suite and the examples, not the image, and stay out.
  */
 export const VERIFICATION_FILES = [
   'smoke',
@@ -24,7 +24,9 @@ export const VERIFICATION_FILES = [
   'connection-cap',
   'hardening',
   'runtime-credentials',
-  'tls',
+  'tls-certificates',
+  'tls-protocol',
+  'tls-operations',
   'tls-policy',
   'listeners',
   'layers',

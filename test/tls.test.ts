@@ -10,7 +10,7 @@ import { conversationWith, issueWithReadmeCommands, parseSClient, pemBody, tcpSe
 
 const scratch = mkdtempSync(join(tmpdir(), 'mh-tls-unit-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
-// The README's commands, run twice: two unrelated CAs.
+// The commands of docs/tls.md, run twice: two unrelated CAs.
 const ours = issueWithReadmeCommands(join(scratch, 'ours'), 'DNS:memcached,IP:10.0.0.5');
 const theirs = issueWithReadmeCommands(join(scratch, 'theirs'), 'DNS:memcached');
 const certificate = (path: string) => new X509Certificate(readFileSync(path));
@@ -63,7 +63,7 @@ describe("the health check's TLS probe", () => {
   });
 });
 
-describe("the README's certificate commands", () => {
+describe("the certificate commands of docs/tls.md", () => {
   it('issue a server certificate for the names asked, signed by their CA, for its key, for server authentication', () => {
     const server = certificate(ours.certificate);
     expect(server.checkIssued(certificate(ours.caCertificate))).toBe(true);

@@ -73,6 +73,23 @@ export function privateTestPrefix(what = 'a test network'): string {
 }
 
 /**
+ * Runs `create` on a /24 from `pick`; where the engine says the /24 overlaps one of its networks (another
+ * run's, made since the pick), on another one, a few times. The one place the suite retries a taken /24.
+ */
+export async function onAnotherSubnetIfTaken<T>(
+  pick: () => string,
+  create: (prefix: string) => Promise<T>,
+): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await create(pick());
+    } catch (error) {
+      if (attempt >= 5 || !/overlap/i.test(String(error))) throw error;
+    }
+  }
+}
+
+/**
  * An internal network: no route out, only the containers the test attaches (and the host's bridge end).
  * `fixedAddresses` gives it a /24 of its own: the test hands out .2-.127, the engine assigns from .128 up.
  */
@@ -95,22 +112,15 @@ export async function createIsolatedNetwork(purpose: string, options: IsolatedNe
       ...(config.length > 0 ? { IPAM: { Driver: 'default', Config: config } } : {}),
     });
   };
-  let prefix: string | undefined;
-  let network: Awaited<ReturnType<typeof create>> | undefined;
-  // A random /24 may overlap another network (a concurrent run's) or a host route: try a few others.
-  for (let attempt = 1; !network; attempt++) {
-    prefix = options.publicAddresses
-      ? unroutedPrefix(() => DOCUMENTATION_PREFIXES[randomInt(DOCUMENTATION_PREFIXES.length)]!, `network ${name}`)
-      : options.fixedAddresses
-        ? privateTestPrefix(`network ${name}`)
-        : undefined;
-    try {
-      network = await create(prefix);
-    } catch (error) {
-      if (!prefix || attempt >= 5 || !/overlap/i.test((error as Error).message)) throw error;
-    }
-  }
-  const created = network;
+  const documentation = () => DOCUMENTATION_PREFIXES[randomInt(DOCUMENTATION_PREFIXES.length)]!;
+  const pick = options.publicAddresses
+    ? () => unroutedPrefix(documentation, `network ${name}`)
+    : options.fixedAddresses
+      ? () => privateTestPrefix(`network ${name}`)
+      : undefined;
+  const [prefix, created] = pick
+    ? await onAnotherSubnetIfTaken(pick, async (chosen) => [chosen, await create(chosen)] as const)
+    : [undefined, await create()];
   return {
     name,
     id: created.id,
@@ -142,4 +152,9 @@ export async function ipv6Of(containerId: string, network: string): Promise<stri
 export async function attachedNetworks(containerId: string): Promise<string[]> {
   const info = await docker.getContainer(containerId).inspect();
   return Object.keys(info.NetworkSettings.Networks ?? {});
+}
+
+/** A container's hostname, as the engine set it. */
+export async function hostnameOf(containerId: string): Promise<string> {
+  return (await docker.getContainer(containerId).inspect()).Config.Hostname;
 }

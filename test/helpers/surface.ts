@@ -31,7 +31,7 @@ export function surfaceRows(): Array<[string, TestTarget, Surface]> {
   ]);
 }
 
-/** A certificate secret issued with the README's own commands, mountable into a TLS server. */
+/** A certificate secret issued with the commands of docs/tls.md, mountable into a TLS server. */
 export interface TlsSecret {
   /** The folder to mount at the image's certificate secret path. */
   readonly dir: string;

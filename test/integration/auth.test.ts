@@ -1,8 +1,17 @@
 import memjs from 'memjs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { BinaryClient, Op, plainAuthMessage, Status, tryAuthenticatedRoundTrip } from '../../lib/binary-client.js';
-import { createIsolatedNetwork, docker } from '../helpers/docker.js';
-import { memcstat, memcstatShowsStats, networksOf, podHostname, startControl, startServer, READY_TIMEOUT_MS, waitUntilServing, type RunningServer } from '../helpers/server.js';
+import { docker } from '../helpers/docker.js';
+import { isolatedServers } from '../helpers/fixture.js';
+import {
+  memcstat,
+  memcstatShowsStats,
+  podHostname,
+  startServer,
+  READY_TIMEOUT_MS,
+  waitUntilServing,
+  type RunningServer,
+} from '../helpers/server.js';
 import { firstUser, targetRows } from '../helpers/targets.js';
 
 /** Binary commands that must be refused before authentication (get, set, stat, flush, delete, incr, noop). */
@@ -33,25 +42,14 @@ async function memjsRoundTrip(ip: string, username: string, password: string): P
 
 describe.each(targetRows())('%s', (_profile, target) => {
   const user = firstUser(target);
-  let network: Awaited<ReturnType<typeof createIsolatedNetwork>>;
+  const bench = isolatedServers('auth');
   let server: RunningServer;
   let plain: RunningServer;
 
   beforeAll(async () => {
-    network = await createIsolatedNetwork('auth');
-    server = await startServer(target, network.name, { hostname: podHostname() });
+    server = await bench.start(target, { hostname: podHostname() });
     // Control: the same image with SASL off, to show the probes below do get data where auth is absent.
-    plain = await startControl(target, network.name, ['-U', '0', '-p', '11211', '-l', '0.0.0.0']);
-  });
-
-  afterAll(async () => {
-    await Promise.all([server?.stop(), plain?.stop()]);
-    await network?.remove();
-  });
-
-  it('is attached only to its isolated network', async () => {
-    expect(await networksOf(server.container)).toEqual([network.name]);
-    expect(await networksOf(plain.container)).toEqual([network.name]);
+    plain = await bench.control(target, ['-U', '0', '-p', '11211', '-l', '0.0.0.0']);
   });
 
   it('round-trips set/get for every baked user with the right password', async () => {
@@ -136,10 +134,10 @@ describe.each(targetRows())('%s', (_profile, target) => {
   });
 
   it("the tutorial's memcstat shows stats with credentials and nothing without or with wrong ones", async () => {
-    const right = await memcstat(target, network.name, server.ip, user.name, user.password);
-    const none = await memcstat(target, network.name, server.ip);
-    const wrong = await memcstat(target, network.name, server.ip, user.name, 'not-the-password');
-    const control = await memcstat(target, network.name, plain.ip);
+    const right = await memcstat(target, bench.network.name, server.ip, user.name, user.password);
+    const none = await memcstat(target, bench.network.name, server.ip);
+    const wrong = await memcstat(target, bench.network.name, server.ip, user.name, 'not-the-password');
+    const control = await memcstat(target, bench.network.name, plain.ip);
     expect(memcstatShowsStats(right.output, server.ip)).toBe(true);
     expect(memcstatShowsStats(none.output, server.ip)).toBe(false);
     expect(memcstatShowsStats(wrong.output, server.ip)).toBe(false);
@@ -152,19 +150,20 @@ describe.each(targetRows())('%s', (_profile, target) => {
   });
 
   it('authenticates plain user names under a pod-like hostname, after a restart, and under another hostname', async () => {
-    const first = await startServer(target, network.name, { hostname: podHostname() });
+    const first = await startServer(target, bench.network.name, { hostname: podHostname() });
     try {
       expect((await tryAuthenticatedRoundTrip(first.ip, user.name, user.password)).roundTrip).toBe(true);
       // Straight through the engine: testcontainers' restart re-runs its log wait, which can match too early.
       const engineContainer = docker.getContainer(first.container.getId());
       await engineContainer.restart();
-      const ip = (await engineContainer.inspect()).NetworkSettings.Networks[network.name]?.IPAddress ?? '';
+      const ip = (await engineContainer.inspect()).NetworkSettings.Networks[bench.network.name]?.IPAddress ?? '';
       await waitUntilServing(ip, READY_TIMEOUT_MS, () => first.logs());
       expect((await tryAuthenticatedRoundTrip(ip, user.name, user.password)).roundTrip).toBe(true);
     } finally {
       await first.stop();
     }
-    const second = await startServer(target, network.name, { hostname: `memcached-${Math.random().toString(36).slice(2, 12)}.svc.cluster.local` });
+    const hostname = `memcached-${Math.random().toString(36).slice(2, 12)}.svc.cluster.local`;
+    const second = await startServer(target, bench.network.name, { hostname });
     try {
       expect((await tryAuthenticatedRoundTrip(second.ip, user.name, user.password)).roundTrip).toBe(true);
       expect((await tryAuthenticatedRoundTrip(second.ip, user.name, 'wrong-password-123')).roundTrip).toBe(false);

@@ -1,6 +1,13 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createIsolatedNetwork } from '../helpers/docker.js';
-import { execIn, hostConnects, type RunningServer, runToExit, startControl, startServer, waitUntilServing } from '../helpers/server.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { isolatedServers } from '../helpers/fixture.js';
+import {
+  execIn,
+  hostConnects,
+  type RunningServer,
+  runToExit,
+  startServer,
+  waitUntilServing,
+} from '../helpers/server.js';
 import { procNetAddress, socketsOnPort, TCP_LISTEN } from '../helpers/proc-net.js';
 import { targetRows } from '../helpers/targets.js';
 
@@ -8,22 +15,16 @@ const listeners = async (server: RunningServer) =>
   socketsOnPort((await execIn(server.container, ['cat', '/proc/net/tcp', '/proc/net/tcp6'])).output).filter((s) => s.state === TCP_LISTEN);
 
 describe.each(targetRows())('%s', (_profile, target) => {
-  let network: Awaited<ReturnType<typeof createIsolatedNetwork>>;
+  const bench = isolatedServers('bind');
   let server: RunningServer;
   let wildcard: RunningServer;
   let loopbackOnly: RunningServer;
 
   beforeAll(async () => {
-    network = await createIsolatedNetwork('bind');
-    server = await startServer(target, network.name);
+    server = await bench.start(target);
     // Control: memcached told to listen everywhere, to show the check sees a wildcard listener.
-    wildcard = await startControl(target, network.name, ['-U', '0', '-p', '11211', '-l', '0.0.0.0']);
-    loopbackOnly = await startServer(target, network.name, { env: { MEMCACHED_LISTEN: '127.0.0.1' }, unreachableFromHost: true });
-  });
-
-  afterAll(async () => {
-    await Promise.all([server?.stop(), wildcard?.stop(), loopbackOnly?.stop()]);
-    await network?.remove();
+    wildcard = await bench.control(target, ['-U', '0', '-p', '11211', '-l', '0.0.0.0']);
+    loopbackOnly = await bench.start(target, { env: { MEMCACHED_LISTEN: '127.0.0.1' }, unreachableFromHost: true });
   });
 
   it('listens only on the private address by default, where the control listens on 0.0.0.0', async () => {
@@ -41,14 +42,14 @@ describe.each(targetRows())('%s', (_profile, target) => {
   });
 
   it('accepts an interface name and refuses to listen on every interface', async () => {
-    const byInterface = await startServer(target, network.name, { env: { MEMCACHED_LISTEN: 'eth0' } });
+    const byInterface = await startServer(target, bench.network.name, { env: { MEMCACHED_LISTEN: 'eth0' } });
     try {
       expect(await listeners(byInterface)).toEqual([{ localAddress: procNetAddress(byInterface.ip), state: TCP_LISTEN }]);
       await waitUntilServing(byInterface.ip);
     } finally {
       await byInterface.stop();
     }
-    const refused = await runToExit(target, network.name, { env: { MEMCACHED_LISTEN: '0.0.0.0' } });
+    const refused = await runToExit(target, bench.network.name, { env: { MEMCACHED_LISTEN: '0.0.0.0' } });
     expect(refused.exitCode).not.toBe(0);
     expect(refused.output).toContain('would listen on every interface');
   });

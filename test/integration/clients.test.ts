@@ -1,31 +1,28 @@
 import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, it } from 'vitest';
+import { beforeAll, describe, it } from 'vitest';
 import type { SaslUser } from '../../src/credentials.js';
 import { CLIENTS, clientsImage, parseLibraryVersions, roundTripVerdict, runClient, storedValues, type ClientName } from '../helpers/clients.js';
-import { createIsolatedNetwork, type IsolatedNetwork } from '../helpers/docker.js';
 import { recordTableCell } from '../helpers/figures.js';
-import { podHostname, startClientHost, startServer, type RunningServer } from '../helpers/server.js';
+import { isolatedServers, type ClientHost } from '../helpers/fixture.js';
+import { podHostname, type RunningServer } from '../helpers/server.js';
 import { firstUser, targetRows } from '../helpers/targets.js';
 
-/** The end-of-run table (and README's "Client compatibility"): client × profile × credentials mode. */
+/** The end-of-run table (and docs/clients.md): client × profile × credentials mode. */
 const TABLE = 'Client compatibility (client × profile × mode; ok = round trip with the right password, nothing stored with a wrong one)';
 
 describe.each(targetRows())('%s', (_name, target) => {
   const user = firstUser(target);
-  let network: IsolatedNetwork;
+  const bench = isolatedServers('clients');
   let server: RunningServer;
-  let host: Awaited<ReturnType<typeof startClientHost>>;
+  let host: ClientHost;
   let libraries: Map<string, string>;
 
   beforeAll(async () => {
-    network = await createIsolatedNetwork('clients');
-    [server, host] = await Promise.all([startServer(target, network.name, { hostname: podHostname() }), startClientHost(clientsImage(), network.name)]);
+    [server, host] = await Promise.all([
+      bench.start(target, { hostname: podHostname() }),
+      bench.clientHost(clientsImage()),
+    ]);
     libraries = parseLibraryVersions(await runClient(host.container, ['versions']));
-  });
-
-  afterAll(async () => {
-    await Promise.all([server?.stop(), host?.stop()]);
-    await network?.remove();
   });
 
   /** One client run with a fresh key: what it printed, and what the server holds under that key. */

@@ -11,7 +11,7 @@ import { parseBuildArgs } from '../../src/config.js';
 import { connectEngine } from '../../src/engine/index.js';
 import { loadProfile } from '../../src/profiles.js';
 import { serializeUsers, type SaslUser } from '../../src/credentials.js';
-import { docker, privateTestPrefix, runId } from '../helpers/docker.js';
+import { docker, onAnotherSubnetIfTaken, privateTestPrefix, runId } from '../helpers/docker.js';
 import { ensureHostTool } from '../helpers/host-tools.js';
 import { writeMemcacheSecret } from '../helpers/secrets.js';
 import { containerLogs, memcstatShowsStats, runToExit } from '../helpers/server.js';
@@ -56,8 +56,8 @@ describe('examples/compose.yaml', () => {
     target = await runtimeImage();
     await ensureHostTool('docker-compose', 'docker-compose');
     const secret = writeMemcacheSecret(join(scratch, 'memcached-users.txt'), serializeUsers(target.users));
-    for (let attempt = 1; ; attempt++) {
-      prefix = privateTestPrefix();
+    await onAnotherSubnetIfTaken(privateTestPrefix, async (chosen) => {
+      prefix = chosen;
       env = {
         ...process.env,
         MEMCACHED_IMAGE: target.image,
@@ -69,12 +69,11 @@ describe('examples/compose.yaml', () => {
       };
       try {
         await compose('up', '-d');
-        break;
       } catch (error) {
         await compose('down', '-v', '--remove-orphans').catch(() => undefined);
-        if (attempt >= 5 || !/overlap/i.test(String(error))) throw error;
+        throw error;
       }
-    }
+    });
     const memcached = await containerOf('memcached');
     await pollUntil(async () => ((await containerLogs(memcached.id)).includes('listening on') ? true : undefined), {
       timeoutMs: 30_000,

@@ -1,11 +1,12 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { loadProfile } from '../../src/profiles.js';
 import { defaultPerClientCap } from '../../src/render.js';
 import { BinaryClient, Status } from '../../lib/binary-client.js';
-import { createIsolatedNetwork, type IsolatedNetwork } from '../helpers/docker.js';
+import type { IsolatedNetwork } from '../helpers/docker.js';
+import { isolatedServers } from '../helpers/fixture.js';
 import { answers, hoardConnections, served } from '../helpers/hoard.js';
 import { pollUntil } from '../helpers/poll.js';
-import { runToExit, startServer, type RunningServer } from '../helpers/server.js';
+import { runToExit, type RunningServer } from '../helpers/server.js';
 import { firstUser, targetRows } from '../helpers/targets.js';
 
 const MAX_CONNECTIONS = 64;
@@ -18,25 +19,25 @@ describe.each(targetRows())('%s', (_name, target) => {
   const profile = loadProfile(target.profile);
   // The host reaches each server through two networks, so it is two client addresses: the hoarder on
   // one bridge, the legitimate client on the other.
+  const bench = isolatedServers('cap-hoarder');
   let hoarderSide: IsolatedNetwork;
   let clientSide: IsolatedNetwork;
   let capped: RunningServer;
   let uncapped: RunningServer;
 
   const start = (env: Record<string, string> = {}) =>
-    startServer(target, hoarderSide.name, { extraNetworks: [clientSide.name], env: { MEMCACHED_MAX_CONNECTIONS: String(MAX_CONNECTIONS), ...env } });
+    bench.start(target, {
+      extraNetworks: [clientSide.name],
+      env: { MEMCACHED_MAX_CONNECTIONS: String(MAX_CONNECTIONS), ...env },
+    });
   const otherAddress = (server: RunningServer) => server.container.getIpAddress(clientSide.name);
 
   beforeAll(async () => {
-    [hoarderSide, clientSide] = await Promise.all([createIsolatedNetwork('cap-hoarder'), createIsolatedNetwork('cap-client')]);
+    hoarderSide = bench.network;
+    clientSide = await bench.addNetwork('cap-client');
     capped = await start();
     // Control: the cap as high as -c, i.e. no protection.
     uncapped = await start({ MEMCACHED_MAX_CONNECTIONS_PER_CLIENT: String(MAX_CONNECTIONS) });
-  });
-
-  afterAll(async () => {
-    await Promise.all([capped?.stop(), uncapped?.stop()]);
-    await Promise.all([hoarderSide?.remove(), clientSide?.remove()]);
   });
 
   it(`one address holding ${HOARD} idle unauthenticated connections (-c ${MAX_CONNECTIONS}) no longer locks another out; without the cap it does`, async () => {

@@ -1,41 +1,46 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createIsolatedNetwork } from '../helpers/docker.js';
-import { execIn, memcstatShowsStats, runToExit, startClientHost, startServer, tcpProbe, udpStatsProbe, type RunningServer } from '../helpers/server.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { IsolatedNetwork } from '../helpers/docker.js';
+import { isolatedServers, type ClientHost } from '../helpers/fixture.js';
+import {
+  execIn,
+  memcstatShowsStats,
+  runToExit,
+  tcpProbe,
+  udpStatsProbe,
+  type RunningServer,
+} from '../helpers/server.js';
 import { firstUser, targetRows } from '../helpers/targets.js';
 
 const REFUSAL = 'MEMCACHED_ALLOW_FROM needs --cap-add NET_ADMIN';
 
 describe.each(targetRows())('%s', (_profile, target) => {
   const user = firstUser(target);
-  let networkA: Awaited<ReturnType<typeof createIsolatedNetwork>>;
-  let networkB: Awaited<ReturnType<typeof createIsolatedNetwork>>;
+  const bench = isolatedServers('fw-a');
+  let networkA: IsolatedNetwork;
+  let networkB: IsolatedNetwork;
   let open: RunningServer;
   let guarded: RunningServer;
-  let client1: Awaited<ReturnType<typeof startClientHost>>;
-  let client2: Awaited<ReturnType<typeof startClientHost>>;
-  let outsider: Awaited<ReturnType<typeof startClientHost>>;
+  let client1: ClientHost;
+  let client2: ClientHost;
+  let outsider: ClientHost;
 
   const memcstatFrom = async (client: typeof client1, ip: string) =>
     (await execIn(client.container, ['memcstat', '--binary', `--servers=${ip}`, `--username=${user.name}`, `--password=${user.password}`])).output;
 
   beforeAll(async () => {
-    [networkA, networkB] = await Promise.all([createIsolatedNetwork('fw-a'), createIsolatedNetwork('fw-b')]);
+    networkA = bench.network;
+    networkB = await bench.addNetwork('fw-b');
     [client1, client2, outsider] = await Promise.all([
-      startClientHost(target, networkA.name),
-      startClientHost(target, networkA.name),
-      startClientHost(target, networkB.name),
+      bench.clientHost(target),
+      bench.clientHost(target),
+      bench.clientHost(target, networkB.name),
     ]);
-    open = await startServer(target, networkA.name);
-    guarded = await startServer(target, networkA.name, {
+    open = await bench.start(target);
+    guarded = await bench.start(target, {
       capAdd: ['NET_ADMIN'],
       env: { MEMCACHED_ALLOW_FROM: `${client1.ip}/32` },
       unreachableFromHost: true,
     });
-  });
-
-  afterAll(async () => {
-    await Promise.all([open, guarded, client1, client2, outsider].map((c) => c?.stop()));
-    await Promise.all([networkA?.remove(), networkB?.remove()]);
   });
 
   it('a client on another network cannot connect; a client on the same network can', async () => {

@@ -1,41 +1,25 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { loadProfile } from '../../src/profiles.js';
-import { createIsolatedNetwork } from '../helpers/docker.js';
+import { isolatedServers } from '../helpers/fixture.js';
 import { FLAG_CHECKS, type FlagCheck } from '../helpers/flag-checks.js';
-import { startServer, type RunningServer } from '../helpers/server.js';
+import type { RunningServer } from '../helpers/server.js';
 import { firstUser, targetRows, type TestTarget } from '../helpers/targets.js';
-import { buildVariant, type Variant } from '../helpers/variants.js';
+import { buildVariant } from '../helpers/variants.js';
 
 describe.each(targetRows())('%s', (_profile, target) => {
   const user = firstUser(target);
   const flags = loadProfile(target.profile).memcached.hardeningFlags;
-  let network: Awaited<ReturnType<typeof createIsolatedNetwork>>;
-  const variants: Variant[] = [];
-  const servers: RunningServer[] = [];
+  const bench = isolatedServers('flags');
 
   /** A server of the image with the check's setup applied (and the flag removed for the control). */
   async function serverFor(check: FlagCheck, withFlag: boolean): Promise<RunningServer> {
     let image: TestTarget = target;
     const weakenings = [...check.setup, ...(withFlag ? [] : [check.control])];
     if (weakenings.length > 0) {
-      const variant = await buildVariant(target, ...weakenings);
-      variants.push(variant);
-      image = variant.target;
+      image = bench.keep(await buildVariant(target, ...weakenings)).target;
     }
-    const server = await startServer(image, network.name);
-    servers.push(server);
-    return server;
+    return bench.start(image);
   }
-
-  beforeAll(async () => {
-    network = await createIsolatedNetwork('flags');
-  });
-
-  afterAll(async () => {
-    await Promise.all(servers.map((s) => s.stop()));
-    for (const variant of variants) await variant.remove();
-    await network?.remove();
-  });
 
   it('the profile lists hardening flags, each with a check', () => {
     expect(flags.length).toBeGreaterThan(0);

@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { Status, tryAuthenticatedRoundTrip } from '../../lib/binary-client.js';
 import { clientsImage, runClient, storedValues } from '../helpers/clients.js';
-import { createIsolatedNetwork, docker, type IsolatedNetwork } from '../helpers/docker.js';
-import { podHostname, startClientHost, startServer, type RunningServer } from '../helpers/server.js';
+import { hostnameOf } from '../helpers/docker.js';
+import { isolatedServers, type ClientHost } from '../helpers/fixture.js';
+import { podHostname, type RunningServer } from '../helpers/server.js';
 import { firstUser, targetRows } from '../helpers/targets.js';
 
 const KEYS = 300;
@@ -26,11 +27,11 @@ describe.each(targetRows())('%s', (_name, target) => {
   const user = firstUser(target);
   const prefix = `fleet-${randomBytes(4).toString('hex')}`;
   const keys = Array.from({ length: KEYS }, (_, i) => `${prefix}-${i}`);
-  let network: IsolatedNetwork;
+  const bench = isolatedServers('fleet', { fixedAddresses: true });
   let addresses: string[];
   const hostnames = HOSTS.map(() => podHostname());
   let servers: RunningServer[] = [];
-  let host: Awaited<ReturnType<typeof startClientHost>>;
+  let host: ClientHost;
   /** Index of the server that held each key after the first sets, read from the servers themselves. */
   const owner = new Map<string, number>();
 
@@ -44,25 +45,11 @@ describe.each(targetRows())('%s', (_name, target) => {
   const allHit = (tag: string) => new Map(keys.map((key) => [key, `HIT ${key}:${tag}`]));
 
   beforeAll(async () => {
-    network = await createIsolatedNetwork('fleet', { fixedAddresses: true });
-    addresses = HOSTS.map((n) => network.fixedAddress(n));
+    addresses = HOSTS.map((n) => bench.network.fixedAddress(n));
     [host, ...servers] = await Promise.all([
-      startClientHost(clientsImage(), network.name),
-      ...addresses.map((ipv4Address, index) => startServer(target, network.name, { hostname: hostnames[index], ipv4Address })),
+      bench.clientHost(clientsImage()),
+      ...addresses.map((ipv4Address, index) => bench.start(target, { hostname: hostnames[index], ipv4Address })),
     ]);
-  });
-
-  afterAll(async () => {
-    await Promise.all([host?.stop(), ...servers.map((server) => server.stop().catch(() => undefined))]);
-    await network?.remove();
-  });
-
-  const hostnameOf = async (server: RunningServer) => (await docker.getContainer(server.container.getId()).inspect()).Config.Hostname;
-
-  it('runs three servers at their fixed addresses under distinct pod-like hostnames', async () => {
-    expect(servers.map((server) => server.ip)).toEqual(addresses);
-    expect(await Promise.all(servers.map(hostnameOf))).toEqual(hostnames);
-    expect(new Set(hostnames).size).toBe(HOSTS.length);
   });
 
   it(`spreads ${KEYS} keys set through a ketama client over all three: each on exactly one server, read back by the client`, async () => {
@@ -89,9 +76,9 @@ describe.each(targetRows())('%s', (_name, target) => {
   it('a replacement at the same address under a new hostname authenticates, and every key round-trips again', async () => {
     const hostname = podHostname();
     expect(hostnames).not.toContain(hostname);
-    servers[REPLACED] = await startServer(target, network.name, { hostname, ipv4Address: addresses[REPLACED] });
+    servers[REPLACED] = await bench.start(target, { hostname, ipv4Address: addresses[REPLACED] });
     expect(servers[REPLACED]!.ip).toBe(addresses[REPLACED]);
-    expect(await hostnameOf(servers[REPLACED]!)).toBe(hostname);
+    expect(await hostnameOf(servers[REPLACED]!.container.getId())).toBe(hostname);
     expect(await tryAuthenticatedRoundTrip(addresses[REPLACED]!, user.name, user.password)).toEqual({ authStatus: Status.ok, roundTrip: true });
     expect((await tryAuthenticatedRoundTrip(addresses[REPLACED]!, user.name, `${user.password}-wrong`)).roundTrip).toBe(false);
     expect(await ketama('set', 'second')).toEqual(new Map(keys.map((key) => [key, 'STORED'])));

@@ -1,6 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { Status } from '../../lib/binary-client.js';
-import { createIsolatedNetwork, docker } from '../helpers/docker.js';
+import { docker } from '../helpers/docker.js';
+import { isolatedServers } from '../helpers/fixture.js';
 import { execIn, runToExit, type RunningServer } from '../helpers/server.js';
 import { loadProfile } from '../../src/profiles.js';
 import { pollUntil } from '../helpers/poll.js';
@@ -73,20 +74,13 @@ function sightings(places: Record<string, string>, secret: string): string[] {
 describe.each(surfaceRows())('%s', (_name, target, surface) => {
   const user = firstUser(target);
   const image = surfaceTarget(target, surface).image;
-  let network: Awaited<ReturnType<typeof createIsolatedNetwork>>;
+  const bench = isolatedServers('hardening');
   let server: RunningServer;
   let secret: TlsSecret | undefined;
 
   beforeAll(async () => {
-    network = await createIsolatedNetwork('hardening');
-    secret = surface === 'tls' ? issueTlsSecret() : undefined;
-    server = await startSurface(target, surface, network.name, { secret });
-  });
-
-  afterAll(async () => {
-    await server?.stop();
-    await network?.remove();
-    secret?.remove();
+    secret = surface === 'tls' ? bench.keep(issueTlsSecret()) : undefined;
+    server = bench.keep(await startSurface(target, surface, bench.network.name, { secret }));
   });
 
   it("runs the profile's OS release and a memcached at least as new as the profile requires", async () => {
@@ -125,7 +119,8 @@ describe.each(surfaceRows())('%s', (_name, target, surface) => {
     const lookFor = ['sh', '-c', 'for tool in gcc cc c++ g++ clang make as ld saslpasswd2; do command -v "$tool"; done; true'];
     const expected = target.credentials === 'runtime' ? expect.stringMatching(/^\S*saslpasswd2$/) : '';
     expect((await execIn(server.container, lookFor)).output.trim()).toEqual(expected);
-    expect((await runToExit(target.clientImage, network.name, { command: lookFor })).output).toContain('saslpasswd2');
+    const onClient = await runToExit(target.clientImage, bench.network.name, { command: lookFor });
+    expect(onClient.output).toContain('saslpasswd2');
   });
 
   it('the image config: non-root user, only 11211/tcp, a health check, OCI labels', async () => {
@@ -159,7 +154,8 @@ describe.each(surfaceRows())('%s', (_name, target, surface) => {
       ],
     };
     const variant = await buildSurfaceVariant(target, surface, plant);
-    const planted = await startSurface(variant.target, surface, network.name, { secret, env: { PLANTED: user.password } });
+    const network = bench.network.name;
+    const planted = await startSurface(variant.target, surface, network, { secret, env: { PLANTED: user.password } });
     try {
       const exec = await docker.getContainer(planted.container.getId()).exec({ Cmd: ['tail', '-f', '/dev/null', user.password] });
       await exec.start({ Detach: true });
@@ -178,7 +174,7 @@ describe.each(surfaceRows())('%s', (_name, target, surface) => {
   });
 
   it('runs with --read-only (+ tmpfs), --cap-drop ALL and no-new-privileges', async () => {
-    const locked = await startSurface(target, surface, network.name, {
+    const locked = await startSurface(target, surface, bench.network.name, {
       secret,
       readOnly: true,
       tmpfs: { '/run/memcached': 'uid=11211,gid=11211,mode=0700' },

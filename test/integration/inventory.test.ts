@@ -17,7 +17,7 @@ import type { TestTarget } from '../helpers/targets.js';
 import { buildVariant } from '../helpers/variants.js';
 import { INTERPRETER_BACK, SETUID_SHELL, SHELL_FILE_CAPABILITY } from '../helpers/weakenings.js';
 
-// What the README says the image holds, checked on the final filesystem of the saved image (every layer
+// What docs/image.md says the image holds, checked on the final filesystem of the saved image (every layer
 // merged, whiteouts applied), not on what a running container shows: the file capabilities, the setuid and
 // setgid files, and every executable file, each against the intended set.
 

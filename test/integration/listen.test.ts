@@ -1,9 +1,19 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { Status } from '../../lib/binary-client.js';
-import { createIsolatedNetwork, ipv6Of, type IsolatedNetwork } from '../helpers/docker.js';
+import { ipv6Of, type IsolatedNetwork } from '../helpers/docker.js';
+import { isolatedServers, type ClientHost } from '../helpers/fixture.js';
 import { hoardConnections, served } from '../helpers/hoard.js';
 import { pollUntil } from '../helpers/poll.js';
-import { execIn, hostConnects, memcstatShowsStats, type RunningServer, runToExit, startClientHost, startServer, tcpProbe, waitUntilServing } from '../helpers/server.js';
+import {
+  execIn,
+  hostConnects,
+  memcstatShowsStats,
+  type RunningServer,
+  runToExit,
+  type ServerOptions,
+  tcpProbe,
+  waitUntilServing,
+} from '../helpers/server.js';
 import { procNetAddress, socketsOnPort, TCP_LISTEN } from '../helpers/proc-net.js';
 import { firstUser, targetRows } from '../helpers/targets.js';
 
@@ -18,34 +28,30 @@ async function listeners(server: RunningServer): Promise<{ v4: string[]; v6: str
 
 describe.each(targetRows())('%s', (_profile, target) => {
   const user = firstUser(target);
+  const bench = isolatedServers('listen-private');
   let privateNet: IsolatedNetwork;
   let publicNet: IsolatedNetwork;
   let dualStack: IsolatedNetwork;
-  let privateClient: Awaited<ReturnType<typeof startClientHost>>;
-  let publicClient: Awaited<ReturnType<typeof startClientHost>>;
-  let ipv6Clients: Array<Awaited<ReturnType<typeof startClientHost>>>;
+  let privateClient: ClientHost;
+  let publicClient: ClientHost;
+  let ipv6Clients: ClientHost[];
   let ipv6Server: RunningServer;
   let ipv6Address: string;
-  const servers: RunningServer[] = [];
-  const start = async (...args: Parameters<typeof startServer>) => {
-    const server = await startServer(...args);
-    servers.push(server);
-    return server;
-  };
+  const start = (of: typeof target, network: string, options?: ServerOptions) => bench.start(of, options, network);
   const memcstatFrom = async (client: typeof privateClient, ip: string) =>
     (await execIn(client.container, ['memcstat', '--binary', `--servers=${ip}`, `--username=${user.name}`, `--password=${user.password}`])).output;
 
   beforeAll(async () => {
-    [privateNet, publicNet, dualStack] = await Promise.all([
-      createIsolatedNetwork('listen-private'),
-      createIsolatedNetwork('listen-public', { publicAddresses: true }),
-      createIsolatedNetwork('listen-dual', { ipv6: true }),
+    privateNet = bench.network;
+    [publicNet, dualStack] = await Promise.all([
+      bench.addNetwork('listen-public', { publicAddresses: true }),
+      bench.addNetwork('listen-dual', { ipv6: true }),
     ]);
     [privateClient, publicClient, ...ipv6Clients] = await Promise.all([
-      startClientHost(target, privateNet.name),
-      startClientHost(target, publicNet.name),
-      startClientHost(target, dualStack.name),
-      startClientHost(target, dualStack.name),
+      bench.clientHost(target, privateNet.name),
+      bench.clientHost(target, publicNet.name),
+      bench.clientHost(target, dualStack.name),
+      bench.clientHost(target, dualStack.name),
     ]);
     // Asked to listen on IPv6 (also the unguarded control for the allowlist below), with a small cap.
     ipv6Address = dualStack.fixedAddress6(3);
@@ -55,11 +61,6 @@ describe.each(targetRows())('%s', (_profile, target) => {
       unreachableFromHost: true,
     });
     await waitUntilServing(ipv6Address);
-  });
-
-  afterAll(async () => {
-    await Promise.all([...servers, privateClient, publicClient, ...(ipv6Clients ?? [])].map((c) => c?.stop()));
-    await Promise.all([privateNet?.remove(), publicNet?.remove(), dualStack?.remove()]);
   });
 
   it('on a private and a public-range network, listens only on the private address; the public one answers only when chosen', async () => {

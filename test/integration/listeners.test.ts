@@ -1,9 +1,9 @@
 import type { StartedTestContainer } from 'testcontainers';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { clientsImage } from '../helpers/clients.js';
-import { createIsolatedNetwork, type IsolatedNetwork } from '../helpers/docker.js';
+import { isolatedServers, type ClientHost } from '../helpers/fixture.js';
 import { DUMP_SOCKET_TABLES, reachableSockets } from '../helpers/proc-net.js';
-import { execIn, startClientHost, type RunningServer } from '../helpers/server.js';
+import { execIn, type RunningServer } from '../helpers/server.js';
 import { buildSurfaceVariant, issueTlsSecret, startSurface, surfaceRows, type Surface, type TlsSecret } from '../helpers/surface.js';
 import type { TestTarget } from '../helpers/targets.js';
 import type { Variant } from '../helpers/variants.js';
@@ -36,35 +36,22 @@ async function openTcpPorts(scanner: StartedTestContainer, ip: string): Promise<
 }
 
 describe.each(surfaceRows())('%s', (_name, target, surface) => {
-  let network: IsolatedNetwork;
-  let scanner: Awaited<ReturnType<typeof startClientHost>>;
+  const bench = isolatedServers('listeners');
+  let scanner: ClientHost;
   let secret: TlsSecret | undefined;
   let variant: Variant;
   let server: RunningServer;
   let weakened: RunningServer;
-  const servers: RunningServer[] = [];
-  const start = async (of: TestTarget) => {
-    const server = await startSurface(of, surface, network.name, { secret });
-    servers.push(server);
-    return server;
-  };
+  const start = async (of: TestTarget) => bench.keep(await startSurface(of, surface, bench.network.name, { secret }));
 
   beforeAll(async () => {
-    network = await createIsolatedNetwork('listeners');
-    secret = surface === 'tls' ? issueTlsSecret() : undefined;
+    secret = surface === 'tls' ? bench.keep(issueTlsSecret()) : undefined;
     // The control: the same image with one more listener, built on this surface's image.
     [scanner, variant] = await Promise.all([
-      startClientHost(clientsImage(), network.name),
-      buildSurfaceVariant(target, surface, SECOND_LISTENER),
+      bench.clientHost(clientsImage()),
+      buildSurfaceVariant(target, surface, SECOND_LISTENER).then(bench.keep),
     ]);
     [server, weakened] = await Promise.all([start(target), start(variant.target)]);
-  });
-
-  afterAll(async () => {
-    await Promise.all([...servers.map((s) => s.stop()), scanner?.stop()]);
-    await variant?.remove();
-    await network?.remove();
-    secret?.remove();
   });
 
   it('every reachable socket in its namespace, loopback included, is an intended one; one more listener is caught', async () => {

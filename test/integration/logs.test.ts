@@ -2,12 +2,13 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ConnectionOptions } from 'node:tls';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { Status, tryAuthenticatedRoundTrip } from '../../lib/binary-client.js';
 import type { SaslUser } from '../../src/credentials.js';
 import { generatePassword } from '../../src/sasldb.js';
 import { TLS_SECRET_DIR, TLS_SECRET_FILES } from '../../src/tls.js';
-import { createIsolatedNetwork, docker, type IsolatedNetwork } from '../helpers/docker.js';
+import { docker } from '../helpers/docker.js';
+import { isolatedServers } from '../helpers/fixture.js';
 import { writeMemcacheSecret } from '../helpers/secrets.js';
 import { containerLogs, runToExit, type RunningServer, type ServerOptions } from '../helpers/server.js';
 import { issueTlsSecret, startSurface, surfaceRows, surfaceTarget, type TlsSecret } from '../helpers/surface.js';
@@ -75,13 +76,13 @@ describe.each(surfaceRows())('%s', (_name, target, surface) => {
   const scratch = mkdtempSync(join(tmpdir(), 'mh-logs-'));
   const image = surfaceTarget(target, surface);
   const verbosities = [0, 1, 2] as const;
-  let network: IsolatedNetwork;
+  const bench = isolatedServers('logs');
+  bench.keep({ remove: () => rmSync(scratch, { recursive: true, force: true }) });
   let secret: TlsSecret | undefined;
   let other: TlsSecret | undefined;
   let variant: Variant | undefined;
   let servers: RunningServer[] = [];
   let leaky: RunningServer;
-  const started: RunningServer[] = [];
   /** A leaking entrypoint, caught by the same scan: with runtime credentials its trace (set -x) shows each
    * password fed to saslpasswd2; a baked image's entrypoint never handles a password (it copies the sasldb
    * with db5.3_dump | sed | db5.3_load, and xtrace prints commands, not what flows through pipes; openssl
@@ -92,32 +93,18 @@ describe.each(surfaceRows())('%s', (_name, target, surface) => {
   /** The target with `image` in place of this surface's image. */
   const onImage = (image: string): TestTarget =>
     surface === 'tls' ? { ...target, tlsImage: image } : { ...target, image };
-  const start = async (t: TestTarget, options: ServerOptions = {}) => {
-    const server = await startSurface(t, surface, network.name, { ...options, secret });
-    started.push(server);
-    return server;
-  };
+  const start = async (t: TestTarget, options: ServerOptions = {}) =>
+    bench.keep(await startSurface(t, surface, bench.network.name, { ...options, secret }));
 
   beforeAll(async () => {
-    network = await createIsolatedNetwork('logs');
-    if (surface === 'tls') [secret, other] = [issueTlsSecret(), issueTlsSecret()];
-    variant = await buildVariant(image, leak);
+    if (surface === 'tls') [secret, other] = [bench.keep(issueTlsSecret()), bench.keep(issueTlsSecret())];
+    variant = bench.keep(await buildVariant(image, leak));
     const [leakyServer, ...verbose] = await Promise.all([
       start(onImage(variant.target.image)),
       ...verbosities.map((v) => start(target, { env: { MEMCACHED_VERBOSITY: String(v) } })),
     ]);
     leaky = leakyServer;
     servers = verbose;
-  });
-
-  afterAll(async () => {
-    await Promise.all(started.map((s) => s.stop().catch(() => undefined)));
-    const remove = (s: RunningServer) => docker.getContainer(s.container.getId()).remove({ force: true });
-    await Promise.all(started.map((s) => remove(s).catch(() => undefined)));
-    await variant?.remove();
-    [secret, other].forEach((s) => s?.remove());
-    rmSync(scratch, { recursive: true, force: true });
-    await network?.remove();
   });
 
   it(
@@ -222,7 +209,7 @@ describe.each(surfaceRows())('%s', (_name, target, surface) => {
       secrets.push(...refusals.flatMap((r) => r.secrets));
 
       const [refused, logs] = await Promise.all([
-        Promise.all(refusals.map((r) => runToExit(r.target, network.name, r.options))),
+        Promise.all(refusals.map((r) => runToExit(r.target, bench.network.name, r.options))),
         Promise.all(servers.map(logsOnceStopped)),
       ]);
       const verdicts = refused.map((run, i) => {
@@ -250,7 +237,7 @@ describe.each(surfaceRows())('%s', (_name, target, surface) => {
         // And the key's lines, in the log of a start that prints the mounted key (no path of the traced
         // entrypoint does: it hands the key to openssl and the front by file name, and prints public keys).
         const printKey = ['sh', '-c', `cat ${TLS_SECRET_DIR}/${TLS_SECRET_FILES.key} >&2`];
-        const planted = await runToExit(image, network.name, { entrypoint: printKey, binds: valid });
+        const planted = await runToExit(image, bench.network.name, { entrypoint: printKey, binds: valid });
         const keyFindings = keyLines('the server key', secret.keyPem).map((line) => line.label);
         expect(leaks(planted.output, secrets)).toEqual(keyFindings);
       }

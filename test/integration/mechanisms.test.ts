@@ -1,7 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { BinaryClient, Op, plainAuthMessage, Status } from '../../lib/binary-client.js';
-import { createIsolatedNetwork } from '../helpers/docker.js';
-import { startServer, type RunningServer } from '../helpers/server.js';
+import { isolatedServers } from '../helpers/fixture.js';
+import type { RunningServer } from '../helpers/server.js';
 import { firstUser, targetRows } from '../helpers/targets.js';
 import { buildVariant, type Variant } from '../helpers/variants.js';
 import { ANONYMOUS_MECHANISM } from '../helpers/weakenings.js';
@@ -85,21 +85,14 @@ async function announced(ip: string): Promise<string[]> {
 describe.each(targetRows())('%s', (_profile, target) => {
   const user = firstUser(target);
   const all = attempts(user.name, user.password);
-  let network: Awaited<ReturnType<typeof createIsolatedNetwork>>;
+  const bench = isolatedServers('mechanisms');
   let server: RunningServer;
   let variant: Variant;
   let anonymous: RunningServer;
 
   beforeAll(async () => {
-    network = await createIsolatedNetwork('mechanisms');
-    variant = await buildVariant(target, ANONYMOUS_MECHANISM);
-    [server, anonymous] = await Promise.all([startServer(target, network.name), startServer(variant.target, network.name)]);
-  });
-
-  afterAll(async () => {
-    await Promise.all([server?.stop(), anonymous?.stop()]);
-    await variant?.remove();
-    await network?.remove();
+    variant = bench.keep(await buildVariant(target, ANONYMOUS_MECHANISM));
+    [server, anonymous] = await Promise.all([bench.start(target), bench.start(variant.target)]);
   });
 
   it('announces exactly PLAIN; the control that also offers ANONYMOUS announces it', async () => {

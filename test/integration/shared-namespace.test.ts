@@ -1,10 +1,10 @@
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { loadProfile } from '../../src/profiles.js';
-import { createIsolatedNetwork, type IsolatedNetwork } from '../helpers/docker.js';
-import { execIn, memcstatShowsStats, runToExit, startClientHost, startServer, tcpProbe, type RunningServer } from '../helpers/server.js';
+import { isolatedServers, type ClientHost } from '../helpers/fixture.js';
+import { execIn, memcstatShowsStats, runToExit, startServer, tcpProbe, type RunningServer } from '../helpers/server.js';
 import { firstUser, targetRows } from '../helpers/targets.js';
 
 // What --network host would be, without ever touching the host: the server joins the network namespace
@@ -13,18 +13,19 @@ const FOREIGN_RULE = ['-p', 'tcp', '--dport', '2222', '-j', 'ACCEPT'];
 
 describe.each(targetRows())('%s', (_profile, target) => {
   const user = firstUser(target);
-  let network: IsolatedNetwork;
+  const bench = isolatedServers('shared-netns');
   let scratch: string;
-  let allowed: Awaited<ReturnType<typeof startClientHost>>;
-  let other: Awaited<ReturnType<typeof startClientHost>>;
-  const owners: RunningServer[] = [];
+  let allowed: ClientHost;
+  let other: ClientHost;
 
   /** A container that only holds a network namespace; root with NET_ADMIN, so the test can edit its firewall. */
-  const namespaceOwner = async () => {
-    const owner = await startServer(target, network.name, { entrypoint: ['sleep', 'infinity'], user: 'root', capAdd: ['NET_ADMIN'], unreachableFromHost: true });
-    owners.push(owner);
-    return owner;
-  };
+  const namespaceOwner = () =>
+    bench.start(target, {
+      entrypoint: ['sleep', 'infinity'],
+      user: 'root',
+      capAdd: ['NET_ADMIN'],
+      unreachableFromHost: true,
+    });
   const inNamespaceOf = (owner: RunningServer) => `container:${owner.container.getId()}`;
   const firewall = async (owner: RunningServer) => ({
     ipv4: (await execIn(owner.container, ['iptables', '-w', '-S'], 'root')).output,
@@ -35,15 +36,9 @@ describe.each(targetRows())('%s', (_profile, target) => {
   const allowlisted = (env: Record<string, string> = {}) => ({ capAdd: ['NET_ADMIN'], env: { MEMCACHED_ALLOW_FROM: `${allowed.ip}/32`, ...env } });
 
   beforeAll(async () => {
-    network = await createIsolatedNetwork('shared-netns');
     scratch = mkdtempSync(join(tmpdir(), 'mh-shared-namespace-'));
-    [allowed, other] = await Promise.all([startClientHost(target, network.name), startClientHost(target, network.name)]);
-  });
-
-  afterAll(async () => {
-    await Promise.all([...owners, allowed, other].map((c) => c?.stop()));
-    await network?.remove();
-    if (scratch) rmSync(scratch, { recursive: true, force: true });
+    bench.keep({ remove: () => rmSync(scratch, { recursive: true, force: true }) });
+    [allowed, other] = await Promise.all([bench.clientHost(target), bench.clientHost(target)]);
   });
 
   it('refuses the allowlist where the namespace holds a rule it did not write and leaves it as it was; applies it where the namespace is clean', async () => {

@@ -1,8 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { loadProfile } from '../../src/profiles.js';
 import { clientsImage } from '../helpers/clients.js';
-import { createIsolatedNetwork, type IsolatedNetwork } from '../helpers/docker.js';
-import { execIn, startClientHost, type RunningServer } from '../helpers/server.js';
+import { isolatedServers, type ClientHost } from '../helpers/fixture.js';
+import { execIn, type RunningServer } from '../helpers/server.js';
 import { buildSurfaceVariant, issueTlsSecret, startSurface, type TlsSecret } from '../helpers/surface.js';
 import { targetRows } from '../helpers/targets.js';
 import { parseNmapTlsScan, tlsPolicyViolations, type TlsScan } from '../helpers/tls-policy.js';
@@ -11,8 +11,8 @@ import { TLS_PERMISSIVE_CIPHERS } from '../helpers/weakenings.js';
 
 describe.each(targetRows())('%s (TLS)', (_name, target) => {
   const intended = loadProfile(target.profile).tls.versions;
-  let network: IsolatedNetwork;
-  let scanner: Awaited<ReturnType<typeof startClientHost>>;
+  const bench = isolatedServers('tls-policy');
+  let scanner: ClientHost;
   let secret: TlsSecret;
   let permissive: Variant;
   const servers: RunningServer[] = [];
@@ -23,25 +23,18 @@ describe.each(targetRows())('%s (TLS)', (_name, target) => {
   };
 
   beforeAll(async () => {
-    network = await createIsolatedNetwork('tls-policy');
-    secret = issueTlsSecret();
+    secret = bench.keep(issueTlsSecret());
     [scanner, permissive] = await Promise.all([
-      startClientHost(clientsImage(), network.name),
-      buildSurfaceVariant(target, 'tls', TLS_PERMISSIVE_CIPHERS),
+      bench.clientHost(clientsImage()),
+      buildSurfaceVariant(target, 'tls', TLS_PERMISSIVE_CIPHERS).then(bench.keep),
     ]);
+    const network = bench.network.name;
     servers.push(
       ...(await Promise.all([
-        startSurface(target, 'tls', network.name, { secret }),
-        startSurface(permissive.target, 'tls', network.name, { secret }),
+        startSurface(target, 'tls', network, { secret }).then(bench.keep),
+        startSurface(permissive.target, 'tls', network, { secret }).then(bench.keep),
       ])),
     );
-  });
-
-  afterAll(async () => {
-    await Promise.all([...servers.map((s) => s.stop()), scanner?.stop()]);
-    await permissive?.remove();
-    await network?.remove();
-    secret?.remove();
   });
 
   it(`accepts exactly ${intended.join(' and ')}, forward-secret AEAD suites only, a strong certificate; a permissive cipher list is caught`, async () => {

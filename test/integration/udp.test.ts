@@ -1,8 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { BinaryClient, Op, Status } from '../../lib/binary-client.js';
 import { loadProfile } from '../../src/profiles.js';
-import { createIsolatedNetwork } from '../helpers/docker.js';
-import { execIn, type RunningServer, runToExit, startClientHost, startControl, startServer, udpStatsProbe } from '../helpers/server.js';
+import { isolatedServers, type ClientHost } from '../helpers/fixture.js';
+import { execIn, type RunningServer, runToExit, udpStatsProbe } from '../helpers/server.js';
 import { socketsOnPort } from '../helpers/proc-net.js';
 import { targetRows } from '../helpers/targets.js';
 
@@ -11,24 +11,19 @@ const UDP_AND_SASL = ['-U', '11211', '-p', '11211', '-S', '-l', '0.0.0.0'];
 
 describe.each(targetRows())('%s', (_profile, target) => {
   const quirk = loadProfile(target.profile).memcached.udpWithSasl;
-  let network: Awaited<ReturnType<typeof createIsolatedNetwork>>;
+  const bench = isolatedServers('udp');
   let server: RunningServer;
   let udpControl: RunningServer;
-  let peer: Awaited<ReturnType<typeof startClientHost>>;
+  let peer: ClientHost;
 
   beforeAll(async () => {
-    network = await createIsolatedNetwork('udp');
-    server = await startServer(target, network.name);
+    server = await bench.start(target);
     // Control: the same image with UDP on. 1.4.25 allows SASL on too, and then answers `stats` over UDP
     // to anyone (SASL does not cover UDP): the reason the image turns UDP off. Later versions refuse that
     // combination, so their control runs UDP without SASL.
-    udpControl = await startControl(target, network.name, quirk === 'answers-unauthenticated' ? UDP_AND_SASL : ['-U', '11211', '-p', '11211', '-l', '0.0.0.0']);
-    peer = await startClientHost(target, network.name);
-  });
-
-  afterAll(async () => {
-    await Promise.all([server?.stop(), udpControl?.stop(), peer?.stop()]);
-    await network?.remove();
+    const udpOn = quirk === 'answers-unauthenticated' ? UDP_AND_SASL : ['-U', '11211', '-p', '11211', '-l', '0.0.0.0'];
+    udpControl = await bench.control(target, udpOn);
+    peer = await bench.clientHost(target);
   });
 
   it('has no UDP socket on port 11211, where the UDP-enabled control has one', async () => {
@@ -52,7 +47,7 @@ describe.each(targetRows())('%s', (_profile, target) => {
       }
       expect(await udpStatsProbe(peer.container, udpControl.ip)).toMatch(/STAT pid \d+/);
     } else {
-      const refused = await runToExit(target, network.name, { entrypoint: ['memcached', ...UDP_AND_SASL] });
+      const refused = await runToExit(target, bench.network.name, { entrypoint: ['memcached', ...UDP_AND_SASL] });
       expect(refused.exitCode).not.toBe(0);
       expect(refused.output).toMatch(/UDP/i);
     }

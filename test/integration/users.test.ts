@@ -1,8 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { Status, tryAuthenticatedRoundTrip } from '../../lib/binary-client.js';
-import { createIsolatedNetwork } from '../helpers/docker.js';
+import { isolatedServers } from '../helpers/fixture.js';
 import { parseSasldbDump } from '../helpers/sasldb-dump.js';
-import { execIn, podHostname, startServer, type RunningServer } from '../helpers/server.js';
+import { execIn, podHostname, type RunningServer } from '../helpers/server.js';
 import { targetRows } from '../helpers/targets.js';
 import { addSasldbUserScript, EXTRA_USER } from '../helpers/weakenings.js';
 
@@ -29,23 +29,17 @@ function difference(actual: readonly string[], names: readonly string[], realm: 
 
 describe.each(targetRows())('%s', (_profile, target) => {
   const names = target.users.map((u) => u.name);
-  let network: Awaited<ReturnType<typeof createIsolatedNetwork>>;
+  const bench = isolatedServers('users');
   let server: RunningServer;
   let planted: RunningServer;
   const hostname = podHostname();
   const plantedHostname = podHostname();
 
   beforeAll(async () => {
-    network = await createIsolatedNetwork('users');
     [server, planted] = await Promise.all([
-      startServer(target, network.name, { hostname }),
-      startServer(target, network.name, { hostname: plantedHostname }),
+      bench.start(target, { hostname }),
+      bench.start(target, { hostname: plantedHostname }),
     ]);
-  });
-
-  afterAll(async () => {
-    await Promise.all([server?.stop(), planted?.stop()]);
-    await network?.remove();
   });
 
   it('the running sasldb holds exactly the users file, keyed to the hostname: no extra, missing or renamed user', async () => {

@@ -18,7 +18,7 @@ import { issueWithReadmeCommands, mountableSecretDir, tlsRoundTrip } from '../he
 /**
  * What TLS costs, as figures beside the plaintext image's in the same run: image size, start to the first
  * authenticated set/get, and throughput. Not part of the verification suite (src/verify.ts): it measures,
- * the TLS checks (tls.test.ts) prove.
+ * the TLS checks (tls-certificates, tls-protocol, tls-operations) prove.
  */
 
 const SERVER_HOST = 10;

@@ -11,7 +11,13 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: ['test/**/*.test.ts'],
-          exclude: ['test/integration/**', 'test/figures/**', 'test/reliability/**', 'test/release/**', 'node_modules/**'],
+          exclude: [
+            'test/integration/**',
+            'test/figures/**',
+            'test/reliability/**',
+            'test/release/**',
+            'node_modules/**',
+          ],
         },
       },
       {

@@ -14,7 +14,13 @@ export const Op = {
 } as const;
 
 /** Response status codes: 0 ok, 0x01 not found, 0x20 auth error, 0x21 auth continue, 0x81 unknown command. */
-export const Status = { ok: 0x00, keyNotFound: 0x01, authError: 0x20, authContinue: 0x21, unknownCommand: 0x81 } as const;
+export const Status = {
+  ok: 0x00,
+  keyNotFound: 0x01,
+  authError: 0x20,
+  authContinue: 0x21,
+  unknownCommand: 0x81,
+} as const;
 
 export interface Response {
   readonly opcode: number;
@@ -25,7 +31,12 @@ export interface Response {
 }
 
 /** Encodes one binary-protocol request frame. */
-export function encodeRequest(opcode: number, key: Buffer | string = '', value: Buffer | string = '', extras: Buffer = Buffer.alloc(0)): Buffer {
+export function encodeRequest(
+  opcode: number,
+  key: Buffer | string = '',
+  value: Buffer | string = '',
+  extras: Buffer = Buffer.alloc(0),
+): Buffer {
   const keyBytes = Buffer.from(key);
   const valueBytes = Buffer.from(value);
   const header = Buffer.alloc(24);
@@ -83,11 +94,21 @@ export class BinaryClient {
    * (an alert from the server, a certificate that does not verify) or on the time limit.
    */
   static connectTls(host: string, tls: ConnectionOptions, port = 11211, timeoutMs = 3000): Promise<BinaryClient> {
-    return BinaryClient.opened(connectTls({ ...tls, host, port }), 'secureConnect', `TLS connect to ${host}:${port}`, timeoutMs);
+    return BinaryClient.opened(
+      connectTls({ ...tls, host, port }),
+      'secureConnect',
+      `TLS connect to ${host}:${port}`,
+      timeoutMs,
+    );
   }
 
   /** A client once `socket` emits `ready`; rejects with the socket's error or on the time limit. */
-  private static opened(socket: Socket, ready: 'connect' | 'secureConnect', what: string, timeoutMs: number): Promise<BinaryClient> {
+  private static opened(
+    socket: Socket,
+    ready: 'connect' | 'secureConnect',
+    what: string,
+    timeoutMs: number,
+  ): Promise<BinaryClient> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         socket.destroy();
@@ -140,7 +161,13 @@ export class BinaryClient {
   }
 
   /** Sends a request and reads one response; undefined when the server closed or stayed silent. */
-  async request(opcode: number, key: Buffer | string = '', value: Buffer | string = '', extras?: Buffer, timeoutMs = 3000): Promise<Response | undefined> {
+  async request(
+    opcode: number,
+    key: Buffer | string = '',
+    value: Buffer | string = '',
+    extras?: Buffer,
+    timeoutMs = 3000,
+  ): Promise<Response | undefined> {
     this.write(encodeRequest(opcode, key, value, extras));
     const header = await this.read(24, timeoutMs);
     if (header.length < 24 || header[0] !== 0x81) return undefined;
@@ -199,7 +226,11 @@ export interface AuthAttempt {
 }
 
 /** Authenticates (unless `user` is undefined) and tries a set/get round trip with a fresh value. */
-export async function tryAuthenticatedRoundTrip(host: string, user: string | undefined, password: string): Promise<AuthAttempt> {
+export async function tryAuthenticatedRoundTrip(
+  host: string,
+  user: string | undefined,
+  password: string,
+): Promise<AuthAttempt> {
   const client = await BinaryClient.connect(host);
   try {
     let authStatus: number | 'closed' = 'closed';

@@ -53,7 +53,8 @@ export async function ensureBaseImage(engine: Engine, profile: Profile, progress
     source = 'bootstrapped';
   }
   const ready = await engine.inspectImage(reference);
-  if (!ready) throw failure(`${source === 'pulled' ? 'pull' : 'bootstrap'} finished but ${reference} is not in the engine`);
+  if (!ready)
+    throw failure(`${source === 'pulled' ? 'pull' : 'bootstrap'} finished but ${reference} is not in the engine`);
   progress(`[base] ${reference} ${source === 'pulled' ? 'pulled' : 'bootstrapped and imported'}`);
   return { source, id: ready.id };
 }

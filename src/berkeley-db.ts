@@ -54,7 +54,8 @@ function overflowItem(bytes: Buffer, pageSize: number, pgno: number, length: num
 
 function itemValue(bytes: Buffer, pageSize: number, item: Buffer): Buffer {
   if (item[0] === H_KEYDATA) return Buffer.from(item.subarray(1));
-  if (item[0] === H_OFFPAGE && item.length === 12) return overflowItem(bytes, pageSize, item.readUInt32LE(4), item.readUInt32LE(8));
+  if (item[0] === H_OFFPAGE && item.length === 12)
+    return overflowItem(bytes, pageSize, item.readUInt32LE(4), item.readUInt32LE(8));
   throw new Error(`unsupported hash item type ${item[0]}`);
 }
 
@@ -62,7 +63,8 @@ function itemValue(bytes: Buffer, pageSize: number, item: Buffer): Buffer {
 export function readHashDb(bytes: Buffer): DbEntry[] {
   if (bytes.length < 512) throw new Error('too short for a Berkeley DB file');
   if (bytes.readUInt32LE(12) !== HASH_MAGIC) throw new Error('not a little-endian Berkeley DB hash database');
-  if (bytes.readUInt32LE(16) !== HASH_VERSION) throw new Error(`hash version ${bytes.readUInt32LE(16)} (expected ${HASH_VERSION})`);
+  if (bytes.readUInt32LE(16) !== HASH_VERSION)
+    throw new Error(`hash version ${bytes.readUInt32LE(16)} (expected ${HASH_VERSION})`);
   const pageSize = bytes.readUInt32LE(20);
   if (pageSize < 512 || pageSize > 65536 || (pageSize & (pageSize - 1)) !== 0 || bytes.length % pageSize !== 0) {
     throw new Error(`page size ${pageSize} does not fit a ${bytes.length}-byte file`);
@@ -86,7 +88,8 @@ export function readHashDb(bytes: Buffer): DbEntry[] {
     const item = (i: number): Buffer => {
       const start = offsets[i]!;
       const end = i === 0 ? pageSize : offsets[i - 1]!;
-      if (start < PAGE_HEADER + 2 * count || start >= end || end > pageSize) throw new Error(`page ${pgno} item ${i} is out of bounds`);
+      if (start < PAGE_HEADER + 2 * count || start >= end || end > pageSize)
+        throw new Error(`page ${pgno} item ${i} is out of bounds`);
       return current.subarray(start, end);
     };
     for (let i = 0; i < count; i += 2) {

@@ -7,7 +7,14 @@ import type { Engine } from './engine/index.js';
 import { failure } from './errors.js';
 import { cacheDir, projectPath } from './paths.js';
 import type { Profile } from './profiles.js';
-import { baseImageConfig, engineArchitecture, fileDigest, layerTarArgs, loadManifest, removeBuildLeftovers } from './rootfs.js';
+import {
+  baseImageConfig,
+  engineArchitecture,
+  fileDigest,
+  layerTarArgs,
+  loadManifest,
+  removeBuildLeftovers,
+} from './rootfs.js';
 import { sourceDateEpoch } from './source.js';
 import { LineTail } from './tail.js';
 
@@ -70,7 +77,8 @@ async function ensureBootstrapTools(profile: Profile, progress: Progress): Promi
   progress('[base] installing host packages with apt-get (scripts/host-prereqs.sh): debootstrap, the archive keyrings');
   await runChild('bash', [projectPath('scripts', 'host-prereqs.sh')], { label: 'host-prereqs', progress });
   const keyring = findKeyring();
-  if (!keyring || !commandExists('debootstrap')) throw failure(`host-prereqs.sh did not provide debootstrap and ${profile.base.bootstrap.keyring}`);
+  if (!keyring || !commandExists('debootstrap'))
+    throw failure(`host-prereqs.sh did not provide debootstrap and ${profile.base.bootstrap.keyring}`);
   return keyring;
 }
 
@@ -78,17 +86,33 @@ async function ensureBootstrapTools(profile: Profile, progress: Progress): Promi
  * Makes the upgraded container's file system a reproducible image: leftovers removed, a sorted layer
  * with mtimes clamped to `epoch`, a config dated by the epoch, loaded under `reference`.
  */
-async function loadReproducible(engine: Engine, rootfs: string, work: string, epoch: number, profile: Profile, reference: string, progress: Progress): Promise<void> {
+async function loadReproducible(
+  engine: Engine,
+  rootfs: string,
+  work: string,
+  epoch: number,
+  profile: Profile,
+  reference: string,
+  progress: Progress,
+): Promise<void> {
   await removeBuildLeftovers(rootfs);
   const layer = join(work, 'layer.tar');
   await runChild('tar', layerTarArgs(rootfs, layer, epoch), { label: 'tar', progress });
   const diffId = await fileDigest(layer);
   const { suite, variant } = profile.base.bootstrap;
-  const config = baseImageConfig(diffId, epoch, engineArchitecture(), `memcached-hardened: debootstrap --variant=${variant} ${suite}, then ${profile.apt.suites.join(' ')}`, BASE_CMD);
+  const config = baseImageConfig(
+    diffId,
+    epoch,
+    engineArchitecture(),
+    `memcached-hardened: debootstrap --variant=${variant} ${suite}, then ${profile.apt.suites.join(' ')}`,
+    BASE_CMD,
+  );
   const configFile = `${createHash('sha256').update(config).digest('hex')}.json`;
   await writeFile(join(work, configFile), config);
   await writeFile(join(work, 'manifest.json'), loadManifest(configFile, 'layer.tar', reference));
-  progress(`[base] loading ${reference} (layer ${diffId.slice(7, 19)}, image ${configFile.slice(0, 12)}, mtimes clamped to ${new Date(epoch * 1000).toISOString()})`);
+  progress(
+    `[base] loading ${reference} (layer ${diffId.slice(7, 19)}, image ${configFile.slice(0, 12)}, mtimes clamped to ${new Date(epoch * 1000).toISOString()})`,
+  );
   const archive = startChild('tar', ['--create', `--directory=${work}`, 'manifest.json', configFile, 'layer.tar'], {
     label: 'tar of the image archive',
     stdout: 'stream',
@@ -103,8 +127,16 @@ const BASE_CMD = ['/bin/bash'];
  * Bootstraps the profile's base with debootstrap, applies its update suites in a container, and loads
  * the result as a reproducible one-layer image under `reference` (by default the profile's base tag).
  */
-export async function bootstrapBase(engine: Engine, profile: Profile, progress: Progress, reference = profile.base.image): Promise<void> {
-  if (process.getuid?.() !== 0) throw failure(`bootstrapping ${profile.base.image} needs root (debootstrap); run as root or load the image yourself`);
+export async function bootstrapBase(
+  engine: Engine,
+  profile: Profile,
+  progress: Progress,
+  reference = profile.base.image,
+): Promise<void> {
+  if (process.getuid?.() !== 0)
+    throw failure(
+      `bootstrapping ${profile.base.image} needs root (debootstrap); run as root or load the image yourself`,
+    );
   const keyring = await ensureBootstrapTools(profile, progress);
   // Checked before minutes of work.
   const fixedEpoch = sourceDateEpoch();
@@ -123,7 +155,10 @@ export async function bootstrapBase(engine: Engine, profile: Profile, progress: 
     await mkdir(join(rootfs, 'var/lib/apt/lists/partial'), { recursive: true });
     progress(`[base] importing ${rootfs} to apply the updates in a container`);
     // GNU tar keeps device nodes, hard links and xattrs that a JavaScript packer would drop.
-    const tar = startChild('tar', ['--numeric-owner', '--xattrs', '-C', rootfs, '-c', '.'], { label: `tar of ${rootfs}`, stdout: 'stream' });
+    const tar = startChild('tar', ['--numeric-owner', '--xattrs', '-C', rootfs, '-c', '.'], {
+      label: `tar of ${rootfs}`,
+      stdout: 'stream',
+    });
     const bootstrapped = `${reference}-debootstrap`;
     await Promise.all([engine.importImage(tar.stdout, bootstrapped, []), tar.done]);
     await rm(rootfs, { recursive: true, force: true });
@@ -144,18 +179,23 @@ export async function bootstrapBase(engine: Engine, profile: Profile, progress: 
           },
         },
         (filesystem) =>
-          runChild('tar', ['--extract', '--numeric-owner', '--xattrs', '--xattrs-include=*', `--directory=${upgraded}`], {
-            label: 'tar',
-            progress,
-            stdin: filesystem,
-          }),
+          runChild(
+            'tar',
+            ['--extract', '--numeric-owner', '--xattrs', '--xattrs-include=*', `--directory=${upgraded}`],
+            {
+              label: 'tar',
+              progress,
+              stdin: filesystem,
+            },
+          ),
       );
       if (exitCode !== 0) throw failure(`upgrading the base failed (exit ${exitCode}): ${tail.lines().join(' | ')}`);
     } finally {
       await engine.removeImage(bootstrapped).catch(() => undefined);
     }
     const epoch = fixedEpoch ?? releaseEpoch;
-    if (epoch === undefined || !Number.isSafeInteger(epoch)) throw failure('the updated base named no Release date to date its files by; set SOURCE_DATE_EPOCH');
+    if (epoch === undefined || !Number.isSafeInteger(epoch))
+      throw failure('the updated base named no Release date to date its files by; set SOURCE_DATE_EPOCH');
     await loadReproducible(engine, upgraded, work, epoch, profile, reference, progress);
   } finally {
     await rm(work, { recursive: true, force: true });

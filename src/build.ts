@@ -31,11 +31,18 @@ export interface BuildResult {
 }
 
 /** OCI labels; nothing secret goes here, and nothing read from the clock, so unchanged sources stay cached. */
-export function imageLabels(profile: Profile, target: BuildConfig['target'], source: SourceInfo, version: string): Record<string, string> {
+export function imageLabels(
+  profile: Profile,
+  target: BuildConfig['target'],
+  source: SourceInfo,
+  version: string,
+): Record<string, string> {
   return {
     'org.opencontainers.image.title': target === 'server' ? 'memcached-hardened' : 'memcached-hardened-client',
     'org.opencontainers.image.description':
-      target === 'server' ? 'memcached with SASL, UDP off, private bind and client allowlist, non-root' : 'libmemcached-tools for checking memcached-hardened',
+      target === 'server'
+        ? 'memcached with SASL, UDP off, private bind and client allowlist, non-root'
+        : 'libmemcached-tools for checking memcached-hardened',
     'org.opencontainers.image.version': version,
     ...(source.date ? { 'org.opencontainers.image.created': source.date.toISOString() } : {}),
     'org.opencontainers.image.revision': source.revision,
@@ -46,7 +53,11 @@ export function imageLabels(profile: Profile, target: BuildConfig['target'], sou
 }
 
 /** Turns engine build messages into progress lines and keeps the log tail for error reports. */
-export function buildLogger(progress: Progress): { onMessage: (m: EngineMessage) => void; tail: () => string[]; imageId: () => string | undefined } {
+export function buildLogger(progress: Progress): {
+  onMessage: (m: EngineMessage) => void;
+  tail: () => string[];
+  imageId: () => string | undefined;
+} {
   const tail = new LineTail(LOG_TAIL_LINES);
   let imageId: string | undefined;
   return {
@@ -74,7 +85,8 @@ export interface BuildInputs {
   readonly buildArgs: Readonly<Record<string, string>>;
 }
 
-const byKey = (record: Readonly<Record<string, string>>) => Object.entries(record).sort(([a], [b]) => compareCodeUnits(a, b));
+const byKey = (record: Readonly<Record<string, string>>) =>
+  Object.entries(record).sort(([a], [b]) => compareCodeUnits(a, b));
 
 /**
  * A digest of the build inputs. The engine's cache would answer a build from the same inputs with the
@@ -132,10 +144,17 @@ async function buildStage(
   return imageId;
 }
 
-const buildArgs = (config: BuildConfig): Record<string, string> => (config.aptMirror ? { APT_MIRROR: config.aptMirror } : {});
+const buildArgs = (config: BuildConfig): Record<string, string> =>
+  config.aptMirror ? { APT_MIRROR: config.aptMirror } : {};
 
 /** A fresh sasldb for the users, generated in the tools image (built first, unlabelled so it stays cached). */
-async function freshSasldb(engine: Engine, files: readonly ContextFile[], users: readonly SaslUser[], config: BuildConfig, progress: Progress): Promise<Buffer> {
+async function freshSasldb(
+  engine: Engine,
+  files: readonly ContextFile[],
+  users: readonly SaslUser[],
+  config: BuildConfig,
+  progress: Progress,
+): Promise<Buffer> {
   const tools = await buildStage(engine, files, undefined, STAGE.client, {}, config, progress);
   progress(`[sasldb] generating the sasldb for ${users.length} user(s)`);
   return generateSasldb(engine, tools, users, BUILD_REALM);
@@ -159,12 +178,21 @@ export async function buildImage(
   progress: Progress,
 ): Promise<BuildResult> {
   const bakesUsers = config.target === 'server' && config.credentials === 'baked';
-  if (bakesUsers && (users === undefined || users.length === 0)) throw new Error('a server build with baked credentials needs users');
-  const values = profileValues(profile, { allowFrom: config.allowFrom, credentials: config.credentials, tls: config.tls });
+  if (bakesUsers && (users === undefined || users.length === 0))
+    throw new Error('a server build with baked credentials needs users');
+  const values = profileValues(profile, {
+    allowFrom: config.allowFrom,
+    credentials: config.credentials,
+    tls: config.tls,
+  });
   // git answers while the files render (it never rejects: outside a checkout the revision is unknown).
   const sourceAsked = sourceInfo();
   const files = renderFiles(values);
-  const [source, base, current] = await Promise.all([sourceAsked, ensureBaseImage(engine, profile, progress), engine.inspectImage(config.tag)]);
+  const [source, base, current] = await Promise.all([
+    sourceAsked,
+    ensureBaseImage(engine, profile, progress),
+    engine.inspectImage(config.tag),
+  ]);
   const labels = {
     ...imageLabels(profile, config.target, source, toolVersion()),
     ...(config.target === 'server' ? { 'memcached-hardened.credentials': config.credentials } : {}),
@@ -183,7 +211,9 @@ export async function buildImage(
   });
   const kept = (image: ImageFacts): BuildResult => {
     const what = bakesUsers ? 'inputs and users (its sasldb)' : 'inputs';
-    progress(`[build] ${config.tag} (${image.id.slice(7, 19)}) was built from exactly these ${what}: kept, nothing to build`);
+    progress(
+      `[build] ${config.tag} (${image.id.slice(7, 19)}) was built from exactly these ${what}: kept, nothing to build`,
+    );
     return result(image);
   };
   const sameInputs = !config.noCache && current?.labels[INPUTS_LABEL] === inputs;
@@ -192,8 +222,11 @@ export async function buildImage(
   // rebuild stays cached to the last layer (a fresh one differs in Berkeley DB's random file id).
   const previous = bakesUsers ? await reusableSasldb(engine, current, users ?? [], BUILD_REALM) : undefined;
   if (sameInputs && previous) return kept(current);
-  if (previous) progress(`[sasldb] ${config.tag} already holds exactly these ${users?.length} user(s): its sasldb is reused`);
-  const sasldb = bakesUsers ? (previous ?? (await freshSasldb(engine, files, users ?? [], config, progress))) : undefined;
+  if (previous)
+    progress(`[sasldb] ${config.tag} already holds exactly these ${users?.length} user(s): its sasldb is reused`);
+  const sasldb = bakesUsers
+    ? (previous ?? (await freshSasldb(engine, files, users ?? [], config, progress)))
+    : undefined;
   const builtLabels = { ...labels, [INPUTS_LABEL]: inputs };
   const imageId = await buildStage(engine, files, sasldb, stage, builtLabels, config, progress);
   await engine.tag(imageId, config.tag);

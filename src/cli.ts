@@ -29,10 +29,17 @@ async function build(argv: readonly string[]): Promise<number> {
     return 0;
   }
   // Loaded only now: help and bad input answer without loading the engine client.
-  const [{ buildWithOutputs, summary }, { connectEngine }] = await Promise.all([import('./outputs.js'), import('./engine/index.js')]);
+  const [{ buildWithOutputs, summary }, { connectEngine }] = await Promise.all([
+    import('./outputs.js'),
+    import('./engine/index.js'),
+  ]);
   const built = await buildWithOutputs(config, connectEngine(), progress);
   const { result } = built;
-  console.log(config.json ? JSON.stringify(summary(config, built)) : `built ${result.tags.join(', ')} (${result.imageId}) from ${result.base}, ${(result.sizeBytes / 1e6).toFixed(1)} MB`);
+  console.log(
+    config.json
+      ? JSON.stringify(summary(config, built))
+      : `built ${result.tags.join(', ')} (${result.imageId}) from ${result.base}, ${(result.sizeBytes / 1e6).toFixed(1)} MB`,
+  );
   return 0;
 }
 

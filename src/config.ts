@@ -33,7 +33,8 @@ export function defaultTag(profile: string, target: BuildTarget): string {
 export function imageTagProblem(tag: string): string | undefined {
   if (tag.length === 0) return 'tag is empty';
   if (tag.length > 255) return 'tag is longer than 255 characters';
-  if (imageReferenceProblem(tag) !== undefined || tag.includes('@')) return `invalid image tag '${tag}' (expected name[:tag], lower-case name)`;
+  if (imageReferenceProblem(tag) !== undefined || tag.includes('@'))
+    return `invalid image tag '${tag}' (expected name[:tag], lower-case name)`;
   return undefined;
 }
 
@@ -170,7 +171,8 @@ function buildConfigOf(v: BuildValues): BuildConfig {
   const tagProblem = imageTagProblem(tag);
   if (tagProblem) throw badInput(`--tag: ${tagProblem}`);
   if (v['users-file'] !== undefined && v['users-file'] === '') throw badInput('--users-file: empty path');
-  if (v['users-file'] !== undefined && v['runtime-credentials']) throw badInput('--users-file and --runtime-credentials exclude each other');
+  if (v['users-file'] !== undefined && v['runtime-credentials'])
+    throw badInput('--users-file and --runtime-credentials exclude each other');
   if (v['sbom-dir'] === '') throw badInput('--sbom-dir: empty path');
   if (v['apt-mirror'] !== undefined && !/^(https?|file):\/\/[^\s'"\\]+$/.test(v['apt-mirror'])) {
     throw badInput(`--apt-mirror: expected an http(s):// or file:// URL`);

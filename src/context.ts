@@ -106,7 +106,11 @@ export async function writeContext(files: readonly ContextFile[], sasldb: Buffer
       return pack(dir, {
         // The files' own modes (tar-fs would mask them with the umask), directories 0755 and one fixed
         // mtime: what reaches the image does not depend on when, where or by whom it was packed.
-        map: (header) => ({ ...header, mtime: new Date(0), mode: header.type === 'directory' ? 0o755 : (modes.get(header.name) ?? header.mode) }),
+        map: (header) => ({
+          ...header,
+          mtime: new Date(0),
+          mode: header.type === 'directory' ? 0o755 : (modes.get(header.name) ?? header.mode),
+        }),
         finalize: sasldb === undefined,
         finish: (archive) => {
           if (sasldb === undefined) return;

@@ -47,10 +47,17 @@ function parse(text: string): ImageReference | string {
   const colon = rest.indexOf(':');
   const repository = colon < 0 ? rest : rest.slice(0, colon);
   const tag = colon < 0 ? undefined : rest.slice(colon + 1);
-  if (!REPOSITORY.test(repository)) return `invalid repository '${repository}' (lower-case components separated by '/')`;
+  if (!REPOSITORY.test(repository))
+    return `invalid repository '${repository}' (lower-case components separated by '/')`;
   if (tag !== undefined && !TAG.test(tag)) return `invalid tag '${tag}'`;
-  if ((registry === undefined ? 0 : registry.length + 1) + repository.length > MAX_NAME_LENGTH) return `name longer than ${MAX_NAME_LENGTH} characters`;
-  return { ...(registry !== undefined ? { registry } : {}), repository, ...(tag !== undefined ? { tag } : {}), ...(digest !== undefined ? { digest } : {}) };
+  if ((registry === undefined ? 0 : registry.length + 1) + repository.length > MAX_NAME_LENGTH)
+    return `name longer than ${MAX_NAME_LENGTH} characters`;
+  return {
+    ...(registry !== undefined ? { registry } : {}),
+    repository,
+    ...(tag !== undefined ? { tag } : {}),
+    ...(digest !== undefined ? { digest } : {}),
+  };
 }
 
 /** Why `text` is not an image reference, or undefined. */

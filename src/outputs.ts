@@ -35,7 +35,10 @@ function readUsers(file: string): SaslUser[] {
 }
 
 /** Generated credentials written to a new 0600 file (never overwriting one), and how to take them back. */
-function saveGeneratedCredentials(users: readonly SaslUser[], config: BuildConfig): { path: string; discard: () => void } {
+function saveGeneratedCredentials(
+  users: readonly SaslUser[],
+  config: BuildConfig,
+): { path: string; discard: () => void } {
   const dir = userPath('memcached-credentials');
   // The first folder this made, if any: taking the file back takes it back too, so a failure leaves nothing.
   const made = mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -75,7 +78,13 @@ function parsedJson(path: string): unknown {
  * Writes the image's CycloneDX SBOM beside the user's other build outputs and returns its path. The SBOM
  * already there for this very image id is kept: an unchanged rebuild runs no container for it.
  */
-async function writeSbom(engine: Engine, imageId: string, config: BuildConfig, profile: Profile, progress: Progress): Promise<string> {
+async function writeSbom(
+  engine: Engine,
+  imageId: string,
+  config: BuildConfig,
+  profile: Profile,
+  progress: Progress,
+): Promise<string> {
   const dir = userPath(config.sbomDir);
   const path = join(dir, `${fileName(config.tag)}.cdx.json`);
   if (describesImage(parsedJson(path), imageId)) {
@@ -84,7 +93,10 @@ async function writeSbom(engine: Engine, imageId: string, config: BuildConfig, p
   }
   const packages = await installedPackages(engine, imageId);
   mkdirSync(dir, { recursive: true });
-  writeFileSync(path, `${JSON.stringify(cycloneDx(packages, { id: imageId, tag: config.tag }, profile, new Date()), null, 2)}\n`);
+  writeFileSync(
+    path,
+    `${JSON.stringify(cycloneDx(packages, { id: imageId, tag: config.tag }, profile, new Date()), null, 2)}\n`,
+  );
   progress(`SBOM (CycloneDX) written to ${path}`);
   return path;
 }
@@ -156,7 +168,8 @@ export async function buildWithOutputs(config: BuildConfig, engine: Engine, prog
   process.on('exit', discard);
   try {
     const result = await buildImage(engine, config, profile, users, progress);
-    const sbom = config.target === 'server' ? await writeSbom(engine, result.imageId, config, profile, progress) : undefined;
+    const sbom =
+      config.target === 'server' ? await writeSbom(engine, result.imageId, config, profile, progress) : undefined;
     const vex = config.target === 'server' ? writeVex(result.imageId, config, progress) : undefined;
     const seccompProfile = config.target === 'server' ? writeSeccompProfile(config, progress) : undefined;
     pending = undefined;

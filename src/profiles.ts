@@ -57,7 +57,10 @@ const memcachedFlags = list(oneOf(MEMCACHED_FLAGS));
 
 /** The shape of a `Profile`, field by field; unknown keys are refused at every level. */
 const profileShape = object<Profile>({
-  name: string(/^[a-z0-9][a-z0-9.-]*$/, "must be lower-case letters, digits, '.' and '-', starting with a letter or digit"),
+  name: string(
+    /^[a-z0-9][a-z0-9.-]*$/,
+    "must be lower-case letters, digits, '.' and '-', starting with a letter or digit",
+  ),
   description: string(/./s, 'must be a non-empty string'),
   base: object<Profile['base']>({
     image: string(/^[a-z0-9][a-z0-9._/-]*:[A-Za-z0-9._-]+$/, 'must be NAME:TAG'),
@@ -81,7 +84,10 @@ const profileShape = object<Profile>({
   }),
   tls: object<Profile['tls']>({
     versions: list(oneOf(['TLSv1.2', 'TLSv1.3'] as const), { nonEmpty: true }),
-    via: oneOf(['memcached', 'stunnel']), packages: aptNames, keepInstalled: list(aptName) }),
+    via: oneOf(['memcached', 'stunnel']),
+    packages: aptNames,
+    keepInstalled: list(aptName),
+  }),
   iptablesBinary: string(/^\/[A-Za-z0-9/._-]+$/, "must be an absolute path of letters, digits and '/._-'"),
 });
 
@@ -92,13 +98,18 @@ const crossFieldRules: readonly [holds: (p: Profile) => boolean, message: string
     'hardeningFlags must all be in supportedFlags (this memcached version lacks one)',
   ],
   [(p) => p.packages.server.includes('memcached'), 'server packages must include memcached'],
-  [(p) => !p.packages.purgeAfterInstall.some((name) => p.packages.server.includes(name)), 'purgeAfterInstall must not remove a server package'],
+  [
+    (p) => !p.packages.purgeAfterInstall.some((name) => p.packages.server.includes(name)),
+    'purgeAfterInstall must not remove a server package',
+  ],
   [
     (p) => p.tls.via !== 'memcached' || p.memcached.supportedFlags.includes('-Z'),
     'tls.via memcached needs a memcached built with TLS (-Z in supportedFlags)',
   ],
   [
-    (p) => p.tls.packages.includes('openssl') && p.tls.keepInstalled.every((name) => p.packages.purgeAfterInstall.includes(name)),
+    (p) =>
+      p.tls.packages.includes('openssl') &&
+      p.tls.keepInstalled.every((name) => p.packages.purgeAfterInstall.includes(name)),
     'tls.packages must include openssl (the start-up certificate check) and tls.keepInstalled must name purgeAfterInstall packages',
   ],
 ];

@@ -7,11 +7,7 @@ import { connectEngine, type EngineMessage } from './engine/index.js';
 import { badInput, failure } from './errors.js';
 import { imageName, parseImageReference } from './image-reference.js';
 import { buildWithOutputs, type Built } from './outputs.js';
-import {
-  describeCredentials,
-  dockerConfigCredentials,
-  type RegistryCredentials,
-} from './registry-credentials.js';
+import { describeCredentials, dockerConfigCredentials, type RegistryCredentials } from './registry-credentials.js';
 import { serializeUsers } from './credentials.js';
 import { generatedUser } from './sasldb.js';
 import { runSuite, VERIFICATION_FILES, type SuiteCheck } from './verify.js';
@@ -33,7 +29,10 @@ function userPath(path: string): string {
 /** A release must name the registry it goes to. */
 export function releaseRegistry(tag: string): string {
   const { registry } = parseImageReference(tag);
-  if (!registry) throw badInput(`--tag '${tag}' names no registry: use REGISTRY/REPO:TAG (e.g. 127.0.0.1:5000/memcached-hardened:1.0)`);
+  if (!registry)
+    throw badInput(
+      `--tag '${tag}' names no registry: use REGISTRY/REPO:TAG (e.g. 127.0.0.1:5000/memcached-hardened:1.0)`,
+    );
   return registry;
 }
 
@@ -103,9 +102,17 @@ export async function releaseImage(config: ReleaseConfig, progress: Progress): P
     const usersFile = join(scratch, 'users');
     writeFileSync(usersFile, serializeUsers(built.users ?? [generatedUser()]), { mode: 0o600 });
     progress(`[verify] running the verification suite against ${built.result.imageId}`);
-    const verdict = await runSuite({ imageId: built.result.imageId, profile: config.profile, usersFile, bail: true, progress });
+    const verdict = await runSuite({
+      imageId: built.result.imageId,
+      profile: config.profile,
+      usersFile,
+      bail: true,
+      progress,
+    });
     if (!verdict.passed) {
-      throw failure(`verification failed: ${config.tag} (${built.result.imageId}) was not pushed; first failure: ${verdict.failedChecks[0] ?? 'none named'}`);
+      throw failure(
+        `verification failed: ${config.tag} (${built.result.imageId}) was not pushed; first failure: ${verdict.failedChecks[0] ?? 'none named'}`,
+      );
     }
     checks = verdict.checks ?? [];
   } finally {

@@ -171,7 +171,10 @@ const CLEAN_UP = [
  * built without it.
  */
 export function tlsLayer(profile: Profile): string {
-  const how = profile.tls.via === 'memcached' ? "memcached's own TLS (-Z)" : `a ${profile.tls.via} front on the listen address, memcached on loopback`;
+  const how =
+    profile.tls.via === 'memcached'
+      ? "memcached's own TLS (-Z)"
+      : `a ${profile.tls.via} front on the listen address, memcached on loopback`;
   return [
     `# TLS (--tls): ${how}; openssl checks the mounted certificate and key at start.`,
     'RUN set -eu; \\',

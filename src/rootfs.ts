@@ -46,14 +46,18 @@ export async function removeBuildLeftovers(rootfs: string): Promise<void> {
   for (const folder of EMPTIED_FOLDERS) {
     for (const entry of await entries(join(rootfs, folder))) {
       // apt recreates what it needs in these, except the "partial" folders it expects to find.
-      if (entry.name !== 'partial' && entry.name !== 'archives') await rm(join(rootfs, folder, entry.name), { recursive: true, force: true });
+      if (entry.name !== 'partial' && entry.name !== 'archives')
+        await rm(join(rootfs, folder, entry.name), { recursive: true, force: true });
     }
   }
   for (const folder of ['var/lib/dpkg', 'var/cache/debconf']) {
-    for (const entry of await entries(join(rootfs, folder))) if (entry.isFile() && BACKUP.test(entry.name)) await rm(join(rootfs, folder, entry.name));
+    for (const entry of await entries(join(rootfs, folder)))
+      if (entry.isFile() && BACKUP.test(entry.name)) await rm(join(rootfs, folder, entry.name));
   }
   // Other logs stay (some tools expect them) but empty.
-  for (const entry of await readdir(join(rootfs, 'var/log'), { withFileTypes: true, recursive: true }).catch(() => [])) {
+  for (const entry of await readdir(join(rootfs, 'var/log'), { withFileTypes: true, recursive: true }).catch(
+    () => [],
+  )) {
     if (entry.isFile()) await truncate(join(entry.parentPath, entry.name), 0);
   }
 }
@@ -91,14 +95,27 @@ export async function fileDigest(path: string): Promise<string> {
 
 /** The engine's name for this machine's architecture (what debootstrap bootstraps by default). */
 export function engineArchitecture(nodeArch: string = process.arch): string {
-  const names: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x' };
+  const names: Record<string, string> = {
+    x64: 'amd64',
+    arm64: 'arm64',
+    arm: 'arm',
+    ia32: '386',
+    ppc64: 'ppc64le',
+    s390x: 's390x',
+  };
   const name = names[nodeArch];
   if (!name) throw new Error(`no container architecture known for ${nodeArch}`);
   return name;
 }
 
 /** The image config of a one-layer base: dated by the epoch, never by the clock; its digest is the image id. */
-export function baseImageConfig(diffId: string, epoch: number, architecture: string, createdBy: string, cmd: readonly string[]): string {
+export function baseImageConfig(
+  diffId: string,
+  epoch: number,
+  architecture: string,
+  createdBy: string,
+  cmd: readonly string[],
+): string {
   const created = new Date(epoch * 1000).toISOString();
   return JSON.stringify({
     architecture,

@@ -34,7 +34,12 @@ export function sasldbScript(realm: string): string {
 }
 
 /** Builds the sasldb in a throwaway, network-less container of the tools image; users arrive on stdin. */
-export async function generateSasldb(engine: Engine, toolsImage: string, users: readonly SaslUser[], realm: string): Promise<Buffer> {
+export async function generateSasldb(
+  engine: Engine,
+  toolsImage: string,
+  users: readonly SaslUser[],
+  realm: string,
+): Promise<Buffer> {
   const result = await engine.run({
     image: toolsImage,
     command: ['sh', '-c', sasldbScript(realm)],
@@ -54,7 +59,9 @@ export async function generateSasldb(engine: Engine, toolsImage: string, users: 
  */
 export function holdsExactly(entries: readonly DbEntry[], users: readonly SaslUser[], realm: string): boolean {
   if (entries.length !== users.length) return false;
-  const expected = new Map(users.map((u) => [Buffer.from(`${u.name}\0${realm}\0userPassword`).toString('hex'), Buffer.from(u.password)]));
+  const expected = new Map(
+    users.map((u) => [Buffer.from(`${u.name}\0${realm}\0userPassword`).toString('hex'), Buffer.from(u.password)]),
+  );
   const matched = new Set<string>();
   for (const entry of entries) {
     const key = entry.key.toString('hex');
@@ -69,7 +76,12 @@ export function holdsExactly(entries: readonly DbEntry[], users: readonly SaslUs
  * The sasldb of a baked image, when it holds exactly these users. The comparison happens in memory:
  * nothing derived from a password is kept outside the image.
  */
-export async function reusableSasldb(engine: Engine, image: ImageFacts | undefined, users: readonly SaslUser[], realm: string): Promise<Buffer | undefined> {
+export async function reusableSasldb(
+  engine: Engine,
+  image: ImageFacts | undefined,
+  users: readonly SaslUser[],
+  realm: string,
+): Promise<Buffer | undefined> {
   try {
     if (image?.labels['memcached-hardened.credentials'] !== 'baked') return undefined;
     const bytes = await engine.readFile(image.id, BAKED_SASLDB_PATH);

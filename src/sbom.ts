@@ -11,7 +11,12 @@ export interface InstalledPackage {
 }
 
 /** dpkg-query's output format the SBOM reads. */
-export const DPKG_QUERY = ['dpkg-query', '-W', '-f', '${db:Status-Abbrev}\\t${Package}\\t${Version}\\t${Architecture}\\n'];
+export const DPKG_QUERY = [
+  'dpkg-query',
+  '-W',
+  '-f',
+  '${db:Status-Abbrev}\\t${Package}\\t${Version}\\t${Architecture}\\n',
+];
 
 /** Parses DPKG_QUERY output; keeps installed packages only ("ii"). */
 export function parseDpkgQuery(output: string): InstalledPackage[] {
@@ -29,7 +34,12 @@ export function debPurl(pkg: InstalledPackage, distro: string, vendor: string): 
 }
 
 /** A CycloneDX 1.5 SBOM of the image's installed packages. */
-export function cycloneDx(packages: readonly InstalledPackage[], image: { id: string; tag: string }, profile: Profile, created: Date): object {
+export function cycloneDx(
+  packages: readonly InstalledPackage[],
+  image: { id: string; tag: string },
+  profile: Profile,
+  created: Date,
+): object {
   const vendor = profile.base.image.startsWith('ubuntu') ? 'ubuntu' : 'debian';
   return {
     bomFormat: 'CycloneDX',
@@ -39,7 +49,12 @@ export function cycloneDx(packages: readonly InstalledPackage[], image: { id: st
     metadata: {
       timestamp: created.toISOString(),
       tools: { components: [{ type: 'application', name: 'memcached-hardened' }] },
-      component: { type: 'container', name: image.tag, version: image.id, properties: [{ name: 'memcached-hardened:profile', value: profile.name }] },
+      component: {
+        type: 'container',
+        name: image.tag,
+        version: image.id,
+        properties: [{ name: 'memcached-hardened:profile', value: profile.name }],
+      },
     },
     components: packages.map((pkg) => ({
       type: 'library',
@@ -59,8 +74,16 @@ export function describesImage(bom: unknown, imageId: string): boolean {
 
 /** Lists the image's installed packages by running dpkg-query in a throwaway, network-less container. */
 export async function installedPackages(engine: Engine, imageId: string): Promise<InstalledPackage[]> {
-  const result = await engine.run({ image: imageId, entrypoint: DPKG_QUERY.slice(0, 1), command: DPKG_QUERY.slice(1), stdin: '', labels: { 'memcached-hardened.purpose': 'sbom' }, user: 'root' });
-  if (result.exitCode !== 0) throw failure(`listing the image's packages failed: ${result.stderr.trim().split('\n').pop() ?? result.exitCode}`);
+  const result = await engine.run({
+    image: imageId,
+    entrypoint: DPKG_QUERY.slice(0, 1),
+    command: DPKG_QUERY.slice(1),
+    stdin: '',
+    labels: { 'memcached-hardened.purpose': 'sbom' },
+    user: 'root',
+  });
+  if (result.exitCode !== 0)
+    throw failure(`listing the image's packages failed: ${result.stderr.trim().split('\n').pop() ?? result.exitCode}`);
   const packages = parseDpkgQuery(result.stdout.toString('utf8'));
   if (!packages.some((p) => p.name === 'memcached')) throw failure('the SBOM lists no memcached package');
   return packages;

@@ -30,11 +30,13 @@ export function string(pattern?: RegExp, message = `must match ${String(pattern)
   };
 }
 
-export const boolean: Check<boolean> = (value, path) => (typeof value === 'boolean' ? value : fail(path, 'must be true or false'));
+export const boolean: Check<boolean> = (value, path) =>
+  typeof value === 'boolean' ? value : fail(path, 'must be true or false');
 
 /** One of `values` (compared with ===). */
 export function oneOf<const T extends string>(values: readonly T[]): Check<T> {
-  return (value, path) => (values.includes(value as T) ? (value as T) : fail(path, `must be one of ${values.join(', ')}`));
+  return (value, path) =>
+    values.includes(value as T) ? (value as T) : fail(path, `must be one of ${values.join(', ')}`);
 }
 
 /** A list whose items all pass `item`; with `nonEmpty`, at least one. */

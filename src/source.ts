@@ -39,7 +39,12 @@ export function headCommit(root: string): string | undefined {
   const ref = /^ref: (refs\/\S+)$/.exec(head)?.[1];
   if (ref === undefined || ref.split('/').includes('..')) return undefined;
   // A loose ref, else its line in packed-refs (where a clone may keep it).
-  const hash = read(ref)?.trim() ?? read('packed-refs')?.split('\n').find((line) => line.endsWith(` ${ref}`))?.slice(0, 40);
+  const hash =
+    read(ref)?.trim() ??
+    read('packed-refs')
+      ?.split('\n')
+      .find((line) => line.endsWith(` ${ref}`))
+      ?.slice(0, 40);
   return hash !== undefined && COMMIT.test(hash) ? hash : undefined;
 }
 
@@ -56,7 +61,12 @@ function cachedCommitTimes(env: NodeJS.ProcessEnv): Record<string, unknown> {
   }
 }
 
-function rememberCommitTime(cached: Record<string, unknown>, commit: string, time: number, env: NodeJS.ProcessEnv): void {
+function rememberCommitTime(
+  cached: Record<string, unknown>,
+  commit: string,
+  time: number,
+  env: NodeJS.ProcessEnv,
+): void {
   try {
     const kept = Object.entries({ ...cached, [commit]: time }).slice(-KEPT_COMMIT_TIMES);
     mkdirSync(cacheDir(env), { recursive: true });
@@ -90,7 +100,8 @@ export function sourceInfo(env: NodeJS.ProcessEnv = process.env): Promise<Source
   const head = headCommit(projectPath());
   const cached = cachedCommitTimes(env);
   const known = head === undefined ? undefined : cached[head];
-  if (head !== undefined && typeof known === 'number' && Number.isSafeInteger(known)) return Promise.resolve(dated(head, known));
+  if (head !== undefined && typeof known === 'number' && Number.isSafeInteger(known))
+    return Promise.resolve(dated(head, known));
   return askGit().then((asked) => {
     // Outside a checkout (an unpacked release) there is no revision, and only SOURCE_DATE_EPOCH can date it.
     if (asked === undefined) return dated('unknown', undefined);

@@ -23,16 +23,30 @@ const extension = (type: number, body: Buffer) => Buffer.concat([u16(type), with
  */
 export function tlsProbeHello(): Buffer {
   const cipherSuites = [
-    0xc02f, 0xc02b, 0xc030, 0xc02c, // ECDHE-{RSA,ECDSA}-AES{128,256}-GCM
-    0x009e, 0x009f, 0x009c, 0x009d, // DHE-RSA / RSA AES-GCM
-    0xc027, 0xc023, 0xc013, 0xc009, 0x002f, 0x0035, // AES-CBC fallbacks
+    0xc02f,
+    0xc02b,
+    0xc030,
+    0xc02c, // ECDHE-{RSA,ECDSA}-AES{128,256}-GCM
+    0x009e,
+    0x009f,
+    0x009c,
+    0x009d, // DHE-RSA / RSA AES-GCM
+    0xc027,
+    0xc023,
+    0xc013,
+    0xc009,
+    0x002f,
+    0x0035, // AES-CBC fallbacks
     0x00ff, // empty renegotiation info
   ];
   const extensions = Buffer.concat([
     extension(0x000a, withLength16(list16([0x001d, 0x0017, 0x0018]))), // supported groups: x25519, P-256, P-384
     extension(0x000b, Buffer.from([1, 0])), // EC point formats: uncompressed
     // signature algorithms: RSA-PSS, RSA PKCS#1 and ECDSA with SHA-256/384/512, then SHA-1
-    extension(0x000d, withLength16(list16([0x0804, 0x0805, 0x0806, 0x0401, 0x0501, 0x0601, 0x0403, 0x0503, 0x0603, 0x0201, 0x0203]))),
+    extension(
+      0x000d,
+      withLength16(list16([0x0804, 0x0805, 0x0806, 0x0401, 0x0501, 0x0601, 0x0403, 0x0503, 0x0603, 0x0201, 0x0203])),
+    ),
   ]);
   const body = Buffer.concat([
     u16(0x0303), // TLS 1.2

@@ -82,7 +82,9 @@ export interface JsonReport {
 export function failedChecksIn(report: JsonReport): string[] {
   return report.testResults.flatMap((file) => {
     const failed = file.assertionResults.filter((a) => a.status === 'failed').map((a) => a.fullName);
-    return failed.length > 0 || !file.message ? failed : [`${file.name.split('/').pop()}: ${file.message.split('\n')[0]}`];
+    return failed.length > 0 || !file.message
+      ? failed
+      : [`${file.name.split('/').pop()}: ${file.message.split('\n')[0]}`];
   });
 }
 
@@ -117,7 +119,9 @@ export interface SuiteRun {
  * project and its files with another vitest config over the same global setup (the cleanup test's
  * fixture runs the suite's own machinery this way); `env` adds to the run's environment.
  */
-export function startSuite(request: SuiteRequest & { readonly config?: string; readonly env?: Readonly<Record<string, string>> }): SuiteRun {
+export function startSuite(
+  request: SuiteRequest & { readonly config?: string; readonly env?: Readonly<Record<string, string>> },
+): SuiteRun {
   const scratch = mkdtempSync(join(tmpdir(), 'mh-suite-'));
   const reportFile = join(scratch, 'report.json');
   const files = request.only?.files ?? VERIFICATION_FILES;
@@ -139,7 +143,13 @@ export function startSuite(request: SuiteRequest & { readonly config?: string; r
     ],
     {
       cwd: projectPath(),
-      env: { ...process.env, ...request.env, MEMCACHED_IMAGE: request.imageId, MEMCACHED_USERS_FILE: request.usersFile, MEMCACHED_PROFILE: request.profile },
+      env: {
+        ...process.env,
+        ...request.env,
+        MEMCACHED_IMAGE: request.imageId,
+        MEMCACHED_USERS_FILE: request.usersFile,
+        MEMCACHED_PROFILE: request.profile,
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     },
   );

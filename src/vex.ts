@@ -78,9 +78,10 @@ export function claimedOutcome(entry: VulnerabilityEntry): Exclude<ProbeOutcome,
 
 function evidence(entry: VulnerabilityEntry, result: ProbeResult | undefined, runId: string): string {
   if (!result) return `probe ${entry.probe} did not run in run ${runId}`;
-  const control = entry.control.kind === 'none'
-    ? `no vulnerable control (${entry.control.note})${result.control === undefined ? '' : `; check: ${result.control}`}`
-    : `control (${entry.control.kind}): ${result.control ?? 'not run'}`;
+  const control =
+    entry.control.kind === 'none'
+      ? `no vulnerable control (${entry.control.note})${result.control === undefined ? '' : `; check: ${result.control}`}`
+      : `control (${entry.control.kind}): ${result.control ?? 'not run'}`;
   return `probe ${entry.probe}, run ${runId}: ${result.outcome}; image: ${result.image}; ${control}`;
 }
 
@@ -107,7 +108,8 @@ function statement(
       ...base,
       status: 'affected',
       impact_statement: `${entry.trigger}; reachable ${entry.reachable}: ${entry.reachableWhy}`,
-      action_statement: `not fixed in ${input.table.package} ${input.table.packageVersion}; fixed upstream in ` +
+      action_statement:
+        `not fixed in ${input.table.package} ${input.table.packageVersion}; fixed upstream in ` +
         `${entry.fixedUpstreamIn}${entry.fixCommits.length > 0 ? ` (${entry.fixCommits.join(', ')})` : ''}`,
     };
   }
@@ -117,8 +119,8 @@ function statement(
       ...base,
       status: 'not_affected',
       justification: 'vulnerable_code_not_present',
-      impact_statement: `fixed in ${input.table.package} ${entry.fixedInPackage.version} ` +
-        `(${entry.fixedInPackage.note})`,
+      impact_statement:
+        `fixed in ${input.table.package} ${entry.fixedInPackage.version} ` + `(${entry.fixedInPackage.note})`,
     };
   }
   return {
@@ -162,7 +164,8 @@ export function tableVex(input: TableVexInput): VexDocument {
     version: 1,
     tooling: `memcached-hardened vulnerability table (${file}); no probe ran for this document`,
     statements: input.table.entries.map((entry) => {
-      const notes = `no probe ran for this document: the claim of ${file}; probe ${entry.probe} ` +
+      const notes =
+        `no probe ran for this document: the claim of ${file}; probe ${entry.probe} ` +
         '(test/integration/vulnerabilities.test.ts) checks it in a verification run, whose document cites the result';
       return statement(entry, claimedOutcome(entry), notes, input);
     }),

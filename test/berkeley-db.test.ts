@@ -8,7 +8,8 @@ import { holdsExactly } from '../src/sasldb.js';
 // Made by the tools image's saslpasswd2 (the same script the build runs) for fixture-only passwords.
 const fixture = (name: string) => readFileSync(projectPath('test/fixtures/sasldb', name));
 const key = (user: string) => `${user}\0${BUILD_REALM}\0userPassword`;
-const readable = (bytes: Buffer) => readHashDb(bytes).map((e): [string, string] => [e.key.toString(), e.data.toString()]);
+const readable = (bytes: Buffer) =>
+  readHashDb(bytes).map((e): [string, string] => [e.key.toString(), e.data.toString()]);
 
 describe('readHashDb', () => {
   it('reads every pair of a sasldb, skipping free pages', () => {
@@ -56,11 +57,28 @@ describe('holdsExactly', () => {
   });
 
   it('is false for a changed password, a missing or extra user, swapped passwords or another realm', () => {
-    expect(holdsExactly(entries, [users[0]!, { name: 'bob', password: 'fixture-password-X' }], BUILD_REALM)).toBe(false);
+    expect(holdsExactly(entries, [users[0]!, { name: 'bob', password: 'fixture-password-X' }], BUILD_REALM)).toBe(
+      false,
+    );
     expect(holdsExactly(entries, [users[0]!], BUILD_REALM)).toBe(false);
     expect(holdsExactly(entries, [...users, { name: 'eve', password: 'fixture-password-4' }], BUILD_REALM)).toBe(false);
-    expect(holdsExactly(entries, [{ name: 'sammy', password: 'fixture-password-2' }, { name: 'bob', password: 'fixture-password-1' }], BUILD_REALM)).toBe(false);
+    expect(
+      holdsExactly(
+        entries,
+        [
+          { name: 'sammy', password: 'fixture-password-2' },
+          { name: 'bob', password: 'fixture-password-1' },
+        ],
+        BUILD_REALM,
+      ),
+    ).toBe(false);
     expect(holdsExactly(entries, users, 'otherrealm')).toBe(false);
-    expect(holdsExactly([...entries, entries[0]!], [...users, { name: 'sammy2', password: 'fixture-password-1' }], BUILD_REALM)).toBe(false);
+    expect(
+      holdsExactly(
+        [...entries, entries[0]!],
+        [...users, { name: 'sammy2', password: 'fixture-password-1' }],
+        BUILD_REALM,
+      ),
+    ).toBe(false);
   });
 });

@@ -12,12 +12,17 @@ describe('base bootstrap', () => {
   });
 
   it('looks for the keyring on the host first, then in the cache', () => {
-    expect(keyringCandidates(xenial, { MEMCACHED_HARDENED_CACHE: '/c' })).toEqual(['/usr/share/keyrings/ubuntu-archive-keyring.gpg', '/c/keyrings/ubuntu-archive-keyring.gpg']);
+    expect(keyringCandidates(xenial, { MEMCACHED_HARDENED_CACHE: '/c' })).toEqual([
+      '/usr/share/keyrings/ubuntu-archive-keyring.gpg',
+      '/c/keyrings/ubuntu-archive-keyring.gpg',
+    ]);
   });
 
   it("applies every suite of the profile, restores the rootfs's own sources and reports the Release date", () => {
     const script = upgradeScript(xenial);
-    expect(script).toContain('for suite in xenial xenial-updates xenial-security; do echo "deb $mirror $suite main universe"');
+    expect(script).toContain(
+      'for suite in xenial xenial-updates xenial-security; do echo "deb $mirror $suite main universe"',
+    );
     expect(script).toContain('cp /tmp/sources.list.orig /etc/apt/sources.list');
     expect(script).toContain(RELEASE_DATE_PREFIX);
     expect(script).not.toMatch(/allow-unauthenticated|AllowUnauthenticated|trusted=yes/);

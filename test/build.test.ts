@@ -11,12 +11,20 @@ import { renderFiles, type ContextFile } from '../src/context.js';
 import { loadProfile } from '../src/profiles.js';
 import { profileValues, SASLDB_ENTRY } from '../src/render.js';
 
-const file = (name: string, content: string, mode = 0o644): ContextFile => ({ name, mode, content: Buffer.from(content) });
+const file = (name: string, content: string, mode = 0o644): ContextFile => ({
+  name,
+  mode,
+  content: Buffer.from(content),
+});
 
 const INPUTS: BuildInputs = {
   baseId: 'sha256:1111111111111111111111111111111111111111111111111111111111111111',
   stage: 'server',
-  files: [file('Dockerfile', 'FROM scratch AS server\n'), file('image-files/usr/local/bin/run', '#!/bin/sh\n', 0o755), file('build-files/guard.c', 'int x;\n')],
+  files: [
+    file('Dockerfile', 'FROM scratch AS server\n'),
+    file('image-files/usr/local/bin/run', '#!/bin/sh\n', 0o755),
+    file('build-files/guard.c', 'int x;\n'),
+  ],
   labels: {
     'org.opencontainers.image.version': '1.2.3',
     'org.opencontainers.image.revision': 'abc',
@@ -25,7 +33,8 @@ const INPUTS: BuildInputs = {
   buildArgs: { APT_MIRROR: 'http://mirror.example/ubuntu', OTHER: 'x' },
 };
 
-const reversed = <T extends Readonly<Record<string, string>>>(record: T): T => Object.fromEntries(Object.entries(record).reverse()) as T;
+const reversed = <T extends Readonly<Record<string, string>>>(record: T): T =>
+  Object.fromEntries(Object.entries(record).reverse()) as T;
 
 describe('inputsDigest', () => {
   const digest = inputsDigest(INPUTS);
@@ -49,7 +58,10 @@ describe('inputsDigest', () => {
   });
 
   it('changes when one file changes: a byte, a mode, a name, one more or one fewer', () => {
-    const withFile = (index: number, change: Partial<ContextFile>) => ({ ...INPUTS, files: INPUTS.files.map((f, i) => (i === index ? { ...f, ...change } : f)) });
+    const withFile = (index: number, change: Partial<ContextFile>) => ({
+      ...INPUTS,
+      files: INPUTS.files.map((f, i) => (i === index ? { ...f, ...change } : f)),
+    });
     const variants: BuildInputs[] = [
       withFile(2, { content: Buffer.from('int y;\n') }),
       withFile(1, { mode: 0o644 }),
@@ -63,7 +75,9 @@ describe('inputsDigest', () => {
   });
 
   it('changes when one label changes: a value, a name, one more or one fewer', () => {
-    const fewer = Object.fromEntries(Object.entries(INPUTS.labels).filter(([name]) => name !== 'memcached-hardened.profile'));
+    const fewer = Object.fromEntries(
+      Object.entries(INPUTS.labels).filter(([name]) => name !== 'memcached-hardened.profile'),
+    );
     const variants: BuildInputs[] = [
       { ...INPUTS, labels: { ...INPUTS.labels, 'org.opencontainers.image.revision': 'abd' } },
       { ...INPUTS, labels: { ...INPUTS.labels, 'org.opencontainers.image.version': '1.2.3 ' } },
@@ -113,14 +127,19 @@ describe('inputsDigest', () => {
     const files = renderFiles(profileValues(loadProfile('ubuntu-16.04'), { credentials: 'baked' }));
     expect(files.map((f) => f.name)).not.toContain(SASLDB_ENTRY);
     const rendered = inputsDigest({ ...INPUTS, files });
-    expect(inputsDigest({ ...INPUTS, files: renderFiles(profileValues(loadProfile('ubuntu-16.04'), { credentials: 'baked' })) })).toBe(rendered);
+    expect(
+      inputsDigest({
+        ...INPUTS,
+        files: renderFiles(profileValues(loadProfile('ubuntu-16.04'), { credentials: 'baked' })),
+      }),
+    ).toBe(rendered);
   });
 });
 
-describe('the build\'s VEX output', () => {
+describe("the build's VEX output", () => {
   const imageId = `sha256:${'ab'.repeat(32)}`;
 
-  it('writes the table\'s statements beside the SBOM, saying no probe ran, and --json names it as vex', () => {
+  it("writes the table's statements beside the SBOM, saying no probe ran, and --json names it as vex", () => {
     const dir = mkdtempSync(join(tmpdir(), 'mh-vex-'));
     try {
       const config = parseBuildArgs(['--profile', 'debian-12', '--tag', 'cache:1', '--sbom-dir', dir, '--json'])!;

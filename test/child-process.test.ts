@@ -11,7 +11,9 @@ describe('child processes', () => {
   });
 
   it('fails with one line naming the step, its exit code and its last lines', async () => {
-    const failing = runChild('sh', ['-c', 'for i in 1 2 3 4 5 6 7; do echo "line $i"; done; exit 3'], { label: 'step' });
+    const failing = runChild('sh', ['-c', 'for i in 1 2 3 4 5 6 7; do echo "line $i"; done; exit 3'], {
+      label: 'step',
+    });
     await expect(failing).rejects.toMatchObject({
       message: 'step failed (exit 3): line 3 | line 4 | line 5 | line 6 | line 7',
       exitCode: 1,
@@ -19,12 +21,20 @@ describe('child processes', () => {
   });
 
   it('fails with one line when the program does not exist, and when a signal ends it', async () => {
-    await expect(runChild('no-such-program-here', [], { label: 'step' })).rejects.toThrow(/^step: cannot run no-such-program-here: .*ENOENT/);
-    await expect(runChild('sh', ['-c', 'kill -TERM $$'], { label: 'step' })).rejects.toThrow('step failed (killed by SIGTERM)');
+    await expect(runChild('no-such-program-here', [], { label: 'step' })).rejects.toThrow(
+      /^step: cannot run no-such-program-here: .*ENOENT/,
+    );
+    await expect(runChild('sh', ['-c', 'kill -TERM $$'], { label: 'step' })).rejects.toThrow(
+      'step failed (killed by SIGTERM)',
+    );
   });
 
   it('feeds stdin and, in stream mode, hands stdout to the caller', async () => {
-    const child = startChild('tr', ['a-z', 'A-Z'], { label: 'upper', stdin: Readable.from(['hello']), stdout: 'stream' });
+    const child = startChild('tr', ['a-z', 'A-Z'], {
+      label: 'upper',
+      stdin: Readable.from(['hello']),
+      stdout: 'stream',
+    });
     const [out] = await Promise.all([buffer(child.stdout), child.done]);
     expect(out.toString()).toBe('HELLO');
   });

@@ -49,7 +49,17 @@ describe('main', () => {
       ['release', '--target', 'client', '--tag', '127.0.0.1:5000/memcached-hardened:1.0'],
       // The mutation check's result goes into the attestations: no place for it in an unsigned release.
       ['release', '--tag', '127.0.0.1:5000/memcached-hardened:1.0', '--unsigned', '--mutation-result', 'm.json'],
-      ['release', '--tag', '127.0.0.1:5000/m:1', '--signing-key', 'k', '--passphrase-file', 'p', '--mutation-result', ''],
+      [
+        'release',
+        '--tag',
+        '127.0.0.1:5000/m:1',
+        '--signing-key',
+        'k',
+        '--passphrase-file',
+        'p',
+        '--mutation-result',
+        '',
+      ],
       [
         ...['release', '--tag', '127.0.0.1:5000/m:1', '--signing-key', 'k', '--passphrase-file', 'p'],
         ...['--mutation-result', join(tmpdir(), 'no-such-mutation-result.json')],
@@ -65,7 +75,9 @@ describe('main', () => {
 
   it('exits 1 when the engine is unreachable, leaving no generated credentials behind', async () => {
     expect(await main(['build', '--tag', 'memcached-hardened:cli-test'])).toBe(1);
-    expect(err).toEqual([expect.stringMatching(/^memcached-hardened: no Docker engine reachable at tcp:\/\/127\.0\.0\.1:9/)]);
+    expect(err).toEqual([
+      expect.stringMatching(/^memcached-hardened: no Docker engine reachable at tcp:\/\/127\.0\.0\.1:9/),
+    ]);
     expect(existsSync(join(cwd, 'memcached-credentials'))).toBe(false);
   });
 });

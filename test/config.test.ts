@@ -25,8 +25,18 @@ describe('parseBuildArgs', () => {
 
   it('reads every option', () => {
     const config = parseBuildArgs([
-      '--profile', 'debian-12', '--tag', 'registry.local:5000/team/memcached:1.0', '--users-file', 'u.txt',
-      '--allow-from', '10.0.0.5/32,10.0.1.0/24', '--target', 'client', '--json', '--no-cache',
+      '--profile',
+      'debian-12',
+      '--tag',
+      'registry.local:5000/team/memcached:1.0',
+      '--users-file',
+      'u.txt',
+      '--allow-from',
+      '10.0.0.5/32,10.0.1.0/24',
+      '--target',
+      'client',
+      '--json',
+      '--no-cache',
     ]);
     expect(config).toMatchObject({
       profile: 'debian-12',
@@ -41,12 +51,18 @@ describe('parseBuildArgs', () => {
 
   it('reads the credentials mode and the SBOM folder', () => {
     expect(parseBuildArgs([])).toMatchObject({ credentials: 'baked', sbomDir: 'sbom' });
-    expect(parseBuildArgs(['--runtime-credentials', '--sbom-dir', 'out'])).toMatchObject({ credentials: 'runtime', sbomDir: 'out' });
+    expect(parseBuildArgs(['--runtime-credentials', '--sbom-dir', 'out'])).toMatchObject({
+      credentials: 'runtime',
+      sbomDir: 'out',
+    });
   });
 
   it('builds the plaintext image by default; --tls the TLS one, tagged <profile>-tls unless --tag says', () => {
     expect(parseBuildArgs([])).toMatchObject({ tls: false, tag: 'memcached-hardened:ubuntu-16.04' });
-    expect(parseBuildArgs(['--tls', '--profile', 'debian-12'])).toMatchObject({ tls: true, tag: 'memcached-hardened:debian-12-tls' });
+    expect(parseBuildArgs(['--tls', '--profile', 'debian-12'])).toMatchObject({
+      tls: true,
+      tag: 'memcached-hardened:debian-12-tls',
+    });
     expect(parseBuildArgs(['--tls', '--tag', 'cache:1'])).toMatchObject({ tls: true, tag: 'cache:1' });
   });
 

@@ -5,11 +5,22 @@ import type { Readable } from 'node:stream';
 import fc from 'fast-check';
 import { extract } from 'tar-stream';
 import { describe, expect, it } from 'vitest';
-import { contextDigest, DOCKERFILE_NAME, renderContext, renderFiles, writeContext, type ContextFile } from '../src/context.js';
+import {
+  contextDigest,
+  DOCKERFILE_NAME,
+  renderContext,
+  renderFiles,
+  writeContext,
+  type ContextFile,
+} from '../src/context.js';
 import { projectPath } from '../src/paths.js';
 import { loadProfile } from '../src/profiles.js';
 import {
-  CREDENTIAL_RULES_PATH, IMAGE_VALUES_PATH, imageValuesShell, profileValues, SASLDB_ENTRY,
+  CREDENTIAL_RULES_PATH,
+  IMAGE_VALUES_PATH,
+  imageValuesShell,
+  profileValues,
+  SASLDB_ENTRY,
 } from '../src/render.js';
 
 const ENTRYPOINT = 'image-files/usr/local/bin/memcached-entrypoint';
@@ -18,7 +29,11 @@ const GUARD_SOURCE = 'build-files/memcached-guard.c';
 const VALUES = `image-files${IMAGE_VALUES_PATH}`;
 const LEFTOVER_PLACEHOLDER = /\{\{[^}]*\}\}/;
 
-const file = (name: string, content: string | Buffer, mode = 0o644): ContextFile => ({ name, mode, content: Buffer.from(content) });
+const file = (name: string, content: string | Buffer, mode = 0o644): ContextFile => ({
+  name,
+  mode,
+  content: Buffer.from(content),
+});
 
 /** The regular files below a folder, by '/'-separated relative name, with their permission bits. */
 function filesOnDisk(dir: string): Map<string, number> {
@@ -47,7 +62,10 @@ async function tarEntries(stream: Readable): Promise<[string, TarEntry][]> {
   for await (const entry of reader) {
     const chunks: Buffer[] = [];
     for await (const chunk of entry) chunks.push(chunk as Buffer);
-    entries.push([entry.header.name, { type: entry.header.type ?? 'file', mode: entry.header.mode ?? -1, content: Buffer.concat(chunks) }]);
+    entries.push([
+      entry.header.name,
+      { type: entry.header.type ?? 'file', mode: entry.header.mode ?? -1, content: Buffer.concat(chunks) },
+    ]);
   }
   return entries;
 }
@@ -98,7 +116,9 @@ describe('renderContext', () => {
   });
 
   it('refuses a value no template uses (the template and the profile drifted apart)', async () => {
-    await expect(renderContext({ ...profileValues(loadProfile('debian-12')), NOT_IN_ANY_TEMPLATE: 'x' }, undefined)).rejects.toThrow(/never used: NOT_IN_ANY_TEMPLATE/);
+    await expect(
+      renderContext({ ...profileValues(loadProfile('debian-12')), NOT_IN_ANY_TEMPLATE: 'x' }, undefined),
+    ).rejects.toThrow(/never used: NOT_IN_ANY_TEMPLATE/);
   });
 });
 
@@ -161,7 +181,9 @@ describe('renderFiles', () => {
     };
     const allowFrom = await changed(profileValues(loadProfile('ubuntu-16.04'), { allowFrom: ['10.0.0.0/8'] }));
     expect(allowFrom).toEqual([DOCKERFILE_NAME]);
-    expect(await changed(profileValues(loadProfile('ubuntu-16.04'), { credentials: 'runtime' }))).toContain(DOCKERFILE_NAME);
+    expect(await changed(profileValues(loadProfile('ubuntu-16.04'), { credentials: 'runtime' }))).toContain(
+      DOCKERFILE_NAME,
+    );
     expect(await changed(profileValues(loadProfile('ubuntu-16.04'), { tls: true }))).toContain(DOCKERFILE_NAME);
     const otherProfile = await changed(profileValues(loadProfile('debian-12')));
     expect(otherProfile.sort()).toEqual([DOCKERFILE_NAME, 'image-files/etc/memcached.conf', VALUES].sort());
@@ -186,7 +208,8 @@ describe('renderFiles', () => {
 
 describe('contextDigest', () => {
   const digest = contextDigest(SAMPLE);
-  const replace = (index: number, change: Partial<ContextFile>) => SAMPLE.map((f, i) => (i === index ? { ...f, ...change } : f));
+  const replace = (index: number, change: Partial<ContextFile>) =>
+    SAMPLE.map((f, i) => (i === index ? { ...f, ...change } : f));
 
   it('is a sha256 digest that leaves its input as it was', () => {
     const input = [...SAMPLE].reverse();
@@ -199,7 +222,10 @@ describe('contextDigest', () => {
   it('does not depend on the order of the files', () => {
     expect(contextDigest([...SAMPLE].reverse())).toBe(digest);
     fc.assert(
-      fc.property(fc.shuffledSubarray([...SAMPLE], { minLength: SAMPLE.length, maxLength: SAMPLE.length }), (shuffled) => contextDigest(shuffled) === digest),
+      fc.property(
+        fc.shuffledSubarray([...SAMPLE], { minLength: SAMPLE.length, maxLength: SAMPLE.length }),
+        (shuffled) => contextDigest(shuffled) === digest,
+      ),
     );
   });
 
@@ -296,7 +322,8 @@ describe('writeContext', () => {
       expect(existsSync(join(context.dir, SASLDB_ENTRY))).toBe(false);
       const onDisk = filesOnDisk(context.dir);
       expect(onDisk).toEqual(expectedModes);
-      for (const name of onDisk.keys()) expect(readFileSync(join(context.dir, name)).includes(sasldb), name).toBe(false);
+      for (const name of onDisk.keys())
+        expect(readFileSync(join(context.dir, name)).includes(sasldb), name).toBe(false);
     } finally {
       await context.dispose();
     }

@@ -29,8 +29,12 @@ describe('one rulebook for users files: the CLI and the entrypoint agree', () =>
   it('the verdicts are the decided ones, not merely equal', () => {
     const verdict = (name: string) => cliVerdict(USERS_FILE_CASES.find(([n]) => n === name)?.[1] ?? '');
     expect(verdict('a non-ASCII user name')).toBe(' line 1: user name contains a character outside printable ASCII');
-    expect(verdict('a password of 6 two-byte letters (12 bytes)')).toBe(` line 1: password for 'sammy' is shorter than ${MIN_PASSWORD_CHARACTERS} characters`);
-    expect(verdict(`a password of ${MIN_PASSWORD_CHARACTERS} two-byte letters`)).toBe(`ok sammy=${'é'.repeat(MIN_PASSWORD_CHARACTERS)}`);
+    expect(verdict('a password of 6 two-byte letters (12 bytes)')).toBe(
+      ` line 1: password for 'sammy' is shorter than ${MIN_PASSWORD_CHARACTERS} characters`,
+    );
+    expect(verdict(`a password of ${MIN_PASSWORD_CHARACTERS} two-byte letters`)).toBe(
+      `ok sammy=${'é'.repeat(MIN_PASSWORD_CHARACTERS)}`,
+    );
     expect(verdict('a duplicate user')).toBe(" line 3: duplicate user 'sammy'");
     expect(verdict('bytes that are not UTF-8')).toBe(': not valid UTF-8');
   });
@@ -61,7 +65,7 @@ describe('parseUsersFile', () => {
     ['empty file', '', 'no users'],
     ['only comments', '# nobody\n\n', 'no users'],
     ['missing colon', 'sammycorrect-horse-battery\n', "no ':' found"],
-    ['empty password', 'sammy:\n', 'password for \'sammy\' is empty'],
+    ['empty password', 'sammy:\n', "password for 'sammy' is empty"],
     ['short password', 'sammy:short\n', `shorter than ${MIN_PASSWORD_CHARACTERS}`],
     ['empty user', ':correct-horse-battery\n', 'user name is empty'],
     ['user with @', 'sammy@realm:correct-horse-battery\n', "contains '@'"],
@@ -99,9 +103,12 @@ describe('parseUsersFile', () => {
     const name = fc.stringMatching(/^[A-Za-z0-9._-]{1,20}$/);
     const password = fc.stringMatching(/^[\x20-\x7e]{12,40}$/);
     fc.assert(
-      fc.property(fc.uniqueArray(fc.record({ name, password }), { minLength: 1, maxLength: 20, selector: (u) => u.name }), (users) => {
-        expect(parse(serializeUsers(users))).toEqual(users);
-      }),
+      fc.property(
+        fc.uniqueArray(fc.record({ name, password }), { minLength: 1, maxLength: 20, selector: (u) => u.name }),
+        (users) => {
+          expect(parse(serializeUsers(users))).toEqual(users);
+        },
+      ),
     );
   });
 

@@ -55,10 +55,20 @@ describe('followStream', () => {
   });
 
   it("rejects with the engine's own error from inside a 200 stream, after every message was handed on", async () => {
-    const detailed = follow(Readable.from(lines({ status: 'Pulling' }, { errorDetail: { message: 'manifest unknown' }, error: 'manifest unknown (short)' }, { status: 'after' })));
+    const detailed = follow(
+      Readable.from(
+        lines(
+          { status: 'Pulling' },
+          { errorDetail: { message: 'manifest unknown' }, error: 'manifest unknown (short)' },
+          { status: 'after' },
+        ),
+      ),
+    );
     await expect(detailed.done).rejects.toThrow(/^manifest unknown$/);
     expect(detailed.messages.map((m) => m.status ?? m.error)).toEqual(['Pulling', 'manifest unknown (short)', 'after']);
-    await expect(follow(Readable.from(lines({ error: 'only the short form' }))).done).rejects.toThrow('only the short form');
+    await expect(follow(Readable.from(lines({ error: 'only the short form' }))).done).rejects.toThrow(
+      'only the short form',
+    );
   });
 
   it('rejects with the transport error when the stream breaks', async () => {

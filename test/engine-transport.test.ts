@@ -77,8 +77,12 @@ describe('engineAddress (read as docker-modem reads DOCKER_HOST)', () => {
   });
 
   it('is TLS on port 2376 or with DOCKER_TLS_VERIFY=1 (only 1) whatever the port', () => {
-    const tcp = (port: number | undefined, tls: boolean) =>
-      ({ kind: 'tcp', host: 'h', ...(port ? { port } : {}), tls });
+    const tcp = (port: number | undefined, tls: boolean) => ({
+      kind: 'tcp',
+      host: 'h',
+      ...(port ? { port } : {}),
+      tls,
+    });
     expect(address({ DOCKER_HOST: 'tcp://h:2376' })).toStrictEqual(tcp(2376, true));
     expect(address({ DOCKER_HOST: 'h:2376' })).toStrictEqual(tcp(2376, true));
     expect(address({ DOCKER_HOST: 'tcp://h:2375', DOCKER_TLS_VERIFY: '1' })).toStrictEqual(tcp(2375, true));
@@ -777,7 +781,7 @@ describe('modemTransport', () => {
       expect(engine.seen.at(-1)!.body).toBe('');
     });
 
-    it("resolves a 404 and a chunked answer as httpTransport does", async () => {
+    it('resolves a 404 and a chunked answer as httpTransport does', async () => {
       const viaModem = modemTransport(async () => new Docker({ socketPath }));
       const fromModem = await viaModem.request('GET', '/status/404');
       expect(fromModem.status).toBe(404);

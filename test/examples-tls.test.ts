@@ -8,11 +8,14 @@ import { MEMCACHE_UID } from '../src/render.js';
 import { TLS_SECRET_DIR, TLS_SECRET_FILES } from '../src/tls.js';
 import { RELEASE_PLACEHOLDER } from './release/reference.js';
 
-const manifest = <T>(file: string) => parseAllDocuments(readFileSync(projectPath('examples/tls/kubernetes', file), 'utf8'))[0]!.toJS() as T;
+const manifest = <T>(file: string) =>
+  parseAllDocuments(readFileSync(projectPath('examples/tls/kubernetes', file), 'utf8'))[0]!.toJS() as T;
 const deployment = new Deployment(manifest('deployment.yaml'));
 const secret = new Secret(manifest('tls-secret.yaml'));
 /** cert-manager's Certificate: no offline schema here, so only the fields the example relies on. */
-const certificate = manifest<{ apiVersion: string; kind: string; spec: { secretName: string; usages: string[] } }>('certificate.yaml');
+const certificate = manifest<{ apiVersion: string; kind: string; spec: { secretName: string; usages: string[] } }>(
+  'certificate.yaml',
+);
 const fileNames = Object.values(TLS_SECRET_FILES).sort();
 
 describe('TLS examples', () => {
@@ -31,9 +34,17 @@ describe('TLS examples', () => {
     expect(container.volumeMounts).toContainEqual({ name: volume!.name, mountPath: TLS_SECRET_DIR, readOnly: true });
     expect(secret.type).toBe('kubernetes.io/tls');
     expect(Object.keys(secret.stringData ?? {}).sort()).toEqual(fileNames);
-    expect(certificate).toMatchObject({ apiVersion: 'cert-manager.io/v1', kind: 'Certificate', spec: { secretName: secret.metadata!.name, usages: ['server auth'] } });
+    expect(certificate).toMatchObject({
+      apiVersion: 'cert-manager.io/v1',
+      kind: 'Certificate',
+      spec: { secretName: secret.metadata!.name, usages: ['server auth'] },
+    });
     expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: MEMCACHE_UID, fsGroup: MEMCACHE_UID });
-    expect(container.securityContext).toMatchObject({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } });
+    expect(container.securityContext).toMatchObject({
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ['ALL'] },
+    });
     // By digest, filled in from the --tls release's "reference" (test/examples.test.ts fills the other one).
     expect(container.image).toBe(RELEASE_PLACEHOLDER);
   });
@@ -44,8 +55,11 @@ describe('TLS examples', () => {
       secrets: Record<string, { file: string }>;
     };
     const mounted = compose.services.memcached.secrets.flatMap((s) => (typeof s === 'string' ? [] : [s]));
-    expect(mounted.map((s) => `/run/secrets/${s.target}`).sort()).toEqual(fileNames.map((name) => `${TLS_SECRET_DIR}/${name}`));
-    for (const { source, target } of mounted) expect(compose.secrets[source]?.file).toMatch(new RegExp(`/${target.split('/').pop()!.replace('.', '\\.')}$`));
+    expect(mounted.map((s) => `/run/secrets/${s.target}`).sort()).toEqual(
+      fileNames.map((name) => `${TLS_SECRET_DIR}/${name}`),
+    );
+    for (const { source, target } of mounted)
+      expect(compose.secrets[source]?.file).toMatch(new RegExp(`/${target.split('/').pop()!.replace('.', '\\.')}$`));
     expect(compose.services.memcached.image).toMatch(/^\$\{MEMCACHED_IMAGE:\?[^}]*--tls release by digest/);
   });
 });

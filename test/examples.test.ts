@@ -18,7 +18,12 @@ const manifests = readdirSync(dir)
   .flatMap((f) => parseAllDocuments(readFileSync(join(dir, f), 'utf8')).map((d) => d.toJS() as { kind: string }));
 const byKind = <T>(kind: string) => manifests.find((m) => m.kind === kind) as T;
 
-const MODELS: Record<string, new (data: never) => { validate(): void }> = { Deployment, Secret, Service, NetworkPolicy };
+const MODELS: Record<string, new (data: never) => { validate(): void }> = {
+  Deployment,
+  Secret,
+  Service,
+  NetworkPolicy,
+};
 
 describe('Kubernetes examples (checked offline against the API schemas)', () => {
   it('holds a Deployment, Secret, Service and NetworkPolicy, each valid for its schema', () => {
@@ -31,7 +36,9 @@ describe('Kubernetes examples (checked offline against the API schemas)', () => 
   });
 
   it('a manifest with a wrong field type fails the schema check (control)', () => {
-    const broken = structuredClone(byKind<Record<string, unknown>>('Service')) as { spec: { ports: Array<{ port: unknown }> } };
+    const broken = structuredClone(byKind<Record<string, unknown>>('Service')) as {
+      spec: { ports: Array<{ port: unknown }> };
+    };
     broken.spec.ports[0]!.port = 'eleven thousand';
     expect(() => new Service(broken as never).validate()).toThrow();
   });
@@ -42,9 +49,17 @@ describe('Kubernetes examples (checked offline against the API schemas)', () => 
     const container = pod.containers[0]!;
     const seccompProfile = { type: 'Localhost', localhostProfile: 'memcached-hardened/ubuntu-16.04.json' };
     expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: MEMCACHE_UID, seccompProfile });
-    expect(container.securityContext).toMatchObject({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, privileged: false, capabilities: { drop: ['ALL'] } });
+    expect(container.securityContext).toMatchObject({
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      privileged: false,
+      capabilities: { drop: ['ALL'] },
+    });
     expect(container.securityContext?.capabilities?.add).toBeUndefined();
-    expect(container.volumeMounts?.map((m) => m.mountPath).sort()).toEqual(['/run/memcached', '/run/secrets/memcached_users']);
+    expect(container.volumeMounts?.map((m) => m.mountPath).sort()).toEqual([
+      '/run/memcached',
+      '/run/secrets/memcached_users',
+    ]);
     expect(container.ports).toEqual([{ name: 'memcached', containerPort: 11211, protocol: 'TCP' }]);
   });
 
@@ -53,7 +68,12 @@ describe('Kubernetes examples (checked offline against the API schemas)', () => 
     const deployment = byKind<Deployment>('Deployment');
     expect(policy.spec!.podSelector.matchLabels).toEqual(deployment.spec!.template.metadata!.labels);
     expect(policy.spec!.policyTypes).toEqual(['Ingress', 'Egress']);
-    expect(policy.spec!.ingress).toEqual([{ from: [{ podSelector: { matchLabels: { 'memcached-client': 'true' } } }], ports: [{ protocol: 'TCP', port: 11211 }] }]);
+    expect(policy.spec!.ingress).toEqual([
+      {
+        from: [{ podSelector: { matchLabels: { 'memcached-client': 'true' } } }],
+        ports: [{ protocol: 'TCP', port: 11211 }],
+      },
+    ]);
     expect(policy.spec!.egress).toEqual([]);
   });
 

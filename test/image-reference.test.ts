@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_TAG, formatImageReference, imageName, imageReferenceProblem, parseImageReference, tagOf } from '../src/image-reference.js';
+import {
+  DEFAULT_TAG,
+  formatImageReference,
+  imageName,
+  imageReferenceProblem,
+  parseImageReference,
+  tagOf,
+} from '../src/image-reference.js';
 
 const DIGEST = `sha256:${'ab'.repeat(32)}`;
 
@@ -10,10 +17,19 @@ describe('parseImageReference', () => {
     ['team/memcached:1.0', { repository: 'team/memcached', tag: '1.0' }],
     ['localhost/memcached', { registry: 'localhost', repository: 'memcached' }],
     ['localhost:5000/a/b', { registry: 'localhost:5000', repository: 'a/b' }],
-    ['127.0.0.1:5000/memcached-hardened:1.0', { registry: '127.0.0.1:5000', repository: 'memcached-hardened', tag: '1.0' }],
-    ['registry.local/platform/memcached:1.4.25', { registry: 'registry.local', repository: 'platform/memcached', tag: '1.4.25' }],
+    [
+      '127.0.0.1:5000/memcached-hardened:1.0',
+      { registry: '127.0.0.1:5000', repository: 'memcached-hardened', tag: '1.0' },
+    ],
+    [
+      'registry.local/platform/memcached:1.4.25',
+      { registry: 'registry.local', repository: 'platform/memcached', tag: '1.4.25' },
+    ],
     ['Registry/memcached', { registry: 'Registry', repository: 'memcached' }],
-    [`registry.local:5000/memcached@${DIGEST}`, { registry: 'registry.local:5000', repository: 'memcached', digest: DIGEST }],
+    [
+      `registry.local:5000/memcached@${DIGEST}`,
+      { registry: 'registry.local:5000', repository: 'memcached', digest: DIGEST },
+    ],
     [`memcached:1.0@${DIGEST}`, { repository: 'memcached', tag: '1.0', digest: DIGEST }],
     ['team/a__b.c-d---e_f:Tag_1.x-y', { repository: 'team/a__b.c-d---e_f', tag: 'Tag_1.x-y' }],
   ])('reads %s', (text, expected) => {

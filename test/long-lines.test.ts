@@ -30,8 +30,13 @@ describe('the Markdown line-length rule', () => {
   it("allows the bench's generated block only, and only between its markers", () => {
     const long = line(MAX_LINE + 5);
     const text = [
-      '<!-- bench:start -->', long, '<!-- bench:end -->', long,
-      '<!-- tls-pki:start -->', long, '<!-- tls-pki:end -->',
+      '<!-- bench:start -->',
+      long,
+      '<!-- bench:end -->',
+      long,
+      '<!-- tls-pki:start -->',
+      long,
+      '<!-- tls-pki:end -->',
     ].join('\n');
     expect(longLines(text)).toEqual([
       { line: 4, length: long.length },

@@ -4,7 +4,11 @@ import { pollUntil } from './helpers/poll.js';
 describe('pollUntil', () => {
   it('returns the first value other than undefined, probing again until then', async () => {
     let calls = 0;
-    const value = await pollUntil(async () => (++calls === 3 ? 'ready' : undefined), { timeoutMs: 5000, intervalMs: 1, what: 'ready' });
+    const value = await pollUntil(async () => (++calls === 3 ? 'ready' : undefined), {
+      timeoutMs: 5000,
+      intervalMs: 1,
+      what: 'ready',
+    });
     expect({ value, calls }).toEqual({ value: 'ready', calls: 3 });
   });
 
@@ -28,7 +32,9 @@ describe('pollUntil', () => {
       },
       { timeoutMs: 50, intervalMs: 5, what: 'memcached answers', diagnose: async () => 'the logs' },
     );
-    await expect(waiting).rejects.toThrow(/^gave up after 50 ms waiting until memcached answers: connection refused\nthe logs$/);
+    await expect(waiting).rejects.toThrow(
+      /^gave up after 50 ms waiting until memcached answers: connection refused\nthe logs$/,
+    );
     expect(Date.now() - started).toBeGreaterThanOrEqual(50);
   });
 
@@ -41,6 +47,8 @@ describe('pollUntil', () => {
         throw new Error('no logs');
       },
     });
-    await expect(waiting).rejects.toThrow('gave up after 20 ms waiting until x: condition never held\n(no diagnosis: no logs)');
+    await expect(waiting).rejects.toThrow(
+      'gave up after 20 ms waiting until x: condition never held\n(no diagnosis: no logs)',
+    );
   });
 });

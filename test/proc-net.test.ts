@@ -42,8 +42,24 @@ describe('proc-net', () => {
     const PACKET = `sk               RefCnt Type Proto  Iface R Rmem   User   Inode
 0000000000000000 3      3    0003   0     1 0      11211  103
 `;
-    const dump = ['tcp', TCP, 'tcp6', TCP6, 'udp', UDP, 'udp6', '', 'raw', RAW, 'raw6', '', 'unix', UNIX, 'packet', PACKET]
-      .reduce((text, part, index) => (index % 2 === 0 ? `${text}== ${part}\n` : `${text}${part}`), '');
+    const dump = [
+      'tcp',
+      TCP,
+      'tcp6',
+      TCP6,
+      'udp',
+      UDP,
+      'udp6',
+      '',
+      'raw',
+      RAW,
+      'raw6',
+      '',
+      'unix',
+      UNIX,
+      'packet',
+      PACKET,
+    ].reduce((text, part, index) => (index % 2 === 0 ? `${text}== ${part}\n` : `${text}${part}`), '');
     expect(reachableSockets(dump)).toEqual([
       'packet 0003',
       'raw 0.0.0.0:1',

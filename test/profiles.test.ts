@@ -34,7 +34,9 @@ describe('profiles', () => {
   });
 
   it('rejects a hardening flag the memcached version lacks', () => {
-    const profile = structuredClone(loadProfile('ubuntu-16.04')) as unknown as { memcached: { hardeningFlags: string[] } };
+    const profile = structuredClone(loadProfile('ubuntu-16.04')) as unknown as {
+      memcached: { hardeningFlags: string[] };
+    };
     profile.memcached.hardeningFlags.push('-X');
     expect(() => parseProfile(profile, 'test')).toThrow(/supportedFlags/);
   });
@@ -52,7 +54,9 @@ describe('profiles', () => {
   it('says how TLS is spoken, natively only where memcached has it (-Z), always with openssl for the start-up check', () => {
     expect(loadProfile('debian-12').tls.via).toBe('memcached');
     expect(loadProfile('ubuntu-16.04').tls.via).toBe('stunnel');
-    const native = structuredClone(loadProfile('ubuntu-16.04')) as unknown as { tls: { via: string; packages: string[] } };
+    const native = structuredClone(loadProfile('ubuntu-16.04')) as unknown as {
+      tls: { via: string; packages: string[] };
+    };
     native.tls.via = 'memcached';
     expect(() => parseProfile(native, 'test')).toThrow(/-Z/);
     const withoutOpenssl = structuredClone(loadProfile('debian-12')) as unknown as { tls: { packages: string[] } };
@@ -96,7 +100,9 @@ describe('profiles', () => {
     expect(invalid((p) => (p.iptablesBinary = 'iptables'))).toBe(
       "profile test is invalid at iptablesBinary: must be an absolute path of letters, digits and '/._-'",
     );
-    expect(invalid((p) => (p.description = ''))).toBe('profile test is invalid at description: must be a non-empty string');
+    expect(invalid((p) => (p.description = ''))).toBe(
+      'profile test is invalid at description: must be a non-empty string',
+    );
   });
 
   it('checks every enumeration, listing the values it takes', () => {
@@ -118,7 +124,9 @@ describe('profiles', () => {
     expect(invalid((p) => (p.memcached.atConnectionLimit = 'stalls'))).toBe(
       'profile test is invalid at memcached.atConnectionLimit: must be one of stalls-a-worker, refuses-new-connections',
     );
-    expect(invalid((p) => (p.tls.via = 'nginx'))).toBe('profile test is invalid at tls.via: must be one of memcached, stunnel');
+    expect(invalid((p) => (p.tls.via = 'nginx'))).toBe(
+      'profile test is invalid at tls.via: must be one of memcached, stunnel',
+    );
   });
 
   it('requires the lists that must name something to be non-empty, and allows the others empty', () => {
@@ -129,9 +137,13 @@ describe('profiles', () => {
       ['packages', 'tools'],
       ['tls', 'packages'],
     ] as const) {
-      expect(invalid((p) => (p[section][key] = []))).toBe(`profile test is invalid at ${section}.${key}: must be a non-empty list`);
+      expect(invalid((p) => (p[section][key] = []))).toBe(
+        `profile test is invalid at ${section}.${key}: must be a non-empty list`,
+      );
     }
-    expect(invalid((p) => (p.apt.suites = 'bookworm'))).toBe('profile test is invalid at apt.suites: must be a non-empty list');
+    expect(invalid((p) => (p.apt.suites = 'bookworm'))).toBe(
+      'profile test is invalid at apt.suites: must be a non-empty list',
+    );
     expect(invalid((p) => (p.packages.purgeAfterInstall = 'perl'))).toBe(
       'profile test is invalid at packages.purgeAfterInstall: must be a list',
     );
@@ -152,8 +164,12 @@ describe('profiles', () => {
 
   it('refuses values of the wrong type and missing keys', () => {
     expect(invalid((p) => (p.name = 12))).toBe('profile test is invalid at name: must be a string');
-    expect(invalid((p) => (p.memcached.idleTimeout = 'false'))).toBe('profile test is invalid at memcached.idleTimeout: must be true or false');
-    expect(invalid((p) => delete p.memcached.ipv6Listen)).toBe('profile test is invalid at memcached.ipv6Listen: is missing');
+    expect(invalid((p) => (p.memcached.idleTimeout = 'false'))).toBe(
+      'profile test is invalid at memcached.idleTimeout: must be true or false',
+    );
+    expect(invalid((p) => delete p.memcached.ipv6Listen)).toBe(
+      'profile test is invalid at memcached.ipv6Listen: is missing',
+    );
     expect(invalid((p) => (p.base = ['debian:12']))).toBe('profile test is invalid at base: must be an object');
     expect(invalid((p) => (p.tls = null))).toBe('profile test is invalid at tls: must be an object');
     expect(problem('debian-12')).toBe('profile test is invalid: must be an object');

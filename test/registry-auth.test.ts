@@ -16,7 +16,8 @@ const basic = (credentials: string) => Buffer.from(credentials).toString('base64
 function withDockerConfig(name: string, config?: unknown): NodeJS.ProcessEnv {
   const dir = join(scratch, name);
   mkdirSync(dir);
-  if (config !== undefined) writeFileSync(join(dir, 'config.json'), typeof config === 'string' ? config : JSON.stringify(config));
+  if (config !== undefined)
+    writeFileSync(join(dir, 'config.json'), typeof config === 'string' ? config : JSON.stringify(config));
   return { DOCKER_CONFIG: dir };
 }
 
@@ -25,28 +26,44 @@ const userOf = (credentials: RegistryCredentials | undefined) =>
   credentials && 'username' in credentials ? credentials.username : undefined;
 
 /** Bad input: a UserError that exits 2. */
-const badInput = (message: string | RegExp) => expect.objectContaining({ name: UserError.name, exitCode: 2, message: typeof message === 'string' ? message : expect.stringMatching(message) });
+const badInput = (message: string | RegExp) =>
+  expect.objectContaining({
+    name: UserError.name,
+    exitCode: 2,
+    message: typeof message === 'string' ? message : expect.stringMatching(message),
+  });
 
 describe('releaseRegistry', () => {
   it("is the registry of the release's tag, which must name one", () => {
     expect(releaseRegistry(`${REGISTRY}/platform/memcached:1.4.25`)).toBe(REGISTRY);
     expect(releaseRegistry('localhost/memcached:1')).toBe('localhost');
-    for (const tag of ['memcached-hardened:1.0', 'platform/memcached:1.0']) expect(() => releaseRegistry(tag)).toThrow(badInput(/names no registry/));
+    for (const tag of ['memcached-hardened:1.0', 'platform/memcached:1.0'])
+      expect(() => releaseRegistry(tag)).toThrow(badInput(/names no registry/));
   });
 });
 
 describe('registryAuth', () => {
   it('takes REGISTRY_USERNAME and REGISTRY_PASSWORD as they are, a password with colons included', () => {
-    const env = { ...withDockerConfig('env-wins', { auths: { [REGISTRY]: { auth: basic('config-user:config-password') } } }), REGISTRY_USERNAME: 'ci', REGISTRY_PASSWORD: 'pa:ss:word' };
+    const env = {
+      ...withDockerConfig('env-wins', { auths: { [REGISTRY]: { auth: basic('config-user:config-password') } } }),
+      REGISTRY_USERNAME: 'ci',
+      REGISTRY_PASSWORD: 'pa:ss:word',
+    };
     expect(registryAuth(REGISTRY, env)).toEqual({ username: 'ci', password: 'pa:ss:word', serveraddress: REGISTRY });
     for (const half of [{ REGISTRY_USERNAME: 'ci' }, { REGISTRY_PASSWORD: 'secret-password' }]) {
-      expect(() => registryAuth(REGISTRY, half)).toThrow(badInput('REGISTRY_USERNAME and REGISTRY_PASSWORD go together'));
+      expect(() => registryAuth(REGISTRY, half)).toThrow(
+        badInput('REGISTRY_USERNAME and REGISTRY_PASSWORD go together'),
+      );
     }
   });
 
   it("splits the Docker config's auth at the first colon only", () => {
     const env = withDockerConfig('colons', { auths: { [REGISTRY]: { auth: basic('deployer:pa:ss:word:') } } });
-    expect(registryAuth(REGISTRY, env)).toEqual({ username: 'deployer', password: 'pa:ss:word:', serveraddress: REGISTRY });
+    expect(registryAuth(REGISTRY, env)).toEqual({
+      username: 'deployer',
+      password: 'pa:ss:word:',
+      serveraddress: REGISTRY,
+    });
   });
 
   it('matches the registry of the reference to the host of each auths key, port included', () => {
@@ -61,7 +78,12 @@ describe('registryAuth', () => {
     expect(userOf(registryAuth('registry.local', env))).toBe('no-port');
     expect(registryAuth('registry.local:5002', env)).toBeUndefined();
     expect(registryAuth('local:5000', env)).toBeUndefined();
-    const both = withDockerConfig('exact-first', { auths: { [`http://${REGISTRY}`]: { auth: basic('url:password-4') }, [REGISTRY]: { auth: basic('exact:password-5') } } });
+    const both = withDockerConfig('exact-first', {
+      auths: {
+        [`http://${REGISTRY}`]: { auth: basic('url:password-4') },
+        [REGISTRY]: { auth: basic('exact:password-5') },
+      },
+    });
     expect(userOf(registryAuth(REGISTRY, both))).toBe('exact');
   });
 
@@ -70,7 +92,12 @@ describe('registryAuth', () => {
     expect(registryAuth(REGISTRY, { HOME: join(scratch, 'no-such-home') })).toBeUndefined();
     const otherHelper = withDockerConfig('no-auths', { credHelpers: { 'elsewhere.local': 'desktop' } });
     expect(registryAuth(REGISTRY, otherHelper)).toBeUndefined();
-    expect(registryAuth(REGISTRY, withDockerConfig('other-registry', { auths: { 'elsewhere.local': { auth: basic('u:password-6') } } }))).toBeUndefined();
+    expect(
+      registryAuth(
+        REGISTRY,
+        withDockerConfig('other-registry', { auths: { 'elsewhere.local': { auth: basic('u:password-6') } } }),
+      ),
+    ).toBeUndefined();
     const emptyEntry = withDockerConfig('empty-entry', { auths: { [REGISTRY]: { email: 'ops@example.com' } } });
     expect(registryAuth(REGISTRY, emptyEntry)).toBeUndefined();
   });
@@ -90,11 +117,14 @@ describe('registryAuth', () => {
     expect(registryAuth(REGISTRY, fields)).toEqual(spelledOut);
   });
 
-
   it('refuses a config that is not JSON and an auth without a colon, never echoing the auth', () => {
-    expect(() => registryAuth(REGISTRY, withDockerConfig('not-json', '{'))).toThrow(badInput(/config\.json is not valid JSON$/));
+    expect(() => registryAuth(REGISTRY, withDockerConfig('not-json', '{'))).toThrow(
+      badInput(/config\.json is not valid JSON$/),
+    );
     const malformed = withDockerConfig('malformed', { auths: { [REGISTRY]: { auth: basic('no-colon-secret') } } });
-    expect(() => registryAuth(REGISTRY, malformed)).toThrow(badInput(new RegExp(`: the auth entry for ${REGISTRY} is malformed$`)));
+    expect(() => registryAuth(REGISTRY, malformed)).toThrow(
+      badInput(new RegExp(`: the auth entry for ${REGISTRY} is malformed$`)),
+    );
     expect(() => registryAuth(REGISTRY, malformed)).not.toThrow(/no-colon-secret/);
   });
 });
@@ -162,7 +192,6 @@ esac`,
     expect(registryAuth('elsewhere.local', env)).toEqual(storeUser('elsewhere.local'));
     expect(userOf(registryAuth('plain.local', env))).toBe('auths-user');
   });
-
 
   it('takes the Secret as an identity token when the Username is <token>', () => {
     const env = withHelpers({ credHelpers: { 'token.local': 'fake' } });

@@ -102,7 +102,6 @@ describe('the Docker config', () => {
       expect(() => dockerConfigCredentials('r.local', configDir(`typed-${i}`, config))).toThrow(userError(2, message));
     });
   });
-
 });
 
 describe('describeCredentials', () => {

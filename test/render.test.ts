@@ -8,8 +8,19 @@ import { listProfiles, loadProfile } from '../src/profiles.js';
 import { sasldbScript } from '../src/sasldb.js';
 import { printfEscaped, TLS_MARKER, TLS_SECRET_DIR, tlsProbeHello } from '../src/tls.js';
 import {
-  BODYLEN_FIX_RELEASE, BUILD_REALM, defaultPerClientCap, guardDefines, imageValuesShell, PER_CLIENT_SHARE, placeholders,
-  PRIVATE_IPV4_RANGES, profileValues, renderTemplate, shellQuoted, unusedValues, upstreamOlderThan,
+  BODYLEN_FIX_RELEASE,
+  BUILD_REALM,
+  defaultPerClientCap,
+  guardDefines,
+  imageValuesShell,
+  PER_CLIENT_SHARE,
+  placeholders,
+  PRIVATE_IPV4_RANGES,
+  profileValues,
+  renderTemplate,
+  shellQuoted,
+  unusedValues,
+  upstreamOlderThan,
 } from '../src/render.js';
 
 const template = readFileSync(projectPath('Dockerfile.template'), 'utf8');
@@ -29,7 +40,10 @@ function sourcedValues(text: string): Record<string, string> {
     // NUL-separated name=value pairs: a value may hold any other byte.
     const script = '. "$1"; shift; for name do eval "value=\\${$name}"; printf \'%s=%s\\0\' "$name" "$value"; done';
     const out = execFileSync('/bin/sh', ['-c', script, 'sh', file, ...names], { encoding: 'utf8' });
-    const pairs = out.split('\0').slice(0, -1).map((pair) => pair.split(/=(.*)/s));
+    const pairs = out
+      .split('\0')
+      .slice(0, -1)
+      .map((pair) => pair.split(/=(.*)/s));
     return Object.fromEntries(pairs.map(([name, value]) => [name, value]));
   } finally {
     rmSync(dir, { recursive: true, force: true });

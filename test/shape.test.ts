@@ -51,10 +51,19 @@ describe('shape', () => {
     expect(problem(point, null)).toEqual({ path: [], problem: 'must be an object' });
     expect(problem(point, ['a'])).toEqual({ path: [], problem: 'must be an object' });
     expect(problem(point, { x: 'a', inner: { on: true }, y: 1 })).toEqual({ path: [], problem: "unknown key 'y'" });
-    expect(problem(point, { x: 'a', inner: { on: true, off: false } })).toEqual({ path: ['inner'], problem: "unknown key 'off'" });
+    expect(problem(point, { x: 'a', inner: { on: true, off: false } })).toEqual({
+      path: ['inner'],
+      problem: "unknown key 'off'",
+    });
     expect(problem(point, { inner: { on: true } })).toEqual({ path: ['x'], problem: 'is missing' });
-    expect(problem(point, { x: 'a', inner: { on: 'yes' } })).toEqual({ path: ['inner', 'on'], problem: 'must be true or false' });
-    expect(problem(point, JSON.parse('{"x":"a","inner":{"on":true},"__proto__":{}}'))).toEqual({ path: [], problem: "unknown key '__proto__'" });
+    expect(problem(point, { x: 'a', inner: { on: 'yes' } })).toEqual({
+      path: ['inner', 'on'],
+      problem: 'must be true or false',
+    });
+    expect(problem(point, JSON.parse('{"x":"a","inner":{"on":true},"__proto__":{}}'))).toEqual({
+      path: [],
+      problem: "unknown key '__proto__'",
+    });
   });
 
   it('returns new objects and lists, sharing nothing with the input', () => {
@@ -69,7 +78,9 @@ describe('shape', () => {
   it('continues the path it is given and says where in its message', () => {
     const error = problem(list(oneOf(['a'])), ['b']);
     expect(error.path).toEqual([0]);
-    expect(() => list(oneOf(['a']))(['b'], ['outer', 'items'])).toThrow(new ShapeError(['outer', 'items', 0], 'must be one of a'));
+    expect(() => list(oneOf(['a']))(['b'], ['outer', 'items'])).toThrow(
+      new ShapeError(['outer', 'items', 0], 'must be one of a'),
+    );
     expect(new ShapeError(['outer', 0], 'is missing').message).toBe('outer.0: is missing');
   });
 });

@@ -14,7 +14,8 @@ describe('source date', () => {
     expect(sourceDateEpoch({})).toBeUndefined();
     expect(sourceDateEpoch({ SOURCE_DATE_EPOCH: '' })).toBeUndefined();
     expect(sourceDateEpoch({ SOURCE_DATE_EPOCH: '1700000000' })).toBe(1_700_000_000);
-    for (const bad of ['-1', '1.5', 'yesterday', '1e9']) expect(() => sourceDateEpoch({ SOURCE_DATE_EPOCH: bad })).toThrow(UserError);
+    for (const bad of ['-1', '1.5', 'yesterday', '1e9'])
+      expect(() => sourceDateEpoch({ SOURCE_DATE_EPOCH: bad })).toThrow(UserError);
   });
 
   it('dates the source with SOURCE_DATE_EPOCH when set, never with the clock', async () => {
@@ -43,7 +44,13 @@ describe('the commit a build comes from', () => {
     const cases: Array<[Record<string, string>, string | undefined]> = [
       [{ HEAD: `${A}\n` }, A],
       [{ HEAD: 'ref: refs/heads/main\n', 'refs/heads/main': `${B}\n` }, B],
-      [{ HEAD: 'ref: refs/heads/main\n', 'packed-refs': `# pack-refs with: peeled fully-peeled sorted\n${A} refs/heads/other\n${B} refs/heads/main\n` }, B],
+      [
+        {
+          HEAD: 'ref: refs/heads/main\n',
+          'packed-refs': `# pack-refs with: peeled fully-peeled sorted\n${A} refs/heads/other\n${B} refs/heads/main\n`,
+        },
+        B,
+      ],
       // Where it is not plain, undefined: git is asked instead.
       [{ HEAD: 'ref: refs/heads/main\n' }, undefined],
       [{ HEAD: 'ref: refs/heads/../../../etc/passwd\n' }, undefined],
@@ -66,7 +73,10 @@ describe('the commit a build comes from', () => {
   });
 
   it("is this checkout's HEAD, dated by git once and then by the cache of commit times", async () => {
-    const [commit, time] = execFileSync('git', ['log', '-1', '--format=%H %ct'], { cwd: projectPath() }).toString().trim().split(' ');
+    const [commit, time] = execFileSync('git', ['log', '-1', '--format=%H %ct'], { cwd: projectPath() })
+      .toString()
+      .trim()
+      .split(' ');
     expect(headCommit(projectPath())).toBe(commit);
     const cache = mkdtempSync(join(tmpdir(), 'mh-cache-'));
     const env = { MEMCACHED_HARDENED_CACHE: cache };
@@ -99,6 +109,8 @@ describe('imageLabels', () => {
   });
 
   it('leave out the creation date when the source has none', () => {
-    expect(imageLabels(profile, 'client', { revision: 'unknown' }, '1.2.3')).not.toHaveProperty(['org.opencontainers.image.created']);
+    expect(imageLabels(profile, 'client', { revision: 'unknown' }, '1.2.3')).not.toHaveProperty([
+      'org.opencontainers.image.created',
+    ]);
   });
 });

@@ -42,7 +42,11 @@ describe('TLS policy', () => {
     const loose: TlsScan = {
       versions: {
         'TLSv1.0': ['TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA'],
-        'TLSv1.2': ['TLS_RSA_WITH_AES_128_GCM_SHA256', 'TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256', 'TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA'],
+        'TLSv1.2': [
+          'TLS_RSA_WITH_AES_128_GCM_SHA256',
+          'TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256',
+          'TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA',
+        ],
       },
       certificate: { keyType: 'rsa', keyBits: 1024, signature: 'sha1WithRSAEncryption' },
     };
@@ -57,6 +61,10 @@ describe('TLS policy', () => {
     ]);
     const anonymous = { ...GOOD, versions: { 'TLSv1.2': ['TLS_ECDH_anon_WITH_AES_128_CBC_SHA'] } };
     expect(tlsPolicyViolations(anonymous, ['TLSv1.2'])).toEqual(['TLSv1.2 accepts TLS_ECDH_anon_WITH_AES_128_CBC_SHA']);
-    expect(tlsPolicyViolations({ ...GOOD, certificate: { keyType: 'ec', keyBits: 256, signature: 'ecdsa-with-SHA384' } }, ['TLSv1.2'])).toEqual([]);
+    expect(
+      tlsPolicyViolations({ ...GOOD, certificate: { keyType: 'ec', keyBits: 256, signature: 'ecdsa-with-SHA384' } }, [
+        'TLSv1.2',
+      ]),
+    ).toEqual([]);
   });
 });

@@ -52,7 +52,13 @@ describe("the health check's TLS probe", () => {
   });
 
   it('gets a ServerHello from a TLS server that wants client certificates, and none from a plaintext one (control)', async () => {
-    const tls = createTlsServer({ cert: readFileSync(ours.certificate), key: readFileSync(ours.key), ca: readFileSync(ours.caCertificate), requestCert: true, rejectUnauthorized: true });
+    const tls = createTlsServer({
+      cert: readFileSync(ours.certificate),
+      key: readFileSync(ours.key),
+      ca: readFileSync(ours.caCertificate),
+      requestCert: true,
+      rejectUnauthorized: true,
+    });
     tls.on('tlsClientError', () => undefined);
     const reply = await replyToProbe(tls);
     // The health check's test: handshake record, TLS 1.2, ServerHello.
@@ -63,7 +69,7 @@ describe("the health check's TLS probe", () => {
   });
 });
 
-describe("the certificate commands of docs/tls.md", () => {
+describe('the certificate commands of docs/tls.md', () => {
   it('issue a server certificate for the names asked, signed by their CA, for its key, for server authentication', () => {
     const server = certificate(ours.certificate);
     expect(server.checkIssued(certificate(ours.caCertificate))).toBe(true);
@@ -89,24 +95,43 @@ describe('parseSClient', () => {
   it('reads an agreed TLS 1.2 session, its verification and the certificate the server sent', () => {
     const pem = '-----BEGIN CERTIFICATE-----\nMIIB\nAbCd==\n-----END CERTIFICATE-----';
     const output = `CONNECTED(00000003)\nServer certificate\n${pem}\nSSL handshake has read 3079 bytes and written 2125 bytes\n---\nNew, TLSv1.0, Cipher is ECDHE-RSA-AES256-SHA\n${session('TLSv1.2')}    Verify return code: 0 (ok)\n`;
-    expect(parseSClient(output)).toEqual({ protocol: 'TLSv1.2', cipher: 'ECDHE-RSA-AES256-SHA', verifyCode: 0, alert: undefined, peerCertificate: pem, bytesWritten: 2125 });
+    expect(parseSClient(output)).toEqual({
+      protocol: 'TLSv1.2',
+      cipher: 'ECDHE-RSA-AES256-SHA',
+      verifyCode: 0,
+      alert: undefined,
+      peerCertificate: pem,
+      bytesWritten: 2125,
+    });
     expect(pemBody(pem)).toBe('MIIBAbCd==');
   });
 
   it('takes TLS 1.3 from the New line, which prints no session block at connect time', () => {
-    expect(parseSClient('New, TLSv1.3, Cipher is TLS_AES_256_GCM_SHA384\nVerify return code: 0 (ok)\n')).toMatchObject({ protocol: 'TLSv1.3', cipher: 'TLS_AES_256_GCM_SHA384' });
+    expect(parseSClient('New, TLSv1.3, Cipher is TLS_AES_256_GCM_SHA384\nVerify return code: 0 (ok)\n')).toMatchObject({
+      protocol: 'TLSv1.3',
+      cipher: 'TLS_AES_256_GCM_SHA384',
+    });
   });
 
   it('reports a refused handshake as no protocol, with the alert, although a session block names the version tried', () => {
     const output = `4007:error:0A00042E:SSL routines:ssl3_read_bytes:tlsv1 alert protocol version:../ssl/record/rec_layer_s3.c:1601:SSL alert number 70\nSSL handshake has read 7 bytes and written 104 bytes\nNew, (NONE), Cipher is (NONE)\n${session('TLSv1')}`;
-    expect(parseSClient(output)).toMatchObject({ protocol: undefined, cipher: undefined, alert: 'protocol version', bytesWritten: 104 });
-    expect(parseSClient('error:0A00045C:SSL routines:ssl3_read_bytes:tlsv13 alert certificate required:ssl')).toMatchObject({ alert: 'certificate required' });
+    expect(parseSClient(output)).toMatchObject({
+      protocol: undefined,
+      cipher: undefined,
+      alert: 'protocol version',
+      bytesWritten: 104,
+    });
+    expect(
+      parseSClient('error:0A00045C:SSL routines:ssl3_read_bytes:tlsv13 alert certificate required:ssl'),
+    ).toMatchObject({ alert: 'certificate required' });
   });
 });
 
 describe('tcpSegments and conversationWith', () => {
   /** A pcap (little-endian, Ethernet) of IPv4/TCP frames. */
-  function pcap(frames: Array<{ from: string; to: string; sport: number; dport: number; flags: number; payload?: string }>): Buffer {
+  function pcap(
+    frames: Array<{ from: string; to: string; sport: number; dport: number; flags: number; payload?: string }>,
+  ): Buffer {
     const header = Buffer.alloc(24);
     header.writeUInt32LE(0xa1b2c3d4, 0);
     header.writeUInt16LE(2, 4);

@@ -12,12 +12,28 @@ describe('the verification suite', () => {
   it('reports the failed tests by full name, and a file that failed outside any test by its error', () => {
     const report = {
       testResults: [
-        { name: '/x/test/integration/auth.test.ts', assertionResults: [{ status: 'passed', fullName: 'ubuntu-16.04 ok' }, { status: 'failed', fullName: 'ubuntu-16.04 refuses ANONYMOUS' }] },
-        { name: '/x/test/integration/users.test.ts', message: 'Error: memcached at 10.0.0.2 did not answer\n    at stack', assertionResults: [] },
-        { name: '/x/test/integration/udp.test.ts', assertionResults: [{ status: 'passed', fullName: 'ubuntu-16.04 no udp' }] },
+        {
+          name: '/x/test/integration/auth.test.ts',
+          assertionResults: [
+            { status: 'passed', fullName: 'ubuntu-16.04 ok' },
+            { status: 'failed', fullName: 'ubuntu-16.04 refuses ANONYMOUS' },
+          ],
+        },
+        {
+          name: '/x/test/integration/users.test.ts',
+          message: 'Error: memcached at 10.0.0.2 did not answer\n    at stack',
+          assertionResults: [],
+        },
+        {
+          name: '/x/test/integration/udp.test.ts',
+          assertionResults: [{ status: 'passed', fullName: 'ubuntu-16.04 no udp' }],
+        },
       ],
     };
-    expect(failedChecksIn(report)).toEqual(['ubuntu-16.04 refuses ANONYMOUS', 'users.test.ts: Error: memcached at 10.0.0.2 did not answer']);
+    expect(failedChecksIn(report)).toEqual([
+      'ubuntu-16.04 refuses ANONYMOUS',
+      'users.test.ts: Error: memcached at 10.0.0.2 did not answer',
+    ]);
     expect(failedChecksIn({ testResults: [] })).toEqual([]);
   });
 });

@@ -57,7 +57,7 @@ describe('vulnerability tables and OpenVEX', () => {
     expect(packageUrl(table)).toBe('pkg:deb/ubuntu/memcached@1.4.25-2ubuntu1.5?distro=ubuntu-16.04');
   });
 
-  it("says before any probe ran what the table claims, and that no probe backs it", () => {
+  it('says before any probe ran what the table claims, and that no probe backs it', () => {
     for (const profile of listProfiles()) {
       const table = loadVulnerabilityTable(profile);
       const { product, documentId, author, timestamp } = input([]);

@@ -6,7 +6,11 @@ import type { ContainerClient } from './types.js';
 const DRAIN_MS = 2000;
 
 /** Creates a container, hands it to `use`, and removes it whatever happens. */
-export async function withContainer<T>(docker: Docker, options: Docker.ContainerCreateOptions, use: (container: Docker.Container) => Promise<T>): Promise<T> {
+export async function withContainer<T>(
+  docker: Docker,
+  options: Docker.ContainerCreateOptions,
+  use: (container: Docker.Container) => Promise<T>,
+): Promise<T> {
   const container = await docker.createContainer(options);
   try {
     return await use(container);
@@ -19,8 +23,19 @@ export async function withContainer<T>(docker: Docker, options: Docker.Container
  * Starts the container with its output split into `stdout` and `stderr` (and `stdin`, when given,
  * written then closed), waits for it to exit and for its last output; resolves to the exit code.
  */
-async function attachedRun(docker: Docker, container: Docker.Container, stdout: Writable, stderr: Writable, stdin?: string): Promise<number> {
-  const stream = await container.attach({ stream: true, stdout: true, stderr: true, ...(stdin === undefined ? {} : { stdin: true, hijack: true }) });
+async function attachedRun(
+  docker: Docker,
+  container: Docker.Container,
+  stdout: Writable,
+  stderr: Writable,
+  stdin?: string,
+): Promise<number> {
+  const stream = await container.attach({
+    stream: true,
+    stdout: true,
+    stderr: true,
+    ...(stdin === undefined ? {} : { stdin: true, hijack: true }),
+  });
   const ended = new Promise<void>((resolve) => stream.on('end', resolve));
   docker.modem.demuxStream(stream, stdout, stderr);
   await container.start();
@@ -74,19 +89,29 @@ export function containerClient(dockerode: () => Promise<Docker>): ContainerClie
         async (container) => {
           const stdout: Buffer[] = [];
           const stderr: Buffer[] = [];
-          const exitCode = await attachedRun(docker, container, collectInto(stdout), collectInto(stderr), request.stdin);
+          const exitCode = await attachedRun(
+            docker,
+            container,
+            collectInto(stdout),
+            collectInto(stderr),
+            request.stdin,
+          );
           return { exitCode, stdout: Buffer.concat(stdout), stderr: Buffer.concat(stderr).toString('utf8') };
         },
       );
     },
     runThenExport: async (request, consume) => {
       const docker = await dockerode();
-      return withContainer(docker, { Image: request.image, Cmd: [...request.command], Labels: { ...request.labels } }, async (container) => {
-        const lines = eachLine(request.onLine);
-        const exitCode = await attachedRun(docker, container, lines, lines);
-        if (exitCode === 0) await consume((await container.export()) as unknown as Readable);
-        return exitCode;
-      });
+      return withContainer(
+        docker,
+        { Image: request.image, Cmd: [...request.command], Labels: { ...request.labels } },
+        async (container) => {
+          const lines = eachLine(request.onLine);
+          const exitCode = await attachedRun(docker, container, lines, lines);
+          if (exitCode === 0) await consume((await container.export()) as unknown as Readable);
+          return exitCode;
+        },
+      );
     },
   };
 }

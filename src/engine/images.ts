@@ -32,9 +32,18 @@ export function imageClient(transport: EngineTransport, dockerode: () => Promise
     followStream((await dockerode()).modem, stream, onMessage);
   return {
     async inspectImage(reference) {
-      const answer = expectStatus(await transport.request('GET', `/images/${reference}/json`), [200, 404], `inspecting ${reference}`);
+      const answer = expectStatus(
+        await transport.request('GET', `/images/${reference}/json`),
+        [200, 404],
+        `inspecting ${reference}`,
+      );
       if (answer.status === 404) return undefined;
-      const info = JSON.parse(answer.body.toString('utf8')) as { Id: string; Size: number; RepoTags?: string[] | null; Config?: { Labels?: Record<string, string> | null } };
+      const info = JSON.parse(answer.body.toString('utf8')) as {
+        Id: string;
+        Size: number;
+        RepoTags?: string[] | null;
+        Config?: { Labels?: Record<string, string> | null };
+      };
       return { id: info.Id, size: info.Size, tags: info.RepoTags ?? [], labels: info.Config?.Labels ?? {} };
     },
     async pull(reference, onMessage) {
@@ -64,14 +73,24 @@ export function imageClient(transport: EngineTransport, dockerode: () => Promise
       await follow(stream, onMessage);
     },
     async tag(imageId, reference) {
-      expectStatus(await transport.request('POST', `/images/${imageId}/tag`, { query: repoAndTag(reference) }), [200, 201], `tagging ${reference}`);
+      expectStatus(
+        await transport.request('POST', `/images/${imageId}/tag`, { query: repoAndTag(reference) }),
+        [200, 201],
+        `tagging ${reference}`,
+      );
     },
     async removeImage(reference) {
-      expectStatus(await transport.request('DELETE', `/images/${reference}`, { query: { force: '1' } }), [200], `removing ${reference}`);
+      expectStatus(
+        await transport.request('DELETE', `/images/${reference}`, { query: { force: '1' } }),
+        [200],
+        `removing ${reference}`,
+      );
     },
     async push(reference, auth, onMessage) {
       const docker = await dockerode();
-      const stream = await docker.getImage(reference).push({ tag: repoAndTag(reference).tag, ...(auth ? { authconfig: auth } : {}) });
+      const stream = await docker
+        .getImage(reference)
+        .push({ tag: repoAndTag(reference).tag, ...(auth ? { authconfig: auth } : {}) });
       let digest: string | undefined;
       await follow(stream, (message) => {
         digest = message.aux?.Digest ?? digest;
@@ -83,13 +102,23 @@ export function imageClient(transport: EngineTransport, dockerode: () => Promise
     async readFile(image, path) {
       // A container that is created, never started: its file system is readable through the archive call.
       const create = { Image: image, NetworkDisabled: true, Labels: { 'memcached-hardened.purpose': 'read-file' } };
-      const created = expectStatus(await transport.request('POST', '/containers/create', { json: create }), [201], `reading ${path} of ${image}`);
+      const created = expectStatus(
+        await transport.request('POST', '/containers/create', { json: create }),
+        [201],
+        `reading ${path} of ${image}`,
+      );
       const { Id: id } = JSON.parse(created.body.toString('utf8')) as { Id: string };
       try {
-        const archive = expectStatus(await transport.request('GET', `/containers/${id}/archive`, { query: { path } }), [200, 404], `reading ${path} of ${image}`);
+        const archive = expectStatus(
+          await transport.request('GET', `/containers/${id}/archive`, { query: { path } }),
+          [200, 404],
+          `reading ${path} of ${image}`,
+        );
         return archive.status === 404 ? undefined : firstFileOfTar(archive.body);
       } finally {
-        await transport.request('DELETE', `/containers/${id}`, { query: { force: '1', v: '1' } }).catch(() => undefined);
+        await transport
+          .request('DELETE', `/containers/${id}`, { query: { force: '1', v: '1' } })
+          .catch(() => undefined);
       }
     },
   };

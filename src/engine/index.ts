@@ -13,7 +13,17 @@ function describeEngine(env: NodeJS.ProcessEnv, address: EngineAddress | undefin
 }
 
 /** Connection errors that mean no engine answers at the address. */
-const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOENT', 'EACCES', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN']);
+const UNREACHABLE = new Set([
+  'ECONNREFUSED',
+  'ENOENT',
+  'EACCES',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ECONNRESET',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+]);
 
 /** A value made on first use and shared afterwards (a failed attempt is not kept). */
 function once<T>(make: () => Promise<T>): () => Promise<T> {
@@ -52,7 +62,8 @@ export function connectEngine(env: NodeJS.ProcessEnv = process.env): Engine {
         return await (await transport()).request(...args);
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code;
-        if (code !== undefined && UNREACHABLE.has(code)) throw failure(`no Docker engine reachable at ${endpoint}: ${(error as Error).message}`);
+        if (code !== undefined && UNREACHABLE.has(code))
+          throw failure(`no Docker engine reachable at ${endpoint}: ${(error as Error).message}`);
         throw error;
       }
     },
@@ -61,7 +72,8 @@ export function connectEngine(env: NodeJS.ProcessEnv = process.env): Engine {
     endpoint,
     async ping() {
       const answer = await reachable.request('GET', '/_ping');
-      if (answer.status !== 200) throw failure(`the Docker engine at ${endpoint} answered its ping with ${answer.status}`);
+      if (answer.status !== 200)
+        throw failure(`the Docker engine at ${endpoint} answered its ping with ${answer.status}`);
     },
     ...imageClient(reachable, dockerode),
     ...containerClient(dockerode),

@@ -8,7 +8,11 @@ export type ProgressModem = Pick<Docker['modem'], 'followProgress'>;
  * Consumes an engine JSON stream, handing each message on; rejects with the engine's own error, which
  * it reports inside a 200 response (a failed build step, an unknown manifest), or with the transport's.
  */
-export function followStream(modem: ProgressModem, stream: NodeJS.ReadableStream, onMessage: (m: EngineMessage) => void): Promise<void> {
+export function followStream(
+  modem: ProgressModem,
+  stream: NodeJS.ReadableStream,
+  onMessage: (m: EngineMessage) => void,
+): Promise<void> {
   return new Promise((resolve, reject) => {
     let streamError: string | undefined;
     modem.followProgress(
@@ -30,7 +34,7 @@ export function followStream(modem: ProgressModem, stream: NodeJS.ReadableStream
 
 /** The first regular file of a ustar/pax archive held in memory (what the engine's archive API returns). */
 export function firstFileOfTar(archive: Buffer): Buffer | undefined {
-  for (let offset = 0; offset + 512 <= archive.length; ) {
+  for (let offset = 0; offset + 512 <= archive.length;) {
     const header = archive.subarray(offset, offset + 512);
     if (header.every((byte) => byte === 0)) return undefined;
     const sizeField = header.subarray(124, 136).toString('latin1').replace(/\0.*$/s, '').trim();

@@ -75,7 +75,11 @@ export function parseMutationResult(text: string, source: string): MutationResul
  * The run of `profile` in the result file, checked against the commit this release builds from: a result
  * about other source says nothing about this release.
  */
-export function readMutationRun(file: string, profile: string, commit: string | undefined): MutationResult & {
+export function readMutationRun(
+  file: string,
+  profile: string,
+  commit: string | undefined,
+): MutationResult & {
   readonly run: MutationRun;
 } {
   let text: string;

@@ -78,8 +78,10 @@ function describeMutationCheck(value: unknown): string | undefined {
   const caught = m.mutantsCaught?.length ?? 0;
   const all = caught + (m.mutantsNotCaught?.length ?? 0);
   const inputs = m.sameBuildInputs ? 'the same build inputs as this image' : 'OTHER build inputs than this image';
-  return `${m.result}, ${caught} of ${all} mutants caught, at ${m.commit}, on its own build ${m.judgedImage} ` +
-    `(${inputs})`;
+  return (
+    `${m.result}, ${caught} of ${all} mutants caught, at ${m.commit}, on its own build ${m.judgedImage} ` +
+    `(${inputs})`
+  );
 }
 
 export interface ReleaseVerification {
@@ -113,8 +115,7 @@ export function attestedFacts(statements: readonly Statement[]): AttestedFacts {
   const sbom = of(PREDICATE_SBOM) as { components?: unknown[] } | undefined;
   const vex = of(PREDICATE_OPENVEX) as { statements?: Array<{ status?: unknown }> } | undefined;
   const seccomp = of(PREDICATE_SECCOMP) as
-    | { file?: string; profile?: { defaultAction?: string; syscalls?: SeccompRule[] } }
-    | undefined;
+    { file?: string; profile?: { defaultAction?: string; syscalls?: SeccompRule[] } } | undefined;
   const vexByStatus: Record<string, number> = {};
   for (const s of Array.isArray(vex?.statements) ? vex.statements : []) {
     const status = String(s?.status);

@@ -66,15 +66,26 @@ describe.each(targetRows())('%s', (profile, target) => {
     const t0 = performance.now();
     await container.start();
     await pollUntil(
-      async () => ((image === 'tls' ? await tlsRoundTrip(address, tls, user) : await tryAuthenticatedRoundTrip(address, user.name, user.password)).roundTrip ? true : undefined),
+      async () =>
+        (image === 'tls'
+          ? await tlsRoundTrip(address, tls, user)
+          : await tryAuthenticatedRoundTrip(address, user.name, user.password)
+        ).roundTrip
+          ? true
+          : undefined,
       { timeoutMs: 20_000, intervalMs: 10, what: `the ${image} server answers an authenticated set/get` },
     );
     return performance.now() - t0;
   };
-  const remove = async (id: string) => docker.getContainer(id).remove({ force: true }).catch(() => undefined);
+  const remove = async (id: string) =>
+    docker
+      .getContainer(id)
+      .remove({ force: true })
+      .catch(() => undefined);
 
   beforeAll(async () => {
-    if (!target.tlsImage) throw new Error(`no TLS image for ${target.name}: the global setup builds one for integration runs`);
+    if (!target.tlsImage)
+      throw new Error(`no TLS image for ${target.name}: the global setup builds one for integration runs`);
     network = await createIsolatedNetwork('tls-cost', { fixedAddresses: true });
     const issued = issueWithReadmeCommands(join(scratch, 'ca'), `IP:${network.fixedAddress(SERVER_HOST)}`);
     secret = mountableSecretDir(join(scratch, 'secret'), { 'tls.crt': issued.certificate, 'tls.key': issued.key });
@@ -98,9 +109,19 @@ describe.each(targetRows())('%s', (profile, target) => {
       for (const image of ['plain', 'tls'] as const) {
         starts[image].push(await timedStart(image));
         const server = network.fixedAddress(SERVER_HOST);
-        const through = await relay(() => (image === 'tls' ? connectTls({ ...tls, host: server, port: 11211 }) : connect(11211, server)));
+        const through = await relay(() =>
+          image === 'tls' ? connectTls({ ...tls, host: server, port: 11211 }) : connect(11211, server),
+        );
         try {
-          loads[image].push(await runLoad(through.address, { connections: 8, depth: 16, seconds: SECONDS, user: user.name, password: user.password }));
+          loads[image].push(
+            await runLoad(through.address, {
+              connections: 8,
+              depth: 16,
+              seconds: SECONDS,
+              user: user.name,
+              password: user.password,
+            }),
+          );
         } finally {
           await through.close();
           await remove(started.pop()!);
@@ -110,7 +131,12 @@ describe.each(targetRows())('%s', (profile, target) => {
     for (const image of ['plain', 'tls'] as const) {
       expect(loads[image].map((l) => l.errors)).toEqual(loads[image].map(() => 0));
       recordFigure(profile, `start to first authenticated set/get, ${image}`, Math.round(median(starts[image])), 'ms');
-      recordFigure(profile, `throughput through a local relay, ${image}`, Math.round(median(loads[image].map((l) => l.opsPerSec))), 'ops/s');
+      recordFigure(
+        profile,
+        `throughput through a local relay, ${image}`,
+        Math.round(median(loads[image].map((l) => l.opsPerSec))),
+        'ops/s',
+      );
     }
     const ratio = median(loads.tls.map((l) => l.opsPerSec)) / median(loads.plain.map((l) => l.opsPerSec));
     recordFigure(profile, 'throughput TLS / plaintext', Math.round(ratio * 1000) / 1000, 'x');

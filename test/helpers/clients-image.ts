@@ -15,8 +15,13 @@ const CLIENTS_PROFILE = 'debian-12';
 export function nodeModuleEntries(name: string, seen = new Set<string>()): string[] {
   if (seen.has(name)) return [];
   seen.add(name);
-  const manifest = JSON.parse(readFileSync(projectPath('node_modules', name, 'package.json'), 'utf8')) as { dependencies?: Record<string, string> };
-  return [`node_modules/${name}`, ...Object.keys(manifest.dependencies ?? {}).flatMap((dependency) => nodeModuleEntries(dependency, seen))];
+  const manifest = JSON.parse(readFileSync(projectPath('node_modules', name, 'package.json'), 'utf8')) as {
+    dependencies?: Record<string, string>;
+  };
+  return [
+    `node_modules/${name}`,
+    ...Object.keys(manifest.dependencies ?? {}).flatMap((dependency) => nodeModuleEntries(dependency, seen)),
+  ];
 }
 
 /** Builds the clients image from test/clients/ (cached by the engine after the first run); its id. */

@@ -19,8 +19,17 @@ export function clientsImage(): string {
  * credentials (and `settings`, e.g. a client's TLS files) go in through the exec's environment, never its
  * argv; `timeout` bounds a hung client.
  */
-export async function runClient(host: StartedTestContainer, args: string[], credentials?: SaslUser, timeoutSeconds = 40, settings: Record<string, string> = {}): Promise<string> {
-  const env: Record<string, string> = { ...settings, ...(credentials ? { MEMCACHED_USERNAME: credentials.name, MEMCACHED_PASSWORD: credentials.password } : {}) };
+export async function runClient(
+  host: StartedTestContainer,
+  args: string[],
+  credentials?: SaslUser,
+  timeoutSeconds = 40,
+  settings: Record<string, string> = {},
+): Promise<string> {
+  const env: Record<string, string> = {
+    ...settings,
+    ...(credentials ? { MEMCACHED_USERNAME: credentials.name, MEMCACHED_PASSWORD: credentials.password } : {}),
+  };
   const result = await host.exec(['timeout', String(timeoutSeconds), '/clients/run', ...args], { env });
   return result.stdout;
 }
@@ -50,12 +59,14 @@ export async function storedValues(ip: string, user: SaslUser, keys: readonly st
   const client = await BinaryClient.connect(ip);
   try {
     const auth = await client.authenticate(user.name, user.password);
-    if (auth?.status !== Status.ok) throw new Error(`the suite could not authenticate to ${ip} (status ${auth?.status ?? 'closed'})`);
+    if (auth?.status !== Status.ok)
+      throw new Error(`the suite could not authenticate to ${ip} (status ${auth?.status ?? 'closed'})`);
     const found = new Map<string, string>();
     for (const key of keys) {
       const got = await client.get(key);
       if (got?.status === Status.ok) found.set(key, got.value.toString());
-      else if (got?.status !== Status.keyNotFound) throw new Error(`get ${key} from ${ip}: status ${got?.status ?? 'closed'}`);
+      else if (got?.status !== Status.keyNotFound)
+        throw new Error(`get ${key} from ${ip}: status ${got?.status ?? 'closed'}`);
     }
     return found;
   } finally {

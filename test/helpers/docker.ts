@@ -93,10 +93,15 @@ export async function onAnotherSubnetIfTaken<T>(
  * An internal network: no route out, only the containers the test attaches (and the host's bridge end).
  * `fixedAddresses` gives it a /24 of its own: the test hands out .2-.127, the engine assigns from .128 up.
  */
-export async function createIsolatedNetwork(purpose: string, options: IsolatedNetworkOptions = {}): Promise<IsolatedNetwork> {
+export async function createIsolatedNetwork(
+  purpose: string,
+  options: IsolatedNetworkOptions = {},
+): Promise<IsolatedNetwork> {
   const name = `mh-${purpose}-${runId()}-${Math.random().toString(36).slice(2, 8)}`;
   const hex = randomBytes(7).toString('hex');
-  const prefix6 = options.ipv6 ? `fd${hex.slice(0, 2)}:${hex.slice(2, 6)}:${hex.slice(6, 10)}:${hex.slice(10, 14)}` : undefined;
+  const prefix6 = options.ipv6
+    ? `fd${hex.slice(0, 2)}:${hex.slice(2, 6)}:${hex.slice(6, 10)}:${hex.slice(10, 14)}`
+    : undefined;
   const create = (prefix?: string) => {
     const config = [
       ...(prefix ? [{ Subnet: `${prefix}.0/24`, IPRange: `${prefix}.128/25`, Gateway: `${prefix}.1` }] : []),
@@ -126,13 +131,15 @@ export async function createIsolatedNetwork(purpose: string, options: IsolatedNe
     id: created.id,
     subnet: prefix ? `${prefix}.0/24` : undefined,
     fixedAddress: (host) => {
-      if (!prefix || !Number.isInteger(host) || host < 2 || host > 127) throw new Error(`network ${name} has no fixed address ${host}`);
+      if (!prefix || !Number.isInteger(host) || host < 2 || host > 127)
+        throw new Error(`network ${name} has no fixed address ${host}`);
       return `${prefix}.${host}`;
     },
     ipv6Subnet: prefix6 ? `${prefix6}::/64` : undefined,
     ipv6Gateway: prefix6 ? `${prefix6}::1` : undefined,
     fixedAddress6: (host) => {
-      if (!prefix6 || !Number.isInteger(host) || host < 2 || host > 127) throw new Error(`network ${name} has no fixed IPv6 address ${host}`);
+      if (!prefix6 || !Number.isInteger(host) || host < 2 || host > 127)
+        throw new Error(`network ${name} has no fixed IPv6 address ${host}`);
       return `${prefix6}::${host.toString(16)}`;
     },
     remove: async () => {
@@ -143,7 +150,8 @@ export async function createIsolatedNetwork(purpose: string, options: IsolatedNe
 
 /** A container's global IPv6 address on a dual-stack network. */
 export async function ipv6Of(containerId: string, network: string): Promise<string> {
-  const address = (await docker.getContainer(containerId).inspect()).NetworkSettings.Networks[network]?.GlobalIPv6Address;
+  const address = (await docker.getContainer(containerId).inspect()).NetworkSettings.Networks[network]
+    ?.GlobalIPv6Address;
   if (!address) throw new Error(`container ${containerId} has no IPv6 address on ${network}`);
   return address;
 }

@@ -7,7 +7,7 @@ import { buildTestImage } from './test-image.js';
 /** apt options: a mirror that hiccups once should not fail the suite; root downloads into the folder it made. */
 const APT = 'apt="-o Acquire::Retries=3 -o APT::Sandbox::User=root"';
 /** Shell: strace's dependencies by name (alternatives and virtual packages left to the installed system). */
-const STRACE_DEPENDS = "apt-cache depends strace | awk '$1 == \"Depends:\" && $2 !~ /^</ { print $2 }'";
+const STRACE_DEPENDS = 'apt-cache depends strace | awk \'$1 == "Depends:" && $2 !~ /^</ { print $2 }\'';
 
 /**
  * strace as a test-only layer on top of an image under test: the same filesystem plus strace (and what it
@@ -31,8 +31,8 @@ export function tracerDockerfile(image: string, downloadFrom?: string): string {
     return [
       `FROM ${downloadFrom} AS strace-packages`,
       'USER root',
-      `RUN set -eu; ${APT}; apt-get $apt update -qq; mkdir /debs; cd /debs;`
-        + ` apt-get $apt download -qq strace $(${STRACE_DEPENDS} | grep -vx libc6); rm -rf /var/lib/apt/lists/*`,
+      `RUN set -eu; ${APT}; apt-get $apt update -qq; mkdir /debs; cd /debs;` +
+        ` apt-get $apt download -qq strace $(${STRACE_DEPENDS} | grep -vx libc6); rm -rf /var/lib/apt/lists/*`,
       `FROM ${image}`,
       'USER root',
       'COPY --from=strace-packages /debs/ /tmp/strace-packages/',
@@ -44,9 +44,9 @@ export function tracerDockerfile(image: string, downloadFrom?: string): string {
   return [
     `FROM ${image}`,
     'USER root',
-    `RUN set -eu; ${APT}; apt-get $apt update -qq; debs=$(mktemp -d); cd "$debs";`
-      + ` apt-get $apt download -qq strace $(${STRACE_DEPENDS} | grep -vx libc6); ${install};`
-      + ' rm -rf "$debs" /var/lib/apt/lists/*',
+    `RUN set -eu; ${APT}; apt-get $apt update -qq; debs=$(mktemp -d); cd "$debs";` +
+      ` apt-get $apt download -qq strace $(${STRACE_DEPENDS} | grep -vx libc6); ${install};` +
+      ' rm -rf "$debs" /var/lib/apt/lists/*',
     'USER memcache',
     '',
   ].join('\n');
@@ -93,9 +93,36 @@ export interface FileTrace {
 
 /** Syscalls whose every path argument is changed (for symlink and symlinkat: only the link's own path). */
 const WRITES = new Set([
-  'creat', 'mkdir', 'mkdirat', 'mknod', 'mknodat', 'unlink', 'unlinkat', 'rmdir', 'rename', 'renameat', 'renameat2',
-  'link', 'linkat', 'symlink', 'symlinkat', 'chmod', 'fchmodat', 'fchmodat2', 'chown', 'lchown', 'fchownat', 'truncate',
-  'utime', 'utimes', 'utimensat', 'futimesat', 'setxattr', 'lsetxattr', 'removexattr', 'lremovexattr',
+  'creat',
+  'mkdir',
+  'mkdirat',
+  'mknod',
+  'mknodat',
+  'unlink',
+  'unlinkat',
+  'rmdir',
+  'rename',
+  'renameat',
+  'renameat2',
+  'link',
+  'linkat',
+  'symlink',
+  'symlinkat',
+  'chmod',
+  'fchmodat',
+  'fchmodat2',
+  'chown',
+  'lchown',
+  'fchownat',
+  'truncate',
+  'utime',
+  'utimes',
+  'utimensat',
+  'futimesat',
+  'setxattr',
+  'lsetxattr',
+  'removexattr',
+  'lremovexattr',
 ]);
 const OPENS = new Set(['open', 'openat', 'openat2']);
 const EXECS = new Set(['execve', 'execveat']);
@@ -103,9 +130,28 @@ const EXECS = new Set(['execve', 'execveat']);
 const OUTPUTS = new Set(['getcwd']);
 /** Syscalls whose path follows a directory descriptor. */
 const AT_SYSCALLS = new Set([
-  'openat', 'openat2', 'newfstatat', 'fstatat64', 'statx', 'faccessat', 'faccessat2', 'readlinkat', 'execveat',
-  'mkdirat', 'mknodat', 'unlinkat', 'renameat', 'renameat2', 'linkat', 'symlinkat', 'fchmodat', 'fchmodat2',
-  'fchownat', 'utimensat', 'futimesat', 'name_to_handle_at',
+  'openat',
+  'openat2',
+  'newfstatat',
+  'fstatat64',
+  'statx',
+  'faccessat',
+  'faccessat2',
+  'readlinkat',
+  'execveat',
+  'mkdirat',
+  'mknodat',
+  'unlinkat',
+  'renameat',
+  'renameat2',
+  'linkat',
+  'symlinkat',
+  'fchmodat',
+  'fchmodat2',
+  'fchownat',
+  'utimensat',
+  'futimesat',
+  'name_to_handle_at',
 ]);
 const ABSENT_ERRORS = new Set(['ENOENT', 'ENOTDIR']);
 const LINE = /^(\w+)\((.*)\)\s+=\s+(-?\d+|0x[0-9a-f]+|\?)(?:\s+(E[A-Z0-9]+))?/;

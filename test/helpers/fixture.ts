@@ -14,7 +14,10 @@ async function end(resource: Resource): Promise<void> {
   await resource.stop().catch(() => undefined);
   const id = resource.container?.getId();
   if (!id) return;
-  await docker.getContainer(id).remove({ force: true }).catch(() => undefined);
+  await docker
+    .getContainer(id)
+    .remove({ force: true })
+    .catch(() => undefined);
 }
 
 /** One isolated network and what runs on it, for one describe block; everything is ended in its afterAll. */

@@ -24,7 +24,8 @@ async function flushProbe(ip: string, user: { name: string; password: string }):
   const client = await BinaryClient.connect(ip);
   try {
     const auth = await client.authenticate(user.name, user.password);
-    if (auth?.status !== Status.ok) throw new Error(`flush probe: authentication failed (${auth ? `status ${auth.status}` : 'closed'})`);
+    if (auth?.status !== Status.ok)
+      throw new Error(`flush probe: authentication failed (${auth ? `status ${auth.status}` : 'closed'})`);
     const key = freshKey('flush');
     if ((await client.set(key, 'kept'))?.status !== Status.ok) throw new Error('flush probe: set failed');
     await client.request(Op.flush);
@@ -55,7 +56,8 @@ async function dumpProbe(ip: string): Promise<FlagVerdict> {
     const key = freshKey('dump');
     client.write(Buffer.from(`set ${key} 0 60 4\r\ndump\r\n`));
     const stored = await asciiReply(client);
-    if (!stored.startsWith('STORED')) throw new Error(`dump probe: the ASCII set was not stored: ${stored.slice(0, 80)}`);
+    if (!stored.startsWith('STORED'))
+      throw new Error(`dump probe: the ASCII set was not stored: ${stored.slice(0, 80)}`);
     // metadump refuses to run behind pipelined commands, so it goes alone.
     client.write(Buffer.from('lru_crawler metadump all\r\n'));
     return (await asciiReply(client)).includes(key) ? 'not enforced' : 'enforced';
@@ -67,5 +69,10 @@ async function dumpProbe(ip: string): Promise<FlagVerdict> {
 /** One behavioural check for every hardening flag a profile may list (a unit test holds the profiles to it). */
 export const FLAG_CHECKS: Readonly<Record<string, FlagCheck>> = {
   '-F': { forbids: 'flush_all', setup: [], control: withoutFlag('-F', 'flush-enabled'), probe: flushProbe },
-  '-X': { forbids: 'cachedump and metadump', setup: [SASL_OFF], control: withoutFlag('-X', 'dump-enabled'), probe: (ip) => dumpProbe(ip) },
+  '-X': {
+    forbids: 'cachedump and metadump',
+    setup: [SASL_OFF],
+    control: withoutFlag('-X', 'dump-enabled'),
+    probe: (ip) => dumpProbe(ip),
+  },
 };

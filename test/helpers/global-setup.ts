@@ -37,11 +37,24 @@ function mountableUsersFile(dir: string, name: string, users: readonly SaslUser[
 /** An image under test (MEMCACHED_IMAGE) with its labels, or undefined to build the target's images. */
 type GivenImage = { readonly id: string; readonly labels: Record<string, string> } | undefined;
 
-async function buildTarget(profileName: string, mode: CredentialMode, given: GivenImage, users: SaslUser[], secretsDir: string, withTls: boolean): Promise<TestTarget> {
+async function buildTarget(
+  profileName: string,
+  mode: CredentialMode,
+  given: GivenImage,
+  users: SaslUser[],
+  secretsDir: string,
+  withTls: boolean,
+): Promise<TestTarget> {
   const engine = connectEngine();
   const profile = loadProfile(profileName);
   const tag = (kind: string) => `memcached-hardened-test/${kind}:${profileName}`;
-  const client = await buildImage(engine, parseBuildArgs(['--profile', profileName, '--target', 'client', '--tag', tag('client')])!, profile, undefined, progress);
+  const client = await buildImage(
+    engine,
+    parseBuildArgs(['--profile', profileName, '--target', 'client', '--tag', tag('client')])!,
+    profile,
+    undefined,
+    progress,
+  );
   let serverImage: string;
   let tlsImage: string | undefined;
   if (given) {
@@ -51,8 +64,14 @@ async function buildTarget(profileName: string, mode: CredentialMode, given: Giv
     // The --tls image shares every layer but its last ones (cached after the first run).
     const server = async (tls: boolean) => {
       const kind = `server${mode === 'runtime' ? '-runtime' : ''}${tls ? '-tls' : ''}`;
-      const args = [...(mode === 'runtime' ? ['--runtime-credentials'] : []), ...(tls ? ['--tls'] : []), '--tag', tag(kind)];
-      return (await buildImage(engine, parseBuildArgs(['--profile', profileName, ...args])!, profile, users, progress)).imageId;
+      const args = [
+        ...(mode === 'runtime' ? ['--runtime-credentials'] : []),
+        ...(tls ? ['--tls'] : []),
+        '--tag',
+        tag(kind),
+      ];
+      return (await buildImage(engine, parseBuildArgs(['--profile', profileName, ...args])!, profile, users, progress))
+        .imageId;
     };
     serverImage = await server(false);
     if (withTls) tlsImage = await server(true);
@@ -76,7 +95,8 @@ async function buildTarget(profileName: string, mode: CredentialMode, given: Giv
  */
 async function resolveTargets(env: NodeJS.ProcessEnv, secretsDir: string, withTls: boolean): Promise<TestTarget[]> {
   if (env.MEMCACHED_IMAGE) {
-    if (!env.MEMCACHED_USERS_FILE) throw new Error('MEMCACHED_IMAGE needs MEMCACHED_USERS_FILE (the user:password lines of that image)');
+    if (!env.MEMCACHED_USERS_FILE)
+      throw new Error('MEMCACHED_IMAGE needs MEMCACHED_USERS_FILE (the user:password lines of that image)');
     const profile = env.MEMCACHED_PROFILE ?? 'ubuntu-16.04';
     const users = parseUsersFile(readFileSync(env.MEMCACHED_USERS_FILE), env.MEMCACHED_USERS_FILE);
     const labels = (await new Docker().getImage(env.MEMCACHED_IMAGE).inspect()).Config.Labels ?? {};
@@ -110,7 +130,9 @@ export default async function setup(project: TestProject): Promise<() => Promise
   await connectEngine().ping();
   const stale = await removeLeftovers('orphans');
   if (stale.containers.length + stale.networks.length > 0) {
-    process.stderr.write(`removed ${stale.containers.length} container(s) and ${stale.networks.length} network(s) left by an earlier run\n`);
+    process.stderr.write(
+      `removed ${stale.containers.length} container(s) and ${stale.networks.length} network(s) left by an earlier run\n`,
+    );
   }
   // The reaper outlives us: whatever ends this process (SIGINT, a crash, SIGKILL), it removes the run's resources.
   spawn(process.execPath, ['--import', 'tsx', projectPath('test/helpers/reaper.ts'), runId, String(process.pid)], {

@@ -41,7 +41,9 @@ export async function hoardConnections(ip: string, attempts: number): Promise<Ho
     }),
   );
   const held = opened.filter((entry, i) => entry !== undefined && verdicts[i]).map((entry) => entry!.client);
-  const refusalMs = opened.flatMap((entry) => (entry?.client.closedAt === undefined ? [] : [entry.client.closedAt - entry.connectedAt]));
+  const refusalMs = opened.flatMap((entry) =>
+    entry?.client.closedAt === undefined ? [] : [entry.client.closedAt - entry.connectedAt],
+  );
   return {
     held,
     refused: attempts - held.length,
@@ -52,5 +54,8 @@ export async function hoardConnections(ip: string, attempts: number): Promise<Ho
 
 /** Authenticate + set/get from this host; a connection the server refuses (or never accepts) is not served. */
 export function served(ip: string, name: string, password: string): Promise<AuthAttempt> {
-  return tryAuthenticatedRoundTrip(ip, name, password).catch(() => ({ authStatus: 'closed' as const, roundTrip: false }));
+  return tryAuthenticatedRoundTrip(ip, name, password).catch(() => ({
+    authStatus: 'closed' as const,
+    roundTrip: false,
+  }));
 }

@@ -7,7 +7,9 @@ import { projectPath } from '../../src/paths.js';
 const run = promisify(execFile);
 
 function onPath(binary: string): boolean {
-  return binary.startsWith('/') ? existsSync(binary) : (process.env.PATH ?? '').split(':').some((dir) => dir && existsSync(join(dir, binary)));
+  return binary.startsWith('/')
+    ? existsSync(binary)
+    : (process.env.PATH ?? '').split(':').some((dir) => dir && existsSync(join(dir, binary)));
 }
 
 /**
@@ -16,7 +18,8 @@ function onPath(binary: string): boolean {
  */
 export async function ensureHostTool(binary: string, aptPackage: string): Promise<void> {
   if (onPath(binary)) return;
-  if (process.getuid?.() !== 0) throw new Error(`${binary} is missing: apt-get install ${aptPackage} (or run scripts/host-prereqs.sh as root)`);
+  if (process.getuid?.() !== 0)
+    throw new Error(`${binary} is missing: apt-get install ${aptPackage} (or run scripts/host-prereqs.sh as root)`);
   await run('bash', [projectPath('scripts/host-prereqs.sh')], { timeout: 600_000 });
   if (!onPath(binary)) throw new Error(`${binary} is still missing after scripts/host-prereqs.sh`);
 }

@@ -187,7 +187,7 @@ export function mergedFilesystem(layers: readonly Layer[]): Map<string, MergedEn
 export function resolvePath(files: ReadonlyMap<string, MergedEntry>, path: string): string {
   let pending = path.split('/').filter(Boolean);
   let resolved = '/';
-  for (let hops = 0; pending.length > 0; ) {
+  for (let hops = 0; pending.length > 0;) {
     const [component, ...rest] = pending;
     pending = rest;
     if (component === '.') continue;
@@ -215,13 +215,47 @@ export function isRegularFile(entry: LayerEntry): boolean {
 
 /** Capability names by bit number (linux/capability.h). */
 const CAPABILITY_NAMES = [
-  'cap_chown', 'cap_dac_override', 'cap_dac_read_search', 'cap_fowner', 'cap_fsetid', 'cap_kill', 'cap_setgid',
-  'cap_setuid', 'cap_setpcap', 'cap_linux_immutable', 'cap_net_bind_service', 'cap_net_broadcast', 'cap_net_admin',
-  'cap_net_raw', 'cap_ipc_lock', 'cap_ipc_owner', 'cap_sys_module', 'cap_sys_rawio', 'cap_sys_chroot',
-  'cap_sys_ptrace', 'cap_sys_pacct', 'cap_sys_admin', 'cap_sys_boot', 'cap_sys_nice', 'cap_sys_resource',
-  'cap_sys_time', 'cap_sys_tty_config', 'cap_mknod', 'cap_lease', 'cap_audit_write', 'cap_audit_control',
-  'cap_setfcap', 'cap_mac_override', 'cap_mac_admin', 'cap_syslog', 'cap_wake_alarm', 'cap_block_suspend',
-  'cap_audit_read', 'cap_perfmon', 'cap_bpf', 'cap_checkpoint_restore',
+  'cap_chown',
+  'cap_dac_override',
+  'cap_dac_read_search',
+  'cap_fowner',
+  'cap_fsetid',
+  'cap_kill',
+  'cap_setgid',
+  'cap_setuid',
+  'cap_setpcap',
+  'cap_linux_immutable',
+  'cap_net_bind_service',
+  'cap_net_broadcast',
+  'cap_net_admin',
+  'cap_net_raw',
+  'cap_ipc_lock',
+  'cap_ipc_owner',
+  'cap_sys_module',
+  'cap_sys_rawio',
+  'cap_sys_chroot',
+  'cap_sys_ptrace',
+  'cap_sys_pacct',
+  'cap_sys_admin',
+  'cap_sys_boot',
+  'cap_sys_nice',
+  'cap_sys_resource',
+  'cap_sys_time',
+  'cap_sys_tty_config',
+  'cap_mknod',
+  'cap_lease',
+  'cap_audit_write',
+  'cap_audit_control',
+  'cap_setfcap',
+  'cap_mac_override',
+  'cap_mac_admin',
+  'cap_syslog',
+  'cap_wake_alarm',
+  'cap_block_suspend',
+  'cap_audit_read',
+  'cap_perfmon',
+  'cap_bpf',
+  'cap_checkpoint_restore',
 ];
 
 export interface FileCapabilities {
@@ -282,7 +316,10 @@ export function decodeCapabilities(value: Buffer): FileCapabilities {
 // --- reading the archive -----------------------------------------------------------------------------------
 
 function normalizeArchivePath(name: string): string {
-  return posix.normalize(name).replace(/^(\.\/)+/, '').replace(/\/+$/, '');
+  return posix
+    .normalize(name)
+    .replace(/^(\.\/)+/, '')
+    .replace(/\/+$/, '');
 }
 
 function resolveAlias(aliases: ReadonlyMap<string, string>, blob: string): string {

@@ -25,6 +25,10 @@ export async function pollUntil<T>(probe: () => Promise<T | undefined>, options:
     if (Date.now() >= deadline) break;
     await new Promise((resolve) => setTimeout(resolve, options.intervalMs ?? 100));
   }
-  const context = options.diagnose ? await options.diagnose().catch((error: Error) => `(no diagnosis: ${error.message})`) : '';
-  throw new Error(`gave up after ${options.timeoutMs} ms waiting until ${options.what}: ${lastError}${context ? `\n${context.trim()}` : ''}`);
+  const context = options.diagnose
+    ? await options.diagnose().catch((error: Error) => `(no diagnosis: ${error.message})`)
+    : '';
+  throw new Error(
+    `gave up after ${options.timeoutMs} ms waiting until ${options.what}: ${lastError}${context ? `\n${context.trim()}` : ''}`,
+  );
 }

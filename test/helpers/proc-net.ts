@@ -34,7 +34,10 @@ export function procNetAddress(ip: string): string {
 /** The kernel's hex address as text (IPv4 dotted, IPv6 as eight groups), for failure messages. */
 export function readableAddress(hex: string): string {
   const bytesOf = (word: string) => (word.match(/../g) ?? []).reverse();
-  if (hex.length === 8) return bytesOf(hex).map((b) => Number.parseInt(b, 16)).join('.');
+  if (hex.length === 8)
+    return bytesOf(hex)
+      .map((b) => Number.parseInt(b, 16))
+      .join('.');
   // IPv6: four 32-bit words, each in host (little-endian) order.
   const bytes = (hex.match(/.{8}/g) ?? []).flatMap(bytesOf).join('');
   return (bytes.match(/.{4}/g) ?? []).join(':').toLowerCase();
@@ -72,12 +75,19 @@ export function reachableSockets(dump: string): string[] {
         found.push(`${family} ${readableAddress(socket.localAddress)}:${socket.localPort}`);
       }
     } else if (family === 'unix') {
-      for (const fields of lines.slice(1).map((line) => line.trim().split(/\s+/)).filter((f) => f.length >= 7)) {
+      for (const fields of lines
+        .slice(1)
+        .map((line) => line.trim().split(/\s+/))
+        .filter((f) => f.length >= 7)) {
         const path = fields[7];
-        if (path || (Number.parseInt(fields[3] ?? '0', 16) & UNIX_ACCEPTING) !== 0) found.push(`unix ${path ?? '(unnamed)'}`);
+        if (path || (Number.parseInt(fields[3] ?? '0', 16) & UNIX_ACCEPTING) !== 0)
+          found.push(`unix ${path ?? '(unnamed)'}`);
       }
     } else if (family === 'packet') {
-      for (const fields of lines.slice(1).map((line) => line.trim().split(/\s+/)).filter((f) => f.length >= 4)) {
+      for (const fields of lines
+        .slice(1)
+        .map((line) => line.trim().split(/\s+/))
+        .filter((f) => f.length >= 4)) {
         found.push(`packet ${fields[3]}`);
       }
     }

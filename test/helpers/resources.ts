@@ -37,7 +37,8 @@ export async function listLeftovers(scope: { run: string } | 'orphans'): Promise
     docker.listNetworks({ filters }),
     docker.listVolumes({ filters }),
   ]);
-  const keep = (labels: Record<string, string> | undefined) => scope !== 'orphans' || !processAlive(labels?.[OWNER_LABEL]);
+  const keep = (labels: Record<string, string> | undefined) =>
+    scope !== 'orphans' || !processAlive(labels?.[OWNER_LABEL]);
   return {
     containers: containers.filter((c) => keep(c.Labels)).map((c) => c.Id),
     networks: networks.filter((n) => keep(n.Labels)).map((n) => n.Id),
@@ -48,9 +49,29 @@ export async function listLeftovers(scope: { run: string } | 'orphans'): Promise
 /** Removes the suite's containers, then its networks and volumes (Ryuk is off: this is our reaper). */
 export async function removeLeftovers(scope: { run: string } | 'orphans'): Promise<Leftovers> {
   const found = await listLeftovers(scope);
-  await Promise.all(found.containers.map((c) => docker.getContainer(c).remove({ force: true, v: true }).catch(() => undefined)));
-  await Promise.all(found.networks.map((n) => docker.getNetwork(n).remove().catch(() => undefined)));
-  await Promise.all(found.volumes.map((v) => docker.getVolume(v).remove({ force: true }).catch(() => undefined)));
+  await Promise.all(
+    found.containers.map((c) =>
+      docker
+        .getContainer(c)
+        .remove({ force: true, v: true })
+        .catch(() => undefined),
+    ),
+  );
+  await Promise.all(
+    found.networks.map((n) =>
+      docker
+        .getNetwork(n)
+        .remove()
+        .catch(() => undefined),
+    ),
+  );
+  await Promise.all(
+    found.volumes.map((v) =>
+      docker
+        .getVolume(v)
+        .remove({ force: true })
+        .catch(() => undefined),
+    ),
+  );
   return found;
 }
-

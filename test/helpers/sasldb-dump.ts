@@ -30,12 +30,16 @@ export function parseSasldbDump(dump: string): SasldbEntry[] {
   const lines = dump.split('\n');
   const start = lines.indexOf('HEADER=END');
   const end = lines.indexOf('DATA=END');
-  if (start < 0 || end < start) throw new Error(`not a db_dump -p output (no HEADER=END ... DATA=END): ${dump.slice(0, 120)}`);
+  if (start < 0 || end < start)
+    throw new Error(`not a db_dump -p output (no HEADER=END ... DATA=END): ${dump.slice(0, 120)}`);
   const data = lines.slice(start + 1, end);
-  if (data.length % 2 !== 0 || data.some((line) => !line.startsWith(' '))) throw new Error('db_dump data is not key/value line pairs');
+  if (data.length % 2 !== 0 || data.some((line) => !line.startsWith(' ')))
+    throw new Error('db_dump data is not key/value line pairs');
   const entries: SasldbEntry[] = [];
   for (let i = 0; i < data.length; i += 2) {
-    const parts = unescapeDumpLine((data[i] ?? '').slice(1)).toString('utf8').split('\0');
+    const parts = unescapeDumpLine((data[i] ?? '').slice(1))
+      .toString('utf8')
+      .split('\0');
     if (parts.length !== 3) throw new Error(`sasldb key with ${parts.length} parts (expected user, realm, property)`);
     const [user = '', realm = '', property = ''] = parts;
     entries.push({ user, realm, property });

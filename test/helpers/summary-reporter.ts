@@ -10,7 +10,9 @@ export default class SummaryReporter implements Reporter {
   private printFigures(): void {
     const figures = readFigures(process.env.MEMCACHED_HARDENED_FIGURES);
     if (figures.length === 0) return;
-    const lines = figures.map((f) => `  ${f.profile.padEnd(34)} ${f.name.padEnd(58)} ${String(f.value).padStart(10)} ${f.unit}`);
+    const lines = figures.map(
+      (f) => `  ${f.profile.padEnd(34)} ${f.name.padEnd(58)} ${String(f.value).padStart(10)} ${f.unit}`,
+    );
     process.stdout.write(`\nFigures:\n${lines.join('\n')}\n`);
   }
 
@@ -28,8 +30,12 @@ export default class SummaryReporter implements Reporter {
     for (const [table, rows] of tables) {
       const heads = columns.get(table) ?? [];
       const line = (cells: string[]) => `  | ${cells.join(' | ')} |`;
-      const body = [...rows.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([row, values]) => line([row, ...heads.map((h) => values.get(h) ?? '—')]));
-      process.stdout.write(`\n${table}:\n${[line(['', ...heads]), line(['---', ...heads.map(() => '---')]), ...body].join('\n')}\n`);
+      const body = [...rows.entries()]
+        .sort(([a], [b]) => a.localeCompare(b))
+        .map(([row, values]) => line([row, ...heads.map((h) => values.get(h) ?? '—')]));
+      process.stdout.write(
+        `\n${table}:\n${[line(['', ...heads]), line(['---', ...heads.map(() => '---')]), ...body].join('\n')}\n`,
+      );
     }
   }
 

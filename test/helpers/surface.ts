@@ -19,7 +19,8 @@ export type Surface = 'plain' | 'tls';
 /** The target's image for one surface: the TLS build carries the name suffix the TLS checks use. */
 export function surfaceTarget(target: TestTarget, surface: Surface): TestTarget {
   if (surface === 'plain') return target;
-  if (!target.tlsImage) throw new Error(`no TLS image for ${target.name}: the global setup builds one for integration runs`);
+  if (!target.tlsImage)
+    throw new Error(`no TLS image for ${target.name}: the global setup builds one for integration runs`);
   return { ...target, name: `${target.name} (TLS)`, image: target.tlsImage };
 }
 
@@ -49,7 +50,12 @@ export function issueTlsSecret(addresses: readonly string[] = []): TlsSecret {
   const issued = issueWithReadmeCommands(join(scratch, 'ca'), names);
   const dir = mountableSecretDir(join(scratch, 'secret'), { 'tls.crt': issued.certificate, 'tls.key': issued.key });
   const keyPem = readFileSync(issued.key, 'utf8');
-  return { dir, keyPem, caPem: readFileSync(issued.caCertificate, 'utf8'), remove: () => rmSync(scratch, { recursive: true, force: true }) };
+  return {
+    dir,
+    keyPem,
+    caPem: readFileSync(issued.caCertificate, 'utf8'),
+    remove: () => rmSync(scratch, { recursive: true, force: true }),
+  };
 }
 
 /**
@@ -68,17 +74,26 @@ export async function startSurface(
   if (surface === 'plain') return startServer(target, network, options);
   if (!options.secret) throw new Error('a TLS server needs a certificate secret (issueTlsSecret)');
   const binds = [...(options.binds ?? []), `${options.secret.dir}:${TLS_SECRET_DIR}:ro`];
-  const server = await startServer(surfaceTarget(target, 'tls'), network, { ...options, binds, unreachableFromHost: true });
+  const server = await startServer(surfaceTarget(target, 'tls'), network, {
+    ...options,
+    binds,
+    unreachableFromHost: true,
+  });
   if (options.entrypoint) return server;
   await pollUntil(
-    async () => ((await execIn(server.container, ['/usr/local/bin/memcached-healthcheck'])).exitCode === 0 ? true : undefined),
+    async () =>
+      (await execIn(server.container, ['/usr/local/bin/memcached-healthcheck'])).exitCode === 0 ? true : undefined,
     { timeoutMs: READY_TIMEOUT_MS, what: `the TLS server at ${server.ip} passes its health check` },
   ).catch(() => undefined);
   return server;
 }
 
 /** A weakened variant of one surface's image, as a target that startSurface starts on that surface. */
-export async function buildSurfaceVariant(target: TestTarget, surface: Surface, ...weakenings: Weakening[]): Promise<Variant> {
+export async function buildSurfaceVariant(
+  target: TestTarget,
+  surface: Surface,
+  ...weakenings: Weakening[]
+): Promise<Variant> {
   const variant = await buildVariant(surfaceTarget(target, surface), ...weakenings);
   const image = variant.target.image;
   return { ...variant, target: { ...variant.target, image, tlsImage: surface === 'tls' ? image : undefined } };

@@ -15,7 +15,12 @@ const TEST_DOCKERFILE = 'Dockerfile.mh-test';
 export async function buildTestImage(
   dockerfile: string,
   tag: string,
-  options: { files?: Record<string, string>; contextDir?: string; entries?: string[]; buildArgs?: Record<string, string> } = {},
+  options: {
+    files?: Record<string, string>;
+    contextDir?: string;
+    entries?: string[];
+    buildArgs?: Record<string, string>;
+  } = {},
 ): Promise<string> {
   const scratch = mkdtempSync(join(tmpdir(), 'mh-test-image-'));
   try {
@@ -28,7 +33,13 @@ export async function buildTestImage(
         archive.finalize();
       },
     });
-    const stream = await docker.buildImage(context as unknown as NodeJS.ReadableStream, { t: tag, rm: true, forcerm: true, dockerfile: TEST_DOCKERFILE, ...(options.buildArgs ? { buildargs: options.buildArgs } : {}) });
+    const stream = await docker.buildImage(context as unknown as NodeJS.ReadableStream, {
+      t: tag,
+      rm: true,
+      forcerm: true,
+      dockerfile: TEST_DOCKERFILE,
+      ...(options.buildArgs ? { buildargs: options.buildArgs } : {}),
+    });
     await new Promise<void>((resolve, reject) => {
       docker.modem.followProgress(stream, (error: Error | null, output: Array<{ error?: string }>) => {
         const failure = error?.message ?? output.find((m) => m.error)?.error;

@@ -12,11 +12,18 @@ import { buildTestImage } from './test-image.js';
  * image is tested as it is by the TLS checks, and without its TLS marker by every other check, which
  * speak plaintext.
  */
-export async function tlsPair(image: string, labels: Record<string, string>, profile: Profile): Promise<{ image: string; tlsImage: string }> {
+export async function tlsPair(
+  image: string,
+  labels: Record<string, string>,
+  profile: Profile,
+): Promise<{ image: string; tlsImage: string }> {
   const tag = (kind: string) => `memcached-hardened-test/${kind}:${profile.name}`;
   if (labels[TLS_LABEL] === 'true') {
     const withoutTls = ['USER root', `RUN rm ${TLS_MARKER}`, 'USER memcache', `LABEL ${TLS_LABEL}=false`];
-    return { image: await buildTestImage([`FROM ${image}`, ...withoutTls, ''].join('\n'), tag('tls-off')), tlsImage: image };
+    return {
+      image: await buildTestImage([`FROM ${image}`, ...withoutTls, ''].join('\n'), tag('tls-off')),
+      tlsImage: image,
+    };
   }
   const withTls = ['USER root', tlsLayer(profile), 'USER memcache', `LABEL ${TLS_LABEL}=true`];
   return { image, tlsImage: await buildTestImage([`FROM ${image}`, ...withTls, ''].join('\n'), tag('tls-on')) };

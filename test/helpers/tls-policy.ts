@@ -17,14 +17,20 @@ export function parseNmapTlsScan(xml: string): TlsScan {
   const versions: Record<string, string[]> = {};
   const sections = script('ssl-enum-ciphers').split(/<table key="((?:SSL|TLS)v[\d.]+)">/);
   for (let i = 1; i < sections.length; i += 2) {
-    versions[sections[i]!] = [...(sections[i + 1] ?? '').matchAll(/<elem key="name">([^<]+)<\/elem>/g)].map((m) => m[1]!);
+    versions[sections[i]!] = [...(sections[i + 1] ?? '').matchAll(/<elem key="name">([^<]+)<\/elem>/g)].map(
+      (m) => m[1]!,
+    );
   }
   const cert = script('ssl-cert');
   const pubkey = /<table key="pubkey">([\s\S]*?)<\/table>/.exec(cert)?.[1] ?? '';
   const elem = (text: string, key: string) => new RegExp(`<elem key="${key}">([^<]*)</elem>`).exec(text)?.[1] ?? '';
   return {
     versions,
-    certificate: { keyType: elem(pubkey, 'type'), keyBits: Number(elem(pubkey, 'bits')), signature: elem(cert, 'sig_algo') },
+    certificate: {
+      keyType: elem(pubkey, 'type'),
+      keyBits: Number(elem(pubkey, 'bits')),
+      signature: elem(cert, 'sig_algo'),
+    },
   };
 }
 

@@ -48,13 +48,37 @@ export function issueWithReadmeCommands(dir: string, subjectAltName: string): Is
     throw new Error(`the certificate commands of docs/tls.md failed: ${tail}`);
   }
   const file = (name: string) => join(dir, name);
-  return { caCertificate: file('ca.crt'), certificate: file('tls.crt'), key: file('tls.key'), clientCertificate: file('client.crt'), clientKey: file('client.key') };
+  return {
+    caCertificate: file('ca.crt'),
+    certificate: file('tls.crt'),
+    key: file('tls.key'),
+    clientCertificate: file('client.crt'),
+    clientKey: file('client.key'),
+  };
 }
 
 /** The same server key certified again by the same CA, but expired yesterday (for the refusal). */
 export function expiredCertificate(issued: IssuedFiles): string {
   const dir = dirname(issued.certificate);
-  execFileSync('openssl', ['x509', '-req', '-in', 'tls.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '-1', '-out', 'expired.crt'], { cwd: dir, stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'x509',
+      '-req',
+      '-in',
+      'tls.csr',
+      '-CA',
+      'ca.crt',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-days',
+      '-1',
+      '-out',
+      'expired.crt',
+    ],
+    { cwd: dir, stdio: 'ignore' },
+  );
   return join(dir, 'expired.crt');
 }
 
@@ -65,7 +89,8 @@ export function expiredCertificate(issued: IssuedFiles): string {
 export function mountableSecretDir(dir: string, files: Record<string, string>): string {
   mkdirSync(dir, { recursive: true });
   chmodSync(dir, 0o755);
-  for (const [name, source] of Object.entries(files)) writeMemcacheSecret(join(dir, name), readFileSync(source, 'utf8'));
+  for (const [name, source] of Object.entries(files))
+    writeMemcacheSecret(join(dir, name), readFileSync(source, 'utf8'));
   return dir;
 }
 
@@ -73,7 +98,8 @@ export function mountableSecretDir(dir: string, files: Record<string, string>): 
 export function readableDir(dir: string, files: Record<string, string>): string {
   mkdirSync(dir, { recursive: true });
   chmodSync(dir, 0o755);
-  for (const [name, source] of Object.entries(files)) writeFileSync(join(dir, name), readFileSync(source), { mode: 0o444 });
+  for (const [name, source] of Object.entries(files))
+    writeFileSync(join(dir, name), readFileSync(source), { mode: 0o444 });
   return dir;
 }
 
@@ -135,13 +161,14 @@ export function tcpSegments(pcap: Buffer): TcpSegment[] {
   if (pcap.length < 24) throw new Error(`not a pcap file: ${pcap.length} bytes`);
   const magic = pcap.readUInt32LE(0);
   const little = magic === 0xa1b2c3d4 || magic === 0xa1b23c4d;
-  if (!little && pcap.readUInt32BE(0) !== 0xa1b2c3d4 && pcap.readUInt32BE(0) !== 0xa1b23c4d) throw new Error('not a classic pcap file');
+  if (!little && pcap.readUInt32BE(0) !== 0xa1b2c3d4 && pcap.readUInt32BE(0) !== 0xa1b23c4d)
+    throw new Error('not a classic pcap file');
   const u32 = (offset: number) => (little ? pcap.readUInt32LE(offset) : pcap.readUInt32BE(offset));
   const linkType = u32(20);
   const linkHeader = linkType === LINKTYPE_ETHERNET ? 14 : linkType === LINKTYPE_LINUX_SLL ? 16 : undefined;
   if (linkHeader === undefined) throw new Error(`unsupported pcap link type ${linkType}`);
   const segments: TcpSegment[] = [];
-  for (let offset = 24; offset + 16 <= pcap.length; ) {
+  for (let offset = 24; offset + 16 <= pcap.length;) {
     const captured = u32(offset + 8);
     const frame = pcap.subarray(offset + 16, offset + 16 + captured);
     offset += 16 + captured;
@@ -196,7 +223,11 @@ export interface TlsAttempt extends AuthAttempt {
  * PLAIN unless `user` is undefined, then a fresh set/get. A server that ends the connection after the
  * handshake (TLS 1.3 refuses a client certificate only then) shows as the error it sent.
  */
-export async function tlsRoundTrip(ip: string, tls: ConnectionOptions, user: SaslUser | undefined): Promise<TlsAttempt> {
+export async function tlsRoundTrip(
+  ip: string,
+  tls: ConnectionOptions,
+  user: SaslUser | undefined,
+): Promise<TlsAttempt> {
   let client: BinaryClient;
   try {
     client = await BinaryClient.connectTls(ip, tls);
@@ -210,7 +241,12 @@ export async function tlsRoundTrip(ip: string, tls: ConnectionOptions, user: Sas
     const value = `v${Math.random().toString(36).slice(2)}`;
     const set = await client.set(key, value);
     const got = set?.status === Status.ok ? await client.get(key) : undefined;
-    return { handshake: true, authStatus, roundTrip: got?.status === Status.ok && got.value.toString() === value, error: client.error?.message };
+    return {
+      handshake: true,
+      authStatus,
+      roundTrip: got?.status === Status.ok && got.value.toString() === value,
+      error: client.error?.message,
+    };
   } finally {
     client.close();
   }

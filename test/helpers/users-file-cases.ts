@@ -1,4 +1,9 @@
-import { MAX_NAME_CHARACTERS, MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARACTERS, parseUsersFile } from '../../src/credentials.js';
+import {
+  MAX_NAME_CHARACTERS,
+  MAX_PASSWORD_BYTES,
+  MIN_PASSWORD_CHARACTERS,
+  parseUsersFile,
+} from '../../src/credentials.js';
 import { UserError } from '../../src/errors.js';
 
 /**
@@ -7,7 +12,10 @@ import { UserError } from '../../src/errors.js';
  * runs this table in a real runtime-credentials container too (test/integration/runtime-credentials.test.ts).
  */
 export const USERS_FILE_CASES: ReadonlyArray<readonly [string, string | Uint8Array]> = [
-  ['plain users, comments, blank lines, CRLF', '# team\n\nsammy:correct-horse-battery\r\n  # indented\nalice:pass:with:colons-1\n'],
+  [
+    'plain users, comments, blank lines, CRLF',
+    '# team\n\nsammy:correct-horse-battery\r\n  # indented\nalice:pass:with:colons-1\n',
+  ],
   ['a byte-order mark and no final newline', '\ufeffsammy:correct-horse-battery'],
   ['a non-ASCII user name', 'josé:correct-horse-battery\n'],
   ['a no-break space in a name', 'sam\u00a0my:correct-horse-battery\n'],
@@ -15,7 +23,10 @@ export const USERS_FILE_CASES: ReadonlyArray<readonly [string, string | Uint8Arr
   [`a password of ${MIN_PASSWORD_CHARACTERS} two-byte letters`, `sammy:${'é'.repeat(MIN_PASSWORD_CHARACTERS)}\n`],
   ['a password of 11 characters', 'sammy:abcdefghijk\n'],
   [`a password of ${MAX_PASSWORD_BYTES} bytes`, `sammy:${'p'.repeat(MAX_PASSWORD_BYTES)}\n`],
-  [`a password of ${MAX_PASSWORD_BYTES + 1} bytes in fewer characters`, `sammy:${'é'.repeat(MAX_PASSWORD_BYTES / 2)}p\n`],
+  [
+    `a password of ${MAX_PASSWORD_BYTES + 1} bytes in fewer characters`,
+    `sammy:${'é'.repeat(MAX_PASSWORD_BYTES / 2)}p\n`,
+  ],
   ['a Cyrillic password', 'sammy:пароль-пароль\n'],
   ['a password with a C1 control character', 'sammy:correct-horse\u0085battery\n'],
   ['a password with BEL', 'sammy:correct-horse\u0007battery\n'],
@@ -38,7 +49,8 @@ export const USERS_FILE_CASES: ReadonlyArray<readonly [string, string | Uint8Arr
   ['bytes that are not UTF-8', new Uint8Array([0x73, 0x3a, 0xff, 0xfe, 0x0a])],
 ];
 
-export const bytesOf = (content: string | Uint8Array) => (typeof content === 'string' ? new TextEncoder().encode(content) : content);
+export const bytesOf = (content: string | Uint8Array) =>
+  typeof content === 'string' ? new TextEncoder().encode(content) : content;
 
 /** The CLI's verdict, in the shell's words: "ok NAME..." or what follows the file's name in the error. */
 export function cliVerdict(content: string | Uint8Array): string {

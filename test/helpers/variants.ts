@@ -22,7 +22,10 @@ export async function buildVariant(target: TestTarget, ...weakenings: Weakening[
     for (const [index, weakening] of weakenings.entries()) {
       const stepTag = index === weakenings.length - 1 ? tag : `${tag}-${index}`;
       tags.push(stepTag);
-      image = await buildTestImage(weakenedDockerfile(image, weakening, { users: target.users, clientImage: target.clientImage }), stepTag);
+      image = await buildTestImage(
+        weakenedDockerfile(image, weakening, { users: target.users, clientImage: target.clientImage }),
+        stepTag,
+      );
     }
   } catch (error) {
     await removeImages(tags);
@@ -38,5 +41,9 @@ export async function buildVariant(target: TestTarget, ...weakenings: Weakening[
  * ("failed to set parent ... unknown parent image ID").
  */
 async function removeImages(tags: readonly string[]): Promise<void> {
-  for (const tag of [...tags].reverse()) await docker.getImage(tag).remove({ force: true, noprune: true }).catch(() => undefined);
+  for (const tag of [...tags].reverse())
+    await docker
+      .getImage(tag)
+      .remove({ force: true, noprune: true })
+      .catch(() => undefined);
 }

@@ -27,7 +27,14 @@ const COMMANDS = [
 
 /** A memjs set/get round trip; resolves to what went wrong, or 'ok'. */
 async function memjsRoundTrip(ip: string, username: string, password: string): Promise<string> {
-  const client = memjs.Client.create(`${ip}:11211`, { username, password, retries: 0, timeout: 2, conntimeout: 2, keepAlive: false });
+  const client = memjs.Client.create(`${ip}:11211`, {
+    username,
+    password,
+    retries: 0,
+    timeout: 2,
+    conntimeout: 2,
+    keepAlive: false,
+  });
   try {
     const key = `memjs-${Math.random().toString(36).slice(2)}`;
     await client.set(key, 'value-from-memjs', { expires: 60 });
@@ -56,7 +63,10 @@ describe.each(targetRows())('%s', (_profile, target) => {
     // The suite's own images carry three users; an image under test (MEMCACHED_IMAGE) may carry one.
     expect(target.users.length).toBeGreaterThan(0);
     for (const u of target.users) {
-      expect(await tryAuthenticatedRoundTrip(server.ip, u.name, u.password)).toEqual({ authStatus: Status.ok, roundTrip: true });
+      expect(await tryAuthenticatedRoundTrip(server.ip, u.name, u.password)).toEqual({
+        authStatus: Status.ok,
+        roundTrip: true,
+      });
     }
   });
 
@@ -73,7 +83,10 @@ describe.each(targetRows())('%s', (_profile, target) => {
   });
 
   it('serves no data without authentication, where the SASL-off control does', async () => {
-    expect(await tryAuthenticatedRoundTrip(server.ip, undefined, '')).toEqual({ authStatus: 'closed', roundTrip: false });
+    expect(await tryAuthenticatedRoundTrip(server.ip, undefined, '')).toEqual({
+      authStatus: 'closed',
+      roundTrip: false,
+    });
     expect(await tryAuthenticatedRoundTrip(plain.ip, undefined, '')).toEqual({ authStatus: 'closed', roundTrip: true });
   });
 
@@ -100,7 +113,12 @@ describe.each(targetRows())('%s', (_profile, target) => {
       const result: Record<string, string> = {};
       for (const command of COMMANDS) {
         const status = await unauthenticated(ip, command);
-        result[command.name] = status === Status.authError || status === 'closed' ? 'refused' : status === Status.ok || status === Status.keyNotFound ? 'served' : `status ${status}`;
+        result[command.name] =
+          status === Status.authError || status === 'closed'
+            ? 'refused'
+            : status === Status.ok || status === Status.keyNotFound
+              ? 'served'
+              : `status ${status}`;
       }
       return result;
     };
@@ -117,7 +135,10 @@ describe.each(targetRows())('%s', (_profile, target) => {
       client.close();
     }
     // Control: the server is still there and still authenticates.
-    expect(await tryAuthenticatedRoundTrip(server.ip, user.name, user.password)).toEqual({ authStatus: Status.ok, roundTrip: true });
+    expect(await tryAuthenticatedRoundTrip(server.ip, user.name, user.password)).toEqual({
+      authStatus: Status.ok,
+      roundTrip: true,
+    });
   });
 
   it('gives the ASCII protocol no data, where the SASL-off control answers it', async () => {

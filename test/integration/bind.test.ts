@@ -12,7 +12,9 @@ import { procNetAddress, socketsOnPort, TCP_LISTEN } from '../helpers/proc-net.j
 import { targetRows } from '../helpers/targets.js';
 
 const listeners = async (server: RunningServer) =>
-  socketsOnPort((await execIn(server.container, ['cat', '/proc/net/tcp', '/proc/net/tcp6'])).output).filter((s) => s.state === TCP_LISTEN);
+  socketsOnPort((await execIn(server.container, ['cat', '/proc/net/tcp', '/proc/net/tcp6'])).output).filter(
+    (s) => s.state === TCP_LISTEN,
+  );
 
 describe.each(targetRows())('%s', (_profile, target) => {
   const bench = isolatedServers('bind');
@@ -44,7 +46,9 @@ describe.each(targetRows())('%s', (_profile, target) => {
   it('accepts an interface name and refuses to listen on every interface', async () => {
     const byInterface = await startServer(target, bench.network.name, { env: { MEMCACHED_LISTEN: 'eth0' } });
     try {
-      expect(await listeners(byInterface)).toEqual([{ localAddress: procNetAddress(byInterface.ip), state: TCP_LISTEN }]);
+      expect(await listeners(byInterface)).toEqual([
+        { localAddress: procNetAddress(byInterface.ip), state: TCP_LISTEN },
+      ]);
       await waitUntilServing(byInterface.ip);
     } finally {
       await byInterface.stop();

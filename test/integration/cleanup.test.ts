@@ -42,7 +42,9 @@ async function settledLeftovers(runId: string) {
     return left.containers.length + left.networks.length + left.volumes.length === 0 ? left : undefined;
   };
   // Still there after the wait: return what is left, for the assertion to show.
-  return pollUntil(gone, { timeoutMs: 30_000, intervalMs: 500, what: `run ${runId} left nothing behind` }).catch(() => listLeftovers({ run: runId }));
+  return pollUntil(gone, { timeoutMs: 30_000, intervalMs: 500, what: `run ${runId} left nothing behind` }).catch(() =>
+    listLeftovers({ run: runId }),
+  );
 }
 
 describe('cleanup (Ryuk is off: the suite is its own reaper)', () => {

@@ -30,7 +30,13 @@ async function runtimeImage(): Promise<{
   if (runtime) return runtime;
   const base = targets[0];
   if (!base) throw new Error('no target');
-  const config = parseBuildArgs(['--profile', base.profile, '--runtime-credentials', '--tag', `memcached-hardened-test/server-runtime:${base.profile}`])!;
+  const config = parseBuildArgs([
+    '--profile',
+    base.profile,
+    '--runtime-credentials',
+    '--tag',
+    `memcached-hardened-test/server-runtime:${base.profile}`,
+  ])!;
   const built = await buildImage(connectEngine(), config, loadProfile(base.profile), undefined, () => undefined);
   return { image: built.imageId, clientImage: base.clientImage, profile: base.profile, users: base.users };
 }
@@ -45,9 +51,17 @@ describe('examples/compose.yaml', () => {
   let prefix = '';
   let env: NodeJS.ProcessEnv;
   let target: Awaited<ReturnType<typeof runtimeImage>>;
-  const compose = (...args: string[]) => exec('docker-compose', ['-f', projectPath('examples/compose.yaml'), '-p', project, ...args], { env, timeout: 120_000 });
+  const compose = (...args: string[]) =>
+    exec('docker-compose', ['-f', projectPath('examples/compose.yaml'), '-p', project, ...args], {
+      env,
+      timeout: 120_000,
+    });
   const containerOf = async (service: string) => {
-    const [found] = await docker.listContainers({ filters: JSON.stringify({ label: [`com.docker.compose.project=${project}`, `com.docker.compose.service=${service}`] }) });
+    const [found] = await docker.listContainers({
+      filters: JSON.stringify({
+        label: [`com.docker.compose.project=${project}`, `com.docker.compose.service=${service}`],
+      }),
+    });
     if (!found) throw new Error(`compose service ${service} is not running`);
     return docker.getContainer(found.Id);
   };
@@ -93,13 +107,21 @@ describe('examples/compose.yaml', () => {
     const info = await memcached.inspect();
     expect(info.HostConfig.ReadonlyRootfs).toBe(true);
     expect(info.HostConfig.CapDrop).toEqual(['ALL']);
-    expect(await containerLogs(memcached.id)).toMatch(new RegExp(`listening on ${prefix.replace(/\./g, '\\.')}\\.2 .*runtime user.*allowlist: ${prefix.replace(/\./g, '\\.')}\\.10/32`));
+    expect(await containerLogs(memcached.id)).toMatch(
+      new RegExp(
+        `listening on ${prefix.replace(/\./g, '\\.')}\\.2 .*runtime user.*allowlist: ${prefix.replace(/\./g, '\\.')}\\.10/32`,
+      ),
+    );
   });
 
   it('the app authenticates with the tutorial memcstat; another container on the network cannot connect', async () => {
     const app = await containerOf('app');
     const user = target.users[0]!;
-    const run = await app.exec({ Cmd: ['memcstat', '--binary', `--servers=${prefix}.2`, `--username=${user.name}`, `--password=${user.password}`], AttachStdout: true, AttachStderr: true });
+    const run = await app.exec({
+      Cmd: ['memcstat', '--binary', `--servers=${prefix}.2`, `--username=${user.name}`, `--password=${user.password}`],
+      AttachStdout: true,
+      AttachStderr: true,
+    });
     const stream = await run.start({});
     const output = await new Promise<string>((resolve) => {
       let text = '';
@@ -108,7 +130,11 @@ describe('examples/compose.yaml', () => {
     });
     expect(memcstatShowsStats(output, `${prefix}.2`)).toBe(true);
     const intruder = await runToExit(target.clientImage, `${project}_backend`, {
-      command: ['bash', '-c', `timeout 3 bash -c 'exec 3<>/dev/tcp/${prefix}.2/11211' && echo CONNECTED || echo FAILED`],
+      command: [
+        'bash',
+        '-c',
+        `timeout 3 bash -c 'exec 3<>/dev/tcp/${prefix}.2/11211' && echo CONNECTED || echo FAILED`,
+      ],
     });
     expect(intruder.output).toContain('FAILED');
   });

@@ -47,10 +47,15 @@ describe.each(targetRows())('%s', (_name, target) => {
       // Refused at once: closed by the server, not left waiting.
       expect(hoard.refusalMs).toHaveLength(HOARD - CAP);
       expect(Math.max(...hoard.refusalMs)).toBeLessThan(1000);
-      expect(await served(otherAddress(capped), user.name, user.password)).toEqual({ authStatus: Status.ok, roundTrip: true });
+      expect(await served(otherAddress(capped), user.name, user.password)).toEqual({
+        authStatus: Status.ok,
+        roundTrip: true,
+      });
       // The hoarder's own connections keep working.
       expect(await Promise.all(hoard.held.map((client) => answers(client)))).not.toContain(false);
-      expect(await capped.logs()).toMatch(/client [0-9.]+ holds \d+ connections \(MEMCACHED_MAX_CONNECTIONS_PER_CLIENT=\d+\)/);
+      expect(await capped.logs()).toMatch(
+        /client [0-9.]+ holds \d+ connections \(MEMCACHED_MAX_CONNECTIONS_PER_CLIENT=\d+\)/,
+      );
     } finally {
       hoard.release();
     }
@@ -63,7 +68,7 @@ describe.each(targetRows())('%s', (_name, target) => {
     }
   });
 
-  it("gives a capped client its slot back when one of its connections closes", async () => {
+  it('gives a capped client its slot back when one of its connections closes', async () => {
     const hoard = await hoardConnections(capped.ip, CAP + 1);
     try {
       expect(hoard.held).toHaveLength(CAP);
@@ -99,14 +104,19 @@ describe.each(targetRows())('%s', (_name, target) => {
     if (!profile.memcached.idleTimeout) {
       const refused = await runToExit(target, hoarderSide.name, { env: { MEMCACHED_IDLE_TIMEOUT: '30' } });
       expect(refused.exitCode).toBe(78);
-      expect(refused.output.trim().split('\n')).toEqual([expect.stringMatching(/^memcached-hardened: MEMCACHED_IDLE_TIMEOUT: .* has no idle timeout/)]);
+      expect(refused.output.trim().split('\n')).toEqual([
+        expect.stringMatching(/^memcached-hardened: MEMCACHED_IDLE_TIMEOUT: .* has no idle timeout/),
+      ]);
       return;
     }
     const timed = await start({ MEMCACHED_IDLE_TIMEOUT: '2' });
     try {
       // Both idle from the same moment: the one without a timeout is the control.
       const [idle, control] = await Promise.all([BinaryClient.connect(timed.ip), BinaryClient.connect(capped.ip)]);
-      await pollUntil(async () => (idle.isClosed ? true : undefined), { timeoutMs: 15_000, what: 'memcached closes the idle connection' });
+      await pollUntil(async () => (idle.isClosed ? true : undefined), {
+        timeoutMs: 15_000,
+        what: 'memcached closes the idle connection',
+      });
       expect(control.isClosed).toBe(false);
       expect(await answers(control)).toBe(true);
       control.close();

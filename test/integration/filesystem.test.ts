@@ -7,7 +7,11 @@ import { Status, tryAuthenticatedRoundTrip } from '../../lib/binary-client.js';
 import { loadProfile } from '../../src/profiles.js';
 import { projectPath } from '../../src/paths.js';
 import {
-  BAKED_SASLDB_PATH, IMAGE_LIB_DIR, IMAGE_VALUES_PATH, MEMCACHE_UID, MEMCACHED_GUARD,
+  BAKED_SASLDB_PATH,
+  IMAGE_LIB_DIR,
+  IMAGE_VALUES_PATH,
+  MEMCACHE_UID,
+  MEMCACHED_GUARD,
 } from '../../src/render.js';
 import { TLS_SECRET_DIR, TLS_SECRET_FILES } from '../../src/tls.js';
 import { createIsolatedNetwork, docker, type IsolatedNetwork } from '../helpers/docker.js';
@@ -340,7 +344,11 @@ async function traceStart(
     return parseFileTrace(files.map((f) => readFileSync(join(dir, f), 'utf8')));
   } finally {
     await server?.stop().catch(() => undefined);
-    if (server) await docker.getContainer(server.container.getId()).remove({ force: true }).catch(() => undefined);
+    if (server)
+      await docker
+        .getContainer(server.container.getId())
+        .remove({ force: true })
+        .catch(() => undefined);
     rmSync(dir, { recursive: true, force: true });
   }
 }
@@ -370,10 +378,12 @@ async function rootOnlyProblems(
   const mustExist = new Set<string>();
   const wanted = new Set<string>();
   const want = (paths: readonly string[], exist: boolean) =>
-    paths.filter((p) => !skip(p)).forEach((p) => {
-      wanted.add(p);
-      if (exist) mustExist.add(p);
-    });
+    paths
+      .filter((p) => !skip(p))
+      .forEach((p) => {
+        wanted.add(p);
+        if (exist) mustExist.add(p);
+      });
   for (const path of trace.read) {
     if (skip(path)) continue;
     want(path === BAKED_SASLDB_PATH ? parentsOf(path) : [path, ...parentsOf(path)], true);
@@ -485,7 +495,7 @@ describe.each(surfaceRows())('%s', (_name, target, surface) => {
   });
 
   it(
-    "every file read, run or looked up at start (entrypoint, memcached, TLS front, health check) and every " +
+    'every file read, run or looked up at start (entrypoint, memcached, TLS front, health check) and every ' +
       "folder above is root's, out of 11211's reach; an entrypoint it owns is caught",
     async () => {
       const trace = await tracing;

@@ -25,7 +25,15 @@ describe.each(targetRows())('%s', (_profile, target) => {
   let outsider: ClientHost;
 
   const memcstatFrom = async (client: typeof client1, ip: string) =>
-    (await execIn(client.container, ['memcstat', '--binary', `--servers=${ip}`, `--username=${user.name}`, `--password=${user.password}`])).output;
+    (
+      await execIn(client.container, [
+        'memcstat',
+        '--binary',
+        `--servers=${ip}`,
+        `--username=${user.name}`,
+        `--password=${user.password}`,
+      ])
+    ).output;
 
   beforeAll(async () => {
     networkA = bench.network;
@@ -81,7 +89,10 @@ describe.each(targetRows())('%s', (_profile, target) => {
 
   it('refuses an invalid or empty allowlist', async () => {
     for (const value of ['10.0.0.300/32', '']) {
-      const result = await runToExit(target, networkA.name, { env: { MEMCACHED_ALLOW_FROM: value }, capAdd: ['NET_ADMIN'] });
+      const result = await runToExit(target, networkA.name, {
+        env: { MEMCACHED_ALLOW_FROM: value },
+        capAdd: ['NET_ADMIN'],
+      });
       expect(result.exitCode).not.toBe(0);
       expect(result.output).toMatch(/MEMCACHED_ALLOW_FROM/);
     }

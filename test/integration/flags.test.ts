@@ -30,7 +30,11 @@ describe.each(targetRows())('%s', (_profile, target) => {
     const check = FLAG_CHECKS[flag];
     if (!check) throw new Error(`no behavioural check for ${flag}`);
     const [hardened, control] = await Promise.all([serverFor(check, true), serverFor(check, false)]);
-    expect({ flag, forbids: check.forbids, verdict: await check.probe(hardened.ip, user) }).toEqual({ flag, forbids: check.forbids, verdict: 'enforced' });
+    expect({ flag, forbids: check.forbids, verdict: await check.probe(hardened.ip, user) }).toEqual({
+      flag,
+      forbids: check.forbids,
+      verdict: 'enforced',
+    });
     expect({ flag, control: await check.probe(control.ip, user) }).toEqual({ flag, control: 'not enforced' });
   });
 });

@@ -36,11 +36,19 @@ describe.each(targetRows())('%s', (_name, target) => {
   const owner = new Map<string, number>();
 
   const ketama = async (mode: 'set' | 'get', tag?: string) =>
-    outcomes(await runClient(host.container, ['ketama', mode, prefix, String(KEYS), ...(tag ? [tag] : []), ...addresses.map((a) => `${a}:11211`)], user));
+    outcomes(
+      await runClient(
+        host.container,
+        ['ketama', mode, prefix, String(KEYS), ...(tag ? [tag] : []), ...addresses.map((a) => `${a}:11211`)],
+        user,
+      ),
+    );
   /** For each key, the indexes of the servers holding it with `<key>:<tag>`, read directly. */
   const holders = async (tag: string) => {
     const held = await Promise.all(servers.map((server) => storedValues(server.ip, user, keys)));
-    return new Map(keys.map((key) => [key, held.flatMap((values, index) => (values.get(key) === `${key}:${tag}` ? [index] : []))]));
+    return new Map(
+      keys.map((key) => [key, held.flatMap((values, index) => (values.get(key) === `${key}:${tag}` ? [index] : []))]),
+    );
   };
   const allHit = (tag: string) => new Map(keys.map((key) => [key, `HIT ${key}:${tag}`]));
 
@@ -59,7 +67,10 @@ describe.each(targetRows())('%s', (_name, target) => {
       owner.set(key, indexes[0]!);
     }
     const shares = HOSTS.map((_, index) => keys.filter((key) => owner.get(key) === index).length);
-    expect(shares.every((share) => share > 0), `keys per server: ${shares.join(', ')}`).toBe(true);
+    expect(
+      shares.every((share) => share > 0),
+      `keys per server: ${shares.join(', ')}`,
+    ).toBe(true);
     // The positive control for the next check: with all three up, every key hits.
     expect(await ketama('get')).toEqual(allHit('first'));
   });
@@ -79,8 +90,13 @@ describe.each(targetRows())('%s', (_name, target) => {
     servers[REPLACED] = await bench.start(target, { hostname, ipv4Address: addresses[REPLACED] });
     expect(servers[REPLACED]!.ip).toBe(addresses[REPLACED]);
     expect(await hostnameOf(servers[REPLACED]!.container.getId())).toBe(hostname);
-    expect(await tryAuthenticatedRoundTrip(addresses[REPLACED]!, user.name, user.password)).toEqual({ authStatus: Status.ok, roundTrip: true });
-    expect((await tryAuthenticatedRoundTrip(addresses[REPLACED]!, user.name, `${user.password}-wrong`)).roundTrip).toBe(false);
+    expect(await tryAuthenticatedRoundTrip(addresses[REPLACED]!, user.name, user.password)).toEqual({
+      authStatus: Status.ok,
+      roundTrip: true,
+    });
+    expect((await tryAuthenticatedRoundTrip(addresses[REPLACED]!, user.name, `${user.password}-wrong`)).roundTrip).toBe(
+      false,
+    );
     expect(await ketama('set', 'second')).toEqual(new Map(keys.map((key) => [key, 'STORED'])));
     expect(await ketama('get')).toEqual(allHit('second'));
     // Same address, same place on the continuum: the replacement holds exactly the keys of the server it replaced.

@@ -27,7 +27,8 @@ interface ProcessIdentity {
 
 /** Every process of the server's container, as `user` (the image's own by default) reads them, PID order. */
 async function processes(server: RunningServer, user?: string): Promise<ProcessIdentity[]> {
-  const script = 'for d in $(ls -d /proc/[0-9]* | sort -t/ -k3 -n); do echo "=== $(tr "\\0" " " < $d/cmdline)"; cat $d/status; done 2>/dev/null';
+  const script =
+    'for d in $(ls -d /proc/[0-9]* | sort -t/ -k3 -n); do echo "=== $(tr "\\0" " " < $d/cmdline)"; cat $d/status; done 2>/dev/null';
   const { output } = await execIn(server.container, ['sh', '-c', script], user);
   return output
     .split(/^=== /m)
@@ -35,7 +36,12 @@ async function processes(server: RunningServer, user?: string): Promise<ProcessI
     .map((block) => {
       const [command = '', ...status] = block.split('\n');
       const field = (name: string) => /^\S+:\s*(\S+)/.exec(status.find((l) => l.startsWith(`${name}:`)) ?? '')?.[1];
-      return { command: command.trim(), uid: Number(field('Uid')), capEff: BigInt(`0x${field('CapEff') ?? 0}`), capPrm: BigInt(`0x${field('CapPrm') ?? 0}`) };
+      return {
+        command: command.trim(),
+        uid: Number(field('Uid')),
+        capEff: BigInt(`0x${field('CapEff') ?? 0}`),
+        capPrm: BigInt(`0x${field('CapPrm') ?? 0}`),
+      };
     })
     .filter((p) => p.command !== '');
 }
@@ -85,10 +91,18 @@ describe.each(surfaceRows())('%s', (_name, target, surface) => {
 
   it("runs the profile's OS release and a memcached at least as new as the profile requires", async () => {
     const profile = loadProfile(target.profile);
-    const expectedRelease = { 'ubuntu:16.04': 'VERSION_ID="16.04"', 'debian:12': 'VERSION_ID="12"' }[profile.base.image];
-    expect((await execIn(server.container, ['cat', '/etc/os-release'])).output).toContain(expectedRelease ?? 'unknown base');
+    const expectedRelease = { 'ubuntu:16.04': 'VERSION_ID="16.04"', 'debian:12': 'VERSION_ID="12"' }[
+      profile.base.image
+    ];
+    expect((await execIn(server.container, ['cat', '/etc/os-release'])).output).toContain(
+      expectedRelease ?? 'unknown base',
+    );
     const compare = (minimum: string) =>
-      execIn(server.container, ['sh', '-c', `dpkg --compare-versions "$(dpkg-query -W -f='\${Version}' memcached)" ge "${minimum}" && echo NEW-ENOUGH || echo TOO-OLD`]);
+      execIn(server.container, [
+        'sh',
+        '-c',
+        `dpkg --compare-versions "$(dpkg-query -W -f='\${Version}' memcached)" ge "${minimum}" && echo NEW-ENOUGH || echo TOO-OLD`,
+      ]);
     expect((await compare(profile.memcached.minVersion)).output).toContain('NEW-ENOUGH');
     // Control: the same comparison does reject a requirement the package cannot meet.
     expect((await compare('99:0')).output).toContain('TOO-OLD');
@@ -99,7 +113,8 @@ describe.each(surfaceRows())('%s', (_name, target, surface) => {
     const commands = all.map((p) => p.command.split(' ')[0]?.split('/').pop());
     expect(commands).toContain('memcached');
     // Without TLS, or with memcached's own, memcached is PID 1 (signals reach it); a TLS front runs beside it.
-    if (surface === 'plain' || loadProfile(target.profile).tls.via === 'memcached') expect(all[0]?.command).toMatch(/^memcached /);
+    if (surface === 'plain' || loadProfile(target.profile).tls.via === 'memcached')
+      expect(all[0]?.command).toMatch(/^memcached /);
     expect(privileged(all)).toEqual([]);
     // Control: the same inventory read by a root exec lists that exec's own processes.
     expect(privileged(await processes(server, 'root')).length).toBeGreaterThan(0);
@@ -116,7 +131,11 @@ describe.each(surfaceRows())('%s', (_name, target, surface) => {
   });
 
   it('has no compilers, and no saslpasswd2 unless it builds its sasldb at start; the client image has them', async () => {
-    const lookFor = ['sh', '-c', 'for tool in gcc cc c++ g++ clang make as ld saslpasswd2; do command -v "$tool"; done; true'];
+    const lookFor = [
+      'sh',
+      '-c',
+      'for tool in gcc cc c++ g++ clang make as ld saslpasswd2; do command -v "$tool"; done; true',
+    ];
     const expected = target.credentials === 'runtime' ? expect.stringMatching(/^\S*saslpasswd2$/) : '';
     expect((await execIn(server.container, lookFor)).output.trim()).toEqual(expected);
     const onClient = await runToExit(target.clientImage, bench.network.name, { command: lookFor });
@@ -133,7 +152,11 @@ describe.each(surfaceRows())('%s', (_name, target, surface) => {
       'org.opencontainers.image.base.name': target.baseImage,
       'memcached-hardened.profile': target.profile,
     });
-    for (const key of ['org.opencontainers.image.version', 'org.opencontainers.image.created', 'org.opencontainers.image.revision']) {
+    for (const key of [
+      'org.opencontainers.image.version',
+      'org.opencontainers.image.created',
+      'org.opencontainers.image.revision',
+    ]) {
       expect(config.Config.Labels?.[key]).toBeTruthy();
     }
     expect((await execIn(server.container, ['/usr/local/bin/memcached-healthcheck'])).exitCode).toBe(0);
@@ -141,7 +164,8 @@ describe.each(surfaceRows())('%s', (_name, target, surface) => {
 
   it('no password appears in history, image config, labels, logs or any argv; one planted in each is found', async () => {
     const places = await secretPlaces(server, image);
-    for (const u of target.users) expect({ user: u.name, seen: sightings(places, u.password) }).toEqual({ user: u.name, seen: [] });
+    for (const u of target.users)
+      expect({ user: u.name, seen: sightings(places, u.password) }).toEqual({ user: u.name, seen: [] });
     // Control: the same scans over a server with the password planted in each place: a label (history and
     // config), the container's environment, a process's argv and the entrypoint's log.
     const plant: Weakening = {
@@ -150,14 +174,19 @@ describe.each(surfaceRows())('%s', (_name, target, surface) => {
       caughtBy: { file: 'hardening', test: 'no password appears in history' },
       lines: () => [
         `LABEL org.example.planted="${user.password}"`,
-        ...edit(`sed -i 's/^set -eu$/&\\necho "planted: $PLANTED" >\\&2/' ${ENTRYPOINT}`, `grep -q 'planted: ' ${ENTRYPOINT}`),
+        ...edit(
+          `sed -i 's/^set -eu$/&\\necho "planted: $PLANTED" >\\&2/' ${ENTRYPOINT}`,
+          `grep -q 'planted: ' ${ENTRYPOINT}`,
+        ),
       ],
     };
     const variant = await buildSurfaceVariant(target, surface, plant);
     const network = bench.network.name;
     const planted = await startSurface(variant.target, surface, network, { secret, env: { PLANTED: user.password } });
     try {
-      const exec = await docker.getContainer(planted.container.getId()).exec({ Cmd: ['tail', '-f', '/dev/null', user.password] });
+      const exec = await docker
+        .getContainer(planted.container.getId())
+        .exec({ Cmd: ['tail', '-f', '/dev/null', user.password] });
       await exec.start({ Detach: true });
       const seen = await pollUntil(
         async () => {

@@ -38,9 +38,18 @@ describe.each(targetRows())('%s', (_profile, target) => {
   beforeAll(async () => {
     network = await createIsolatedNetwork('health');
     const imageTest = (await docker.getImage(target.image).inspect()).Config.Healthcheck?.Test;
-    if (!imageTest || imageTest[0] !== 'CMD') throw new Error(`the image has no CMD health check: ${JSON.stringify(imageTest)}`);
+    if (!imageTest || imageTest[0] !== 'CMD')
+      throw new Error(`the image has no CMD health check: ${JSON.stringify(imageTest)}`);
     // The image's own test, polled every second so a state change shows within seconds.
-    const options: ServerOptions = { healthCheck: { test: imageTest as ['CMD', ...string[]], interval: 1000, timeout: 3000, retries: 2, startPeriod: 0 } };
+    const options: ServerOptions = {
+      healthCheck: {
+        test: imageTest as ['CMD', ...string[]],
+        interval: 1000,
+        timeout: 3000,
+        retries: 2,
+        startPeriod: 0,
+      },
+    };
     saslOff = await buildVariant(target, SASL_OFF);
     [server, unauthenticated, gone] = await Promise.all([
       startServer(target, network.name, options),

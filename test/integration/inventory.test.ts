@@ -59,7 +59,10 @@ function executables(files: Files): string[] {
 /** Paths from a committed allow list: one absolute path a line, `#` comments. */
 function allowList(name: string): string[] {
   const text = readFileSync(projectPath('test/fixtures/inventory', `${name}.executables.txt`), 'utf8');
-  const paths = text.split('\n').map((line) => line.trim()).filter((line) => line !== '' && !line.startsWith('#'));
+  const paths = text
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line !== '' && !line.startsWith('#'));
   const odd = paths.filter((path) => !path.startsWith('/') || /\s/.test(path));
   if (odd.length > 0) throw new Error(`${name}.executables.txt: not absolute paths: ${odd.join(', ')}`);
   return paths;

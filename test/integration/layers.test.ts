@@ -25,7 +25,10 @@ const passwordNeedles = (target: TestTarget) =>
 
 /** The base64 lines of a PEM key between its BEGIN and END lines. */
 function pemBodyLines(pem: string): string[] {
-  return pem.split('\n').map((line) => line.trim()).filter((line) => line !== '' && !line.startsWith('-----'));
+  return pem
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line !== '' && !line.startsWith('-----'));
 }
 
 /**
@@ -114,7 +117,10 @@ describe.each(surfaceRows())('%s', (_name, target, surface) => {
         expect(caught).not.toContain(`password of ${user.name} in config`);
       }
     } finally {
-      await building.then((variant) => variant.remove(), () => undefined);
+      await building.then(
+        (variant) => variant.remove(),
+        () => undefined,
+      );
     }
   });
 });

@@ -39,7 +39,15 @@ describe.each(targetRows())('%s', (_profile, target) => {
   let ipv6Address: string;
   const start = (of: typeof target, network: string, options?: ServerOptions) => bench.start(of, options, network);
   const memcstatFrom = async (client: typeof privateClient, ip: string) =>
-    (await execIn(client.container, ['memcstat', '--binary', `--servers=${ip}`, `--username=${user.name}`, `--password=${user.password}`])).output;
+    (
+      await execIn(client.container, [
+        'memcstat',
+        '--binary',
+        `--servers=${ip}`,
+        `--username=${user.name}`,
+        `--password=${user.password}`,
+      ])
+    ).output;
 
   beforeAll(async () => {
     privateNet = bench.network;
@@ -71,11 +79,17 @@ describe.each(targetRows())('%s', (_profile, target) => {
     expect(await tcpProbe(publicClient.container, publicIp)).toBe('failed');
     // Control: the operator names the public address; it is reachable and authenticates, and says so.
     const chosenIp = publicNet.fixedAddress(10);
-    const chosen = await start(target, publicNet.name, { ipv4Address: chosenIp, extraNetworks: [privateNet.name], env: { MEMCACHED_LISTEN: chosenIp } });
+    const chosen = await start(target, publicNet.name, {
+      ipv4Address: chosenIp,
+      extraNetworks: [privateNet.name],
+      env: { MEMCACHED_LISTEN: chosenIp },
+    });
     expect(await tcpProbe(publicClient.container, chosenIp)).toBe('connected');
     expect(memcstatShowsStats(await memcstatFrom(publicClient, chosenIp), chosenIp)).toBe(true);
     expect(await tcpProbe(privateClient.container, chosen.container.getIpAddress(privateNet.name))).toBe('failed');
-    expect(await chosen.logs()).toContain(`listening on ${chosenIp} port 11211 (TCP only, a public address chosen by MEMCACHED_LISTEN)`);
+    expect(await chosen.logs()).toContain(
+      `listening on ${chosenIp} port 11211 (TCP only, a public address chosen by MEMCACHED_LISTEN)`,
+    );
   });
 
   it('refuses to start with only a public address, naming it and MEMCACHED_LISTEN in one line', async () => {
@@ -107,10 +121,13 @@ describe.each(targetRows())('%s', (_profile, target) => {
       attempt.release();
       return { held: attempt.held.length, refused: attempt.refused };
     };
-    const settled = await pollUntil(async () => {
-      const verdict = await hoard();
-      return verdict.held === 3 ? verdict : undefined;
-    }, { timeoutMs: 10_000, intervalMs: 250, what: 'the IPv6 client holds exactly the cap' }).catch(hoard);
+    const settled = await pollUntil(
+      async () => {
+        const verdict = await hoard();
+        return verdict.held === 3 ? verdict : undefined;
+      },
+      { timeoutMs: 10_000, intervalMs: 250, what: 'the IPv6 client holds exactly the cap' },
+    ).catch(hoard);
     expect(settled).toEqual({ held: 3, refused: 2 });
   });
 
@@ -133,11 +150,20 @@ describe.each(targetRows())('%s', (_profile, target) => {
 
   it('refuses an IPv6 allowlist without NET_ADMIN (fail closed), and an IPv6 address the container does not have', async () => {
     const address = dualStack.fixedAddress6(5);
-    const withoutCap = await runToExit(target, dualStack.name, { ipv6Address: address, env: { MEMCACHED_LISTEN: address, MEMCACHED_ALLOW_FROM: `${dualStack.ipv6Gateway}/128` } });
+    const withoutCap = await runToExit(target, dualStack.name, {
+      ipv6Address: address,
+      env: { MEMCACHED_LISTEN: address, MEMCACHED_ALLOW_FROM: `${dualStack.ipv6Gateway}/128` },
+    });
     expect(withoutCap.exitCode).toBe(78);
-    expect(withoutCap.output.trim().split('\n')).toEqual([expect.stringContaining('MEMCACHED_ALLOW_FROM needs --cap-add NET_ADMIN')]);
-    const elsewhere = await runToExit(target, dualStack.name, { env: { MEMCACHED_LISTEN: dualStack.fixedAddress6(6) } });
+    expect(withoutCap.output.trim().split('\n')).toEqual([
+      expect.stringContaining('MEMCACHED_ALLOW_FROM needs --cap-add NET_ADMIN'),
+    ]);
+    const elsewhere = await runToExit(target, dualStack.name, {
+      env: { MEMCACHED_LISTEN: dualStack.fixedAddress6(6) },
+    });
     expect(elsewhere.exitCode).toBe(78);
-    expect(elsewhere.output.trim().split('\n')).toEqual([expect.stringContaining(`MEMCACHED_LISTEN ${dualStack.fixedAddress6(6)} is not an address of this container`)]);
+    expect(elsewhere.output.trim().split('\n')).toEqual([
+      expect.stringContaining(`MEMCACHED_LISTEN ${dualStack.fixedAddress6(6)} is not an address of this container`),
+    ]);
   });
 });

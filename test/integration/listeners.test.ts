@@ -4,7 +4,14 @@ import { clientsImage } from '../helpers/clients.js';
 import { isolatedServers, type ClientHost } from '../helpers/fixture.js';
 import { DUMP_SOCKET_TABLES, reachableSockets } from '../helpers/proc-net.js';
 import { execIn, type RunningServer } from '../helpers/server.js';
-import { buildSurfaceVariant, issueTlsSecret, startSurface, surfaceRows, type Surface, type TlsSecret } from '../helpers/surface.js';
+import {
+  buildSurfaceVariant,
+  issueTlsSecret,
+  startSurface,
+  surfaceRows,
+  type Surface,
+  type TlsSecret,
+} from '../helpers/surface.js';
 import type { TestTarget } from '../helpers/targets.js';
 import type { Variant } from '../helpers/variants.js';
 import { SECOND_LISTENER } from '../helpers/weakenings.js';
@@ -26,12 +33,30 @@ function intendedSockets(server: RunningServer, surface: Surface): string[] {
 
 /** The open TCP ports nmap finds on `ip`, scanning all 65535 from `scanner`; refuses a scan that did not cover them all. */
 async function openTcpPorts(scanner: StartedTestContainer, ip: string): Promise<number[]> {
-  const { output } = await execIn(scanner, ['nmap', '-sT', '-Pn', '-n', '-p-', '-T4', '--max-retries', '1', '--host-timeout', '90s', '-oG', '-', ip]);
+  const { output } = await execIn(scanner, [
+    'nmap',
+    '-sT',
+    '-Pn',
+    '-n',
+    '-p-',
+    '-T4',
+    '--max-retries',
+    '1',
+    '--host-timeout',
+    '90s',
+    '-oG',
+    '-',
+    ip,
+  ]);
   const line = output.split('\n').find((l) => l.startsWith(`Host: ${ip} `) && l.includes('Ports:'));
   if (!line) throw new Error(`nmap reported no ports for ${ip}:\n${output}`);
-  const ports = (/Ports: ([^\t]*)/.exec(line)?.[1] ?? '').split(', ').filter(Boolean).map((entry) => entry.split('/'));
+  const ports = (/Ports: ([^\t]*)/.exec(line)?.[1] ?? '')
+    .split(', ')
+    .filter(Boolean)
+    .map((entry) => entry.split('/'));
   const ignored = Number(/Ignored State: \S+ \((\d+)\)/.exec(line)?.[1] ?? 0);
-  if (ports.length + ignored !== 65535) throw new Error(`nmap covered ${ports.length + ignored} of 65535 ports: ${line}`);
+  if (ports.length + ignored !== 65535)
+    throw new Error(`nmap covered ${ports.length + ignored} of 65535 ports: ${line}`);
   return ports.filter(([, state]) => state === 'open').map(([port]) => Number(port));
 }
 
@@ -56,7 +81,9 @@ describe.each(surfaceRows())('%s', (_name, target, surface) => {
 
   it('every reachable socket in its namespace, loopback included, is an intended one; one more listener is caught', async () => {
     expect(await socketInventory(server)).toEqual(intendedSockets(server, surface));
-    expect(await socketInventory(weakened)).toEqual([...intendedSockets(weakened, surface), 'tcp 0.0.0.0:11212'].sort());
+    expect(await socketInventory(weakened)).toEqual(
+      [...intendedSockets(weakened, surface), 'tcp 0.0.0.0:11212'].sort(),
+    );
   });
 
   it('a scan of all 65535 TCP ports from the network finds only 11211; one more listener is caught', async () => {

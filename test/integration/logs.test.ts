@@ -32,7 +32,10 @@ const MIN_KEY_LINE = 16;
 
 /** Each line of a PEM private key's body: a log holding any of them holds key material. */
 function keyLines(label: string, pem: string): Secret[] {
-  const body = pem.split('\n').map((line) => line.trim()).filter((line) => line !== '' && !line.startsWith('-----'));
+  const body = pem
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line !== '' && !line.startsWith('-----'));
   if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(pem) || body.length < 10) {
     throw new Error(`${label} is not a PEM private key`);
   }

@@ -31,11 +31,28 @@ function attempts(user: string, password: string): Attempt[] {
     {
       mechanism: 'DIGEST-MD5',
       start: bytes(''),
-      steps: [bytes(`username="${user}",nonce="OA6MG9tEQGm2hh",cnonce="${nonce}",nc=00000001,qop=auth,digest-uri="memcached/localhost",response=d388dad90d4bbd760a152321f2143af7,charset=utf-8`), bytes('')],
+      steps: [
+        bytes(
+          `username="${user}",nonce="OA6MG9tEQGm2hh",cnonce="${nonce}",nc=00000001,qop=auth,digest-uri="memcached/localhost",response=d388dad90d4bbd760a152321f2143af7,charset=utf-8`,
+        ),
+        bytes(''),
+      ],
     },
-    { mechanism: 'SCRAM-SHA-1', start: bytes(`n,,n=${user},r=${nonce}`), steps: [bytes(`c=biws,r=${nonce}3rfcNHYJY1ZVvWVs7j,p=v0X8v3Bz2T0CJGbJQyF0X+HI4Ts=`)] },
-    { mechanism: 'SCRAM-SHA-256', start: bytes(`n,,n=${user},r=${nonce}`), steps: [bytes(`c=biws,r=${nonce}%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=`)] },
-    { mechanism: 'NTLM', start: Buffer.from('4e544c4d5353500001000000078208a2000000000000000000000000000000000000', 'hex'), steps: [Buffer.from('4e544c4d53535000030000001800180040000000', 'hex')] },
+    {
+      mechanism: 'SCRAM-SHA-1',
+      start: bytes(`n,,n=${user},r=${nonce}`),
+      steps: [bytes(`c=biws,r=${nonce}3rfcNHYJY1ZVvWVs7j,p=v0X8v3Bz2T0CJGbJQyF0X+HI4Ts=`)],
+    },
+    {
+      mechanism: 'SCRAM-SHA-256',
+      start: bytes(`n,,n=${user},r=${nonce}`),
+      steps: [bytes(`c=biws,r=${nonce}%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=`)],
+    },
+    {
+      mechanism: 'NTLM',
+      start: Buffer.from('4e544c4d5353500001000000078208a2000000000000000000000000000000000000', 'hex'),
+      steps: [Buffer.from('4e544c4d53535000030000001800180040000000', 'hex')],
+    },
     { mechanism: 'OTP', start: bytes(`\0${user}`), steps: [bytes('word:BOND FOGY DRAB NE RISE MART')] },
     { mechanism: 'GSSAPI', start: Buffer.from('6082011e06092a864886f71201020201006e', 'hex'), steps: [bytes('')] },
     { mechanism: 'GS2-KRB5', start: bytes('n,,'), steps: [bytes('')] },
@@ -75,7 +92,8 @@ async function announced(ip: string): Promise<string[]> {
   const client = await BinaryClient.connect(ip);
   try {
     const response = await client.listMechanisms();
-    if (response?.status !== Status.ok) throw new Error(`list-mechanisms answered ${response ? `status ${response.status}` : 'nothing'}`);
+    if (response?.status !== Status.ok)
+      throw new Error(`list-mechanisms answered ${response ? `status ${response.status}` : 'nothing'}`);
     return response.value.toString('latin1').trim().split(/\s+/).sort();
   } finally {
     client.close();
@@ -101,7 +119,9 @@ describe.each(targetRows())('%s', (_profile, target) => {
   });
 
   it('authenticates only PLAIN with the right password, whatever mechanism is tried; the ANONYMOUS control lets anyone in', async () => {
-    const refusedExceptPlain = Object.fromEntries(all.map((a) => [a.mechanism, a.mechanism === 'PLAIN' ? 'authenticated' : 'refused']));
+    const refusedExceptPlain = Object.fromEntries(
+      all.map((a) => [a.mechanism, a.mechanism === 'PLAIN' ? 'authenticated' : 'refused']),
+    );
     expect(await verdicts(server.ip, all)).toEqual(refusedExceptPlain);
     expect(await verdicts(anonymous.ip, all)).toEqual({ ...refusedExceptPlain, ANONYMOUS: 'authenticated' });
   });

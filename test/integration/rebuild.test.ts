@@ -48,7 +48,10 @@ describe.each(profiles)('rebuilds of %s', (profileName) => {
   let network: Awaited<ReturnType<typeof createIsolatedNetwork>>;
 
   /** One CLI-equivalent build: the arguments as a user types them, the users as read from their file. */
-  async function build(args: string[], users?: readonly SaslUser[]): Promise<{ imageId: string; builds: number; reads: number }> {
+  async function build(
+    args: string[],
+    users?: readonly SaslUser[],
+  ): Promise<{ imageId: string; builds: number; reads: number }> {
     const [builds, reads] = [engine.builds(), engine.reads()];
     const config = parseBuildArgs(['--profile', profileName, ...args]);
     if (!config) throw new Error('no config');
@@ -59,11 +62,18 @@ describe.each(profiles)('rebuilds of %s', (profileName) => {
 
   /** Whether a server of `imageId` lets each user in: a refused login is a fact, not a reading of its sasldb. */
   async function logins(imageId: string, users: readonly SaslUser[]): Promise<boolean[]> {
-    const target: TestTarget = { ...profileTarget, credentials: 'baked', usersSecret: undefined, image: imageId, users };
+    const target: TestTarget = {
+      ...profileTarget,
+      credentials: 'baked',
+      usersSecret: undefined,
+      image: imageId,
+      users,
+    };
     const server = await startServer(target, network.name);
     try {
       const answers: boolean[] = [];
-      for (const user of users) answers.push((await tryAuthenticatedRoundTrip(server.ip, user.name, user.password)).roundTrip);
+      for (const user of users)
+        answers.push((await tryAuthenticatedRoundTrip(server.ip, user.name, user.password)).roundTrip);
       return answers;
     } finally {
       await server.stop();
@@ -101,12 +111,18 @@ describe.each(profiles)('rebuilds of %s', (profileName) => {
     expect(extra.builds).toBeGreaterThan(0);
     expect(extra.imageId).not.toBe(afterRotation.imageId);
 
-    const allowlisted = await build([...args, '--allow-from', '10.0.0.0/8'], [rotated, { name: 'intruder', password: generatePassword() }]);
+    const allowlisted = await build(
+      [...args, '--allow-from', '10.0.0.0/8'],
+      [rotated, { name: 'intruder', password: generatePassword() }],
+    );
     expect(allowlisted.builds).toBeGreaterThan(0);
 
     // By behaviour: the image kept for the same users still lets sammy in with the old password (the
     // control), and the one rebuilt after rotating refuses it and takes the new one.
-    const [kept, afterRotationLogins] = await Promise.all([logins(again.imageId, [sammy]), logins(afterRotation.imageId, [sammy, rotated])]);
+    const [kept, afterRotationLogins] = await Promise.all([
+      logins(again.imageId, [sammy]),
+      logins(afterRotation.imageId, [sammy, rotated]),
+    ]);
     expect(kept).toEqual([true]);
     expect(afterRotationLogins).toEqual([false, true]);
   });

@@ -52,7 +52,10 @@ describe.each(runtimeTargets.map((t): [string, TestTarget] => [t.name, t]))('%s'
       binds: [`${passwordFile}:/run/secrets/memcached_password:ro`],
     });
     try {
-      expect(await tryAuthenticatedRoundTrip(server.ip, 'app', 'bitnami-style-password-1')).toEqual({ authStatus: Status.ok, roundTrip: true });
+      expect(await tryAuthenticatedRoundTrip(server.ip, 'app', 'bitnami-style-password-1')).toEqual({
+        authStatus: Status.ok,
+        roundTrip: true,
+      });
       expect((await tryAuthenticatedRoundTrip(server.ip, 'app', 'not-the-password-1')).roundTrip).toBe(false);
       expect((await tryAuthenticatedRoundTrip(server.ip, user.name, user.password)).roundTrip).toBe(false);
     } finally {
@@ -64,35 +67,63 @@ describe.each(runtimeTargets.map((t): [string, TestTarget] => [t.name, t]))('%s'
     const cases = join(scratch, `cases-${target.profile}`);
     mkdirSync(cases);
     chmodSync(cases, 0o755);
-    USERS_FILE_CASES.forEach(([, content], index) => writeFileSync(join(cases, `case-${String(index).padStart(2, '0')}`), bytesOf(content)));
+    USERS_FILE_CASES.forEach(([, content], index) =>
+      writeFileSync(join(cases, `case-${String(index).padStart(2, '0')}`), bytesOf(content)),
+    );
     writeFileSync(join(cases, 'driver.sh'), `. ${IMAGE_VALUES_PATH}\n. ${CREDENTIAL_RULES_PATH}\n${SHELL_DRIVER}`);
     const run = await runToExit(target.image, network.name, {
-      entrypoint: ['sh', '-c', 'for f in /cases/case-*; do printf "\\n%s\\t" "${f##*/}"; sh /cases/driver.sh "$f"; done'],
+      entrypoint: [
+        'sh',
+        '-c',
+        'for f in /cases/case-*; do printf "\\n%s\\t" "${f##*/}"; sh /cases/driver.sh "$f"; done',
+      ],
       binds: [`${cases}:/cases:ro`],
     });
     expect(run.exitCode, run.output).toBe(0);
-    const inContainer = Object.fromEntries(run.output.split('\n').filter((l) => l.startsWith('case-')).map((l) => [l.slice(0, 7), l.slice(8)]));
-    const byCli = Object.fromEntries(USERS_FILE_CASES.map(([, content], index) => [`case-${String(index).padStart(2, '0')}`, cliVerdict(content)]));
+    const inContainer = Object.fromEntries(
+      run.output
+        .split('\n')
+        .filter((l) => l.startsWith('case-'))
+        .map((l) => [l.slice(0, 7), l.slice(8)]),
+    );
+    const byCli = Object.fromEntries(
+      USERS_FILE_CASES.map(([, content], index) => [`case-${String(index).padStart(2, '0')}`, cliVerdict(content)]),
+    );
     expect(inContainer).toEqual(byCli);
   });
 
   it('starts with a non-ASCII password counted in characters, and refuses a non-ASCII name as the CLI does', async () => {
     const password = 'пароль-пароль';
-    const server = await startServer({ ...target, usersSecret: secret('cyrillic-users', `ivan:${password}\n`) }, network.name);
+    const server = await startServer(
+      { ...target, usersSecret: secret('cyrillic-users', `ivan:${password}\n`) },
+      network.name,
+    );
     try {
-      expect(await tryAuthenticatedRoundTrip(server.ip, 'ivan', password)).toEqual({ authStatus: Status.ok, roundTrip: true });
+      expect(await tryAuthenticatedRoundTrip(server.ip, 'ivan', password)).toEqual({
+        authStatus: Status.ok,
+        roundTrip: true,
+      });
     } finally {
       await server.stop();
     }
-    const refused = await runToExit({ ...target, usersSecret: secret('accented-users', 'josé:correct-horse-battery\n') }, network.name, {});
+    const refused = await runToExit(
+      { ...target, usersSecret: secret('accented-users', 'josé:correct-horse-battery\n') },
+      network.name,
+      {},
+    );
     expect(refused.exitCode).toBe(78);
-    expect(refused.output.trim()).toBe(`memcached-hardened: users file /run/secrets/memcached_users${cliVerdict('josé:correct-horse-battery\n')}`);
+    expect(refused.output.trim()).toBe(
+      `memcached-hardened: users file /run/secrets/memcached_users${cliVerdict('josé:correct-horse-battery\n')}`,
+    );
   });
 
   it('refuses a bad users file without echoing its passwords', async () => {
     const leaked = 'Secret-value-999';
     const bad = secret('bad-users', `sammy:${leaked}\nsammy:${leaked}-2\n`);
-    const refused = await runToExit(target.image, network.name, { env: { MEMCACHED_USERS_FILE: '/run/users' }, binds: [`${bad}:/run/users:ro`] });
+    const refused = await runToExit(target.image, network.name, {
+      env: { MEMCACHED_USERS_FILE: '/run/users' },
+      binds: [`${bad}:/run/users:ro`],
+    });
     expect(refused.exitCode).not.toBe(0);
     expect(refused.output).toContain("duplicate user 'sammy'");
     expect(refused.output).not.toContain(leaked);
@@ -108,7 +139,9 @@ if (runtimeTargets.length === 0) {
       expect(image.Config.Labels?.['memcached-hardened.credentials']).toBe('baked');
       const network = await createIsolatedNetwork('runtime-none');
       try {
-        const probe = await runToExit(target.image, network.name, { entrypoint: ['sh', '-c', 'ls /etc/sasl2; echo done'] });
+        const probe = await runToExit(target.image, network.name, {
+          entrypoint: ['sh', '-c', 'ls /etc/sasl2; echo done'],
+        });
         expect(probe.output).toContain('memcached-sasldb2');
       } finally {
         await network.remove();

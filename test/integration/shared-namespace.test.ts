@@ -32,8 +32,19 @@ describe.each(targetRows())('%s', (_profile, target) => {
     ipv6: (await execIn(owner.container, ['ip6tables', '-w', '-S'], 'root')).output,
   });
   const memcstatFrom = async (client: typeof allowed, ip: string) =>
-    (await execIn(client.container, ['memcstat', '--binary', `--servers=${ip}`, `--username=${user.name}`, `--password=${user.password}`])).output;
-  const allowlisted = (env: Record<string, string> = {}) => ({ capAdd: ['NET_ADMIN'], env: { MEMCACHED_ALLOW_FROM: `${allowed.ip}/32`, ...env } });
+    (
+      await execIn(client.container, [
+        'memcstat',
+        '--binary',
+        `--servers=${ip}`,
+        `--username=${user.name}`,
+        `--password=${user.password}`,
+      ])
+    ).output;
+  const allowlisted = (env: Record<string, string> = {}) => ({
+    capAdd: ['NET_ADMIN'],
+    env: { MEMCACHED_ALLOW_FROM: `${allowed.ip}/32`, ...env },
+  });
 
   beforeAll(async () => {
     scratch = mkdtempSync(join(tmpdir(), 'mh-shared-namespace-'));
@@ -43,7 +54,9 @@ describe.each(targetRows())('%s', (_profile, target) => {
 
   it('refuses the allowlist where the namespace holds a rule it did not write and leaves it as it was; applies it where the namespace is clean', async () => {
     const owner = await namespaceOwner();
-    expect((await execIn(owner.container, ['iptables', '-w', '-I', 'INPUT', ...FOREIGN_RULE], 'root')).exitCode).toBe(0);
+    expect((await execIn(owner.container, ['iptables', '-w', '-I', 'INPUT', ...FOREIGN_RULE], 'root')).exitCode).toBe(
+      0,
+    );
     const before = await firewall(owner);
     const refused = await runToExit(target, inNamespaceOf(owner), allowlisted());
     expect(refused.exitCode).toBe(78);
@@ -55,7 +68,9 @@ describe.each(targetRows())('%s', (_profile, target) => {
     expect(await tcpProbe(allowed.container, owner.ip)).toBe('failed');
 
     // Control: the same namespace without the foreign rule takes the allowlist, which then works there.
-    expect((await execIn(owner.container, ['iptables', '-w', '-D', 'INPUT', ...FOREIGN_RULE], 'root')).exitCode).toBe(0);
+    expect((await execIn(owner.container, ['iptables', '-w', '-D', 'INPUT', ...FOREIGN_RULE], 'root')).exitCode).toBe(
+      0,
+    );
     const server = await startServer(target, inNamespaceOf(owner), { ...allowlisted(), unreachableFromHost: true });
     expect(memcstatShowsStats(await memcstatFrom(allowed, owner.ip), owner.ip)).toBe(true);
     expect(await tcpProbe(other.container, owner.ip)).toBe('failed');
@@ -74,12 +89,22 @@ describe.each(targetRows())('%s', (_profile, target) => {
     // fails after all the IPv4 rules and part of the IPv6 ones are in.
     const realIp6tables = join(dirname(loadProfile(target.profile).iptablesBinary), 'ip6tables');
     const failing = join(scratch, 'ip6tables');
-    writeFileSync(failing, `#!/bin/sh\ncase "$*" in *DROP*) echo "ip6tables: injected failure" >&2; exit 1 ;; esac\nexec ${realIp6tables} "$@"\n`);
+    writeFileSync(
+      failing,
+      `#!/bin/sh\ncase "$*" in *DROP*) echo "ip6tables: injected failure" >&2; exit 1 ;; esac\nexec ${realIp6tables} "$@"\n`,
+    );
     chmodSync(failing, 0o755);
     const env = { MEMCACHED_ALLOW_FROM: `${allowed.ip}/32,fd00::/8` };
-    const refused = await runToExit(target, inNamespaceOf(owner), { ...allowlisted(env), binds: [`${failing}:/usr/local/sbin/ip6tables:ro`] });
+    const refused = await runToExit(target, inNamespaceOf(owner), {
+      ...allowlisted(env),
+      binds: [`${failing}:/usr/local/sbin/ip6tables:ro`],
+    });
     expect(refused.exitCode).toBe(78);
-    expect(refused.output.trim().split('\n')).toEqual([expect.stringMatching(/MEMCACHED_ALLOW_FROM: the firewall refused a rule, so none is left in place.*injected failure$/)]);
+    expect(refused.output.trim().split('\n')).toEqual([
+      expect.stringMatching(
+        /MEMCACHED_ALLOW_FROM: the firewall refused a rule, so none is left in place.*injected failure$/,
+      ),
+    ]);
     expect(await firewall(owner)).toEqual(before);
     expect(await tcpProbe(allowed.container, owner.ip)).toBe('failed');
 

@@ -18,7 +18,19 @@ describe.each(targetRows())('%s (TLS)', (_name, target) => {
   const servers: RunningServer[] = [];
   /** Every version and suite the port accepts and its certificate, enumerated by nmap from the network. */
   const scan = async (server: RunningServer): Promise<TlsScan> => {
-    const command = ['nmap', '-sT', '-Pn', '-n', '-p', '11211', '--script', 'ssl-enum-ciphers,ssl-cert', '-oX', '-', server.ip];
+    const command = [
+      'nmap',
+      '-sT',
+      '-Pn',
+      '-n',
+      '-p',
+      '11211',
+      '--script',
+      'ssl-enum-ciphers,ssl-cert',
+      '-oX',
+      '-',
+      server.ip,
+    ];
     return parseNmapTlsScan((await execIn(scanner.container, command)).output);
   };
 

@@ -6,7 +6,8 @@ import { execIn, type RunningServer, runToExit, udpStatsProbe } from '../helpers
 import { socketsOnPort } from '../helpers/proc-net.js';
 import { targetRows } from '../helpers/targets.js';
 
-const procNetUdp = async (server: RunningServer) => (await execIn(server.container, ['cat', '/proc/net/udp', '/proc/net/udp6'])).output;
+const procNetUdp = async (server: RunningServer) =>
+  (await execIn(server.container, ['cat', '/proc/net/udp', '/proc/net/udp6'])).output;
 const UDP_AND_SASL = ['-U', '11211', '-p', '11211', '-S', '-l', '0.0.0.0'];
 
 describe.each(targetRows())('%s', (_profile, target) => {

@@ -22,9 +22,16 @@ async function sasldbUsers(server: RunningServer): Promise<string[]> {
 }
 
 /** Extra and missing user@realm entries against the expected names under the server's hostname. */
-function difference(actual: readonly string[], names: readonly string[], realm: string): { extra: string[]; missing: string[] } {
+function difference(
+  actual: readonly string[],
+  names: readonly string[],
+  realm: string,
+): { extra: string[]; missing: string[] } {
   const expected = names.map((name) => `${name}@${realm}`);
-  return { extra: actual.filter((u) => !expected.includes(u)), missing: expected.filter((u) => !actual.includes(u)).sort() };
+  return {
+    extra: actual.filter((u) => !expected.includes(u)),
+    missing: expected.filter((u) => !actual.includes(u)).sort(),
+  };
 }
 
 describe.each(targetRows())('%s', (_profile, target) => {
@@ -52,14 +59,23 @@ describe.each(targetRows())('%s', (_profile, target) => {
     expect((await tryAuthenticatedRoundTrip(planted.ip, EXTRA_USER.name, EXTRA_USER.password)).roundTrip).toBe(false);
     const plant = await execIn(planted.container, ['sh', '-c', addSasldbUserScript(await sasldbPath(planted))]);
     expect(plant.exitCode, plant.output).toBe(0);
-    expect(difference(await sasldbUsers(planted), names, plantedHostname)).toEqual({ extra: [`${EXTRA_USER.name}@${plantedHostname}`], missing: [] });
+    expect(difference(await sasldbUsers(planted), names, plantedHostname)).toEqual({
+      extra: [`${EXTRA_USER.name}@${plantedHostname}`],
+      missing: [],
+    });
     // The file read above is the one memcached authenticates against: the planted user gets in.
-    expect(await tryAuthenticatedRoundTrip(planted.ip, EXTRA_USER.name, EXTRA_USER.password)).toEqual({ authStatus: Status.ok, roundTrip: true });
+    expect(await tryAuthenticatedRoundTrip(planted.ip, EXTRA_USER.name, EXTRA_USER.password)).toEqual({
+      authStatus: Status.ok,
+      roundTrip: true,
+    });
   });
 
   it('the comparison names a missing or renamed user', () => {
     const [first = '', ...rest] = names;
     const actual = [...rest.map((n) => `${n}@${hostname}`), `${first}x@${hostname}`];
-    expect(difference(actual, names, hostname)).toEqual({ extra: [`${first}x@${hostname}`], missing: [`${first}@${hostname}`] });
+    expect(difference(actual, names, hostname)).toEqual({
+      extra: [`${first}x@${hostname}`],
+      missing: [`${first}@${hostname}`],
+    });
   });
 });

@@ -13,7 +13,12 @@ import { createIsolatedNetwork, docker } from '../helpers/docker.js';
 import { pollUntil } from '../helpers/poll.js';
 import { execIn, runToExit, startControl, startServer, type RunningServer } from '../helpers/server.js';
 import {
-  issueTlsSecret, startSurface, surfaceRoundTrip, surfaceTarget, type Surface, type TlsSecret,
+  issueTlsSecret,
+  startSurface,
+  surfaceRoundTrip,
+  surfaceTarget,
+  type Surface,
+  type TlsSecret,
 } from '../helpers/surface.js';
 import { firstUser, targetRows, type TestTarget } from '../helpers/targets.js';
 import { buildTestImage } from '../helpers/test-image.js';
@@ -36,9 +41,22 @@ import { edit, ENTRYPOINT } from '../helpers/weakenings.js';
 
 /** The entries issue V requires in every profile's table. */
 const REQUIRED_IDS = [
-  'CVE-2016-8704', 'CVE-2016-8705', 'CVE-2016-8706', 'CVE-2017-9951', 'CVE-2018-1000115', 'CVE-2018-1000127',
-  'CVE-2019-11596', 'CVE-2019-15026', 'CVE-2020-10931', 'CVE-2022-48571', 'CVE-2023-46852', 'CVE-2023-46853',
-  'CVE-2026-47783', 'CVE-2026-47784', 'memcached-issue-501', 'memcached-ascii-auth-huge-token',
+  'CVE-2016-8704',
+  'CVE-2016-8705',
+  'CVE-2016-8706',
+  'CVE-2017-9951',
+  'CVE-2018-1000115',
+  'CVE-2018-1000127',
+  'CVE-2019-11596',
+  'CVE-2019-15026',
+  'CVE-2020-10931',
+  'CVE-2022-48571',
+  'CVE-2023-46852',
+  'CVE-2023-46853',
+  'CVE-2026-47783',
+  'CVE-2026-47784',
+  'memcached-issue-501',
+  'memcached-ascii-auth-huge-token',
   'memcached-binprot-bodylen-above-2gib',
 ];
 
@@ -49,10 +67,22 @@ const MANY_KEYS = Array.from({ length: 2000 }, (_, i) => `k${i}`).join(' ');
 
 /** The probes of this file, by the names the tables use. */
 const PROBES = [
-  'append-key-longer-than-body', 'set-key-longer-than-body', 'sasl-auth-body-shorter-than-key', 'set-body-length-4gib',
-  'udp-stats-amplification', 'ascii-multiget-same-key', 'ascii-lru-without-argument', 'ascii-stats-conns',
-  'binary-extras-length-255', 'udp-multi-packet-frame', 'ascii-multiget-many-keys', 'ascii-request-bare-newline',
-  'binary-without-sasl-pwdb', 'udp-ascii-without-authentication', 'ascii-auth-huge-token', 'sasl-auth-body-above-2gib',
+  'append-key-longer-than-body',
+  'set-key-longer-than-body',
+  'sasl-auth-body-shorter-than-key',
+  'set-body-length-4gib',
+  'udp-stats-amplification',
+  'ascii-multiget-same-key',
+  'ascii-lru-without-argument',
+  'ascii-stats-conns',
+  'binary-extras-length-255',
+  'udp-multi-packet-frame',
+  'ascii-multiget-many-keys',
+  'ascii-request-bare-newline',
+  'binary-without-sasl-pwdb',
+  'udp-ascii-without-authentication',
+  'ascii-auth-huge-token',
+  'sasl-auth-body-above-2gib',
 ];
 
 /** A binary request header whose length fields may lie about what follows. */
@@ -262,7 +292,10 @@ async function memcachedPid(containerId: string): Promise<number | undefined> {
  */
 async function cachedTestImage(dockerfile: string, tag: string): Promise<string> {
   const digest = createHash('sha256').update(dockerfile).digest('hex');
-  const existing = await docker.getImage(tag).inspect().catch(() => undefined);
+  const existing = await docker
+    .getImage(tag)
+    .inspect()
+    .catch(() => undefined);
   if (existing?.Config.Labels?.[DOCKERFILE_LABEL] === digest) return existing.Id;
   return buildTestImage(`${dockerfile}\nLABEL ${DOCKERFILE_LABEL}=${digest}`, tag);
 }
@@ -347,9 +380,10 @@ describe.each(targetRows())('%s', (_name, target: TestTarget) => {
   /** stillServing for a server of either surface. */
   const stillServingOn = async (s: RunningServer, pid: number, surface: Surface) => {
     expect(await memcachedPid(s.container.getId())).toBe(pid);
-    const anonymous = surface === 'plain'
-      ? await tryAuthenticatedRoundTrip(s.ip, undefined, '')
-      : await tlsRoundTrip(s.ip, tlsOptions(), undefined);
+    const anonymous =
+      surface === 'plain'
+        ? await tryAuthenticatedRoundTrip(s.ip, undefined, '')
+        : await tlsRoundTrip(s.ip, tlsOptions(), undefined);
     expect(anonymous.roundTrip).toBe(false);
     expect(await surfaceRoundTrip(s, surface, user, secret)).toEqual({ authStatus: Status.ok, roundTrip: true });
   };
@@ -362,9 +396,10 @@ describe.each(targetRows())('%s', (_name, target: TestTarget) => {
 
   /** One surface's server: the image (or `image`, a variant of that surface), with its memcached PID. */
   const startOn = async (surface: Surface, image?: string): Promise<{ s: RunningServer; pid: number }> => {
-    const s = surface === 'plain'
-      ? await startServer({ ...target, image: image ?? target.image }, network.name)
-      : await startSurface({ ...target, tlsImage: image ?? target.tlsImage }, 'tls', network.name, { secret });
+    const s =
+      surface === 'plain'
+        ? await startServer({ ...target, image: image ?? target.image }, network.name)
+        : await startSurface({ ...target, tlsImage: image ?? target.tlsImage }, 'tls', network.name, { secret });
     const pid = await memcachedPid(s.container.getId());
     if (pid === undefined) throw new Error(`${target.name} (${surface}): no memcached running`);
     return { s, pid };
@@ -504,8 +539,11 @@ describe.each(targetRows())('%s', (_name, target: TestTarget) => {
         seen.push({ surface, image });
         await stillServingOn(guarded.s, guarded.pid, surface);
         const c = await binaryExchange(bare.ip, TRIGGERS.saslAuthBodyAbove2GiB(), undefined, tls);
-        expect({ surface, desynchronised: desynchronised(c), getRefused: getRefused(c) })
-          .toEqual({ surface, desynchronised: true, getRefused: true });
+        expect({ surface, desynchronised: desynchronised(c), getRefused: getRefused(c) }).toEqual({
+          surface,
+          desynchronised: true,
+          getRefused: true,
+        });
         controls.push(`${surface}, guard not preloaded: ${describeExchange(c)}`);
       } finally {
         if (surface === 'tls') await Promise.all([guarded.s.stop(), bare.stop()]);
@@ -540,21 +578,30 @@ describe.each(targetRows())('%s', (_name, target: TestTarget) => {
         expect((await client.request(Op.set, 'over', over, SET_EXTRAS, 20_000))?.status).toBe(E2BIG);
         // Pipelined in one write: a value that looks like a header announcing 4 GiB, then a GET and a VERSION.
         const lookalike = TRIGGERS.setBodyLength4GiB();
-        client.write(Buffer.concat([
-          encodeRequest(Op.set, 'lookalike', lookalike, SET_EXTRAS),
-          encodeRequest(Op.get, 'lookalike'),
-          encodeRequest(Op.version),
-        ]));
+        client.write(
+          Buffer.concat([
+            encodeRequest(Op.set, 'lookalike', lookalike, SET_EXTRAS),
+            encodeRequest(Op.get, 'lookalike'),
+            encodeRequest(Op.version),
+          ]),
+        );
         const pipelined = [];
         for (let i = 0; i < 3; i++) pipelined.push(await readResponse(client, 5000));
-        expect(pipelined.map((f) => [f?.opcode, f?.status])).toEqual([[Op.set, 0], [Op.get, 0], [Op.version, 0]]);
+        expect(pipelined.map((f) => [f?.opcode, f?.status])).toEqual([
+          [Op.set, 0],
+          [Op.get, 0],
+          [Op.version, 0],
+        ]);
         expect(pipelined[1]!.value.equals(lookalike)).toBe(true);
         // Headers cut mid-way, each piece read on its own.
         await writeInPieces(client, encodeRequest(Op.set, 'split', 'abc', SET_EXTRAS), [5, 13, 30]);
         await writeInPieces(client, encodeRequest(Op.get, 'split'), [1, 23]);
         const split = [await readResponse(client, 5000), await readResponse(client, 5000)];
         const answered = split.map((f) => [f?.opcode, f?.status, f?.value.toString()]);
-        expect(answered).toEqual([[Op.set, 0, ''], [Op.get, 0, 'abc']]);
+        expect(answered).toEqual([
+          [Op.set, 0, ''],
+          [Op.get, 0, 'abc'],
+        ]);
         // After all that the guard is still at a frame boundary: a header announcing over 2^31, cut in two,
         // is reset without an answer (the positive control of this check's framing).
         await writeInPieces(client, TRIGGERS.saslAuthBodyAbove2GiB(), [10]);
@@ -584,7 +631,8 @@ describe.each(targetRows())('%s', (_name, target: TestTarget) => {
     expect(value.text).toContain(`VALUE ${key} 0 5\r\nhello\r\nEND`);
     expect(amplified.bytes).toBeGreaterThan(10 * stats.length);
     const saslOn = xenial ? ' (SASL on)' : ' (SASL off)';
-    const control = `UDP on${saslOn}: set ${onUdp.text.trim()}, get returned the value, ` +
+    const control =
+      `UDP on${saslOn}: set ${onUdp.text.trim()}, get returned the value, ` +
       `stats ${amplified.bytes} bytes for a ${stats.length}-byte request`;
     if (!xenial) {
       // 1.6 refuses SASL with UDP at start: the issue-501 fix, shown on the same image.
@@ -634,8 +682,12 @@ describe.each(targetRows())('%s', (_name, target: TestTarget) => {
     }
     expect(control).toContain(`VALUE ${key} 0 1`);
     const how = xenial ? 'over UDP' : 'over TCP';
-    record(['CVE-2018-1000127'], 'not-reachable', `no value ${how} (${JSON.stringify(image.slice(0, 40))})`,
-      `${xenial ? 'UDP on' : 'SASL off'}: the values came back`);
+    record(
+      ['CVE-2018-1000127'],
+      'not-reachable',
+      `no value ${how} (${JSON.stringify(image.slice(0, 40))})`,
+      `${xenial ? 'UDP on' : 'SASL off'}: the values came back`,
+    );
   });
 
   it.each([
@@ -653,8 +705,7 @@ describe.each(targetRows())('%s', (_name, target: TestTarget) => {
     expect(await memcachedPid(plainControl.container.getId())).toBeDefined();
     // The image gave no data: the ASCII trigger does not reach its memcached.
     const imageSaid = `${JSON.stringify(image.reply.slice(0, 60))}, connection ${image.closed ? 'closed' : 'open'}`;
-    record([id], 'not-reachable', imageSaid,
-      `SASL off: ${JSON.stringify(control.reply.slice(0, 60))}`);
+    record([id], 'not-reachable', imageSaid, `SASL off: ${JSON.stringify(control.reply.slice(0, 60))}`);
   });
 
   it('CVE-2026-47783/47784: the binary has no SASL password database (MEMCACHED_SASL_PWDB)', async () => {
@@ -665,8 +716,12 @@ describe.each(targetRows())('%s', (_name, target: TestTarget) => {
     const sasl = await grep('sasl_server_new');
     expect(Number(pwdb.output.trim())).toBe(0);
     expect(Number(sasl.output.trim())).toBeGreaterThan(0);
-    record(['CVE-2026-47783', 'CVE-2026-47784'], 'not-reachable', 'MEMCACHED_SASL_PWDB absent from the binary',
-      'the same grep finds sasl_server_new');
+    record(
+      ['CVE-2026-47783', 'CVE-2026-47784'],
+      'not-reachable',
+      'MEMCACHED_SASL_PWDB absent from the binary',
+      'the same grep finds sasl_server_new',
+    );
   });
 
   it('1.6.42 huge ASCII auth token: the image ignores it; with -Y (1.6) it is the bug', async () => {
@@ -676,8 +731,8 @@ describe.each(targetRows())('%s', (_name, target: TestTarget) => {
     await stillServing();
     let control: string | undefined;
     if (!xenial) {
-      const script = `printf '%s\\n' '${user.name}:${user.password}' > /tmp/auth && ` +
-        'exec memcached -Y /tmp/auth -U 0 -p 11211';
+      const script =
+        `printf '%s\\n' '${user.name}:${user.password}' > /tmp/auth && ` + 'exec memcached -Y /tmp/auth -U 0 -p 11211';
       const withAuthFile = await startServer(target, network.name, {
         entrypoint: ['sh', '-c', script],
         unreachableFromHost: true,
@@ -704,7 +759,7 @@ describe.each(targetRows())('%s', (_name, target: TestTarget) => {
     record(['memcached-ascii-auth-huge-token'], 'not-reachable', imageSaid, control);
   });
 
-  it('writes the run\'s OpenVEX document: every entry of the table with its probe result', () => {
+  it("writes the run's OpenVEX document: every entry of the table with its probe result", () => {
     const vex = openVex({
       table,
       results,

@@ -25,14 +25,20 @@ describe.each(targetRows())('%s', (profile, target) => {
   let clientSide: IsolatedNetwork;
   const servers: RunningServer[] = [];
   const start = async (env: Record<string, string> = {}) => {
-    const server = await startServer(target, hoarderSide.name, { extraNetworks: [clientSide.name], env: { MEMCACHED_MAX_CONNECTIONS: String(MAX_CONNECTIONS), ...env } });
+    const server = await startServer(target, hoarderSide.name, {
+      extraNetworks: [clientSide.name],
+      env: { MEMCACHED_MAX_CONNECTIONS: String(MAX_CONNECTIONS), ...env },
+    });
     servers.push(server);
     return server;
   };
   const otherAddress = (server: RunningServer) => server.container.getIpAddress(clientSide.name);
 
   beforeAll(async () => {
-    [hoarderSide, clientSide] = await Promise.all([createIsolatedNetwork('cap-hoarder'), createIsolatedNetwork('cap-client')]);
+    [hoarderSide, clientSide] = await Promise.all([
+      createIsolatedNetwork('cap-hoarder'),
+      createIsolatedNetwork('cap-client'),
+    ]);
   });
 
   afterAll(async () => {
@@ -61,15 +67,35 @@ describe.each(targetRows())('%s', (profile, target) => {
       }
       expect(roundTrips).toBe(rounds);
       expect(await Promise.all(hoard.held.map((client) => answers(client)))).not.toContain(false);
-      recordFigure(profile, `hoarder: idle unauthenticated connections tried (-c ${MAX_CONNECTIONS})`, attempts, 'connections');
+      recordFigure(
+        profile,
+        `hoarder: idle unauthenticated connections tried (-c ${MAX_CONNECTIONS})`,
+        attempts,
+        'connections',
+      );
       recordFigure(profile, 'hoarder: connections kept (default per-client cap)', hoard.held.length, 'connections');
       recordFigure(profile, 'hoarder: connections refused', hoard.refused, 'connections');
       recordFigure(profile, 'hoarder: connected to refused, p50', quantile(hoard.refusalMs, 0.5), 'ms');
       recordFigure(profile, 'hoarder: connected to refused, max', quantile(hoard.refusalMs, 1), 'ms');
       recordFigure(profile, 'memcached CPU time for the whole hoard (no spinning)', cpuForHoard, 'ms');
-      recordFigure(profile, 'other address: authenticated set/get while hoarded (0 failures)', roundTrips, 'round trips');
-      recordFigure(profile, 'other address: connect + SASL + set/get while hoarded, p50', quantile(latencies, 0.5), 'ms');
-      recordFigure(profile, 'other address: connect + SASL + set/get while hoarded, p99', quantile(latencies, 0.99), 'ms');
+      recordFigure(
+        profile,
+        'other address: authenticated set/get while hoarded (0 failures)',
+        roundTrips,
+        'round trips',
+      );
+      recordFigure(
+        profile,
+        'other address: connect + SASL + set/get while hoarded, p50',
+        quantile(latencies, 0.5),
+        'ms',
+      );
+      recordFigure(
+        profile,
+        'other address: connect + SASL + set/get while hoarded, p99',
+        quantile(latencies, 0.99),
+        'ms',
+      );
     } finally {
       hoard.release();
     }
@@ -81,7 +107,8 @@ describe.each(targetRows())('%s', (profile, target) => {
     try {
       const tries = 5;
       let servedCount = 0;
-      for (let i = 0; i < tries; i++) if ((await served(otherAddress(server), user.name, user.password)).roundTrip) servedCount++;
+      for (let i = 0; i < tries; i++)
+        if ((await served(otherAddress(server), user.name, user.password)).roundTrip) servedCount++;
       expect(servedCount).toBe(0);
       recordFigure(profile, `control (cap = -c): hoarder kept`, hoard.held.length, 'connections');
       recordFigure(profile, `control (cap = -c): other address served, of ${tries}`, servedCount, 'round trips');

@@ -16,7 +16,10 @@ const scratch = mkdtempSync(join(tmpdir(), 'mh-faults-'));
 /** Runs the CLI build; `interruptWhen` sends SIGINT once stderr matches. */
 function cliBuild(args: string[], interruptWhen?: RegExp): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(projectPath('bin/memcached-hardened'), ['build', ...args], { cwd: scratch, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(projectPath('bin/memcached-hardened'), ['build', ...args], {
+      cwd: scratch,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stderr = '';
     let interrupted = false;
     child.stderr.on('data', (chunk) => {
@@ -32,7 +35,8 @@ function cliBuild(args: string[], interruptWhen?: RegExp): Promise<{ code: numbe
 }
 
 const containerIds = async () => new Set((await docker.listContainers({ all: true })).map((c) => c.Id));
-const tagExists = async (tag: string) => (await docker.listImages({ filters: JSON.stringify({ reference: [tag] }) })).length > 0;
+const tagExists = async (tag: string) =>
+  (await docker.listImages({ filters: JSON.stringify({ reference: [tag] }) })).length > 0;
 
 describe.each(targetRows())('%s', (profile, target) => {
   const user = firstUser(target);
@@ -64,7 +68,10 @@ describe.each(targetRows())('%s', (profile, target) => {
       const spec = containerSpec(target, network.name);
       return docker.createContainer({
         ...spec,
-        HostConfig: { ...spec.HostConfig, RestartPolicy: restart ? { Name: 'on-failure', MaximumRetryCount: 3 } : { Name: 'no' } },
+        HostConfig: {
+          ...spec.HostConfig,
+          RestartPolicy: restart ? { Name: 'on-failure', MaximumRetryCount: 3 } : { Name: 'no' },
+        },
       });
     };
     const kill = async (container: Awaited<ReturnType<typeof create>>) => {
@@ -92,11 +99,18 @@ describe.each(targetRows())('%s', (profile, target) => {
         const info = await restarting.inspect();
         return info.RestartCount >= 1 && info.State.Running ? info : undefined;
       };
-      const info = await pollUntil(restarted, { timeoutMs: 30_000, intervalMs: 200, what: 'the engine restarted the killed container' }).catch(() => restarting.inspect());
+      const info = await pollUntil(restarted, {
+        timeoutMs: 30_000,
+        intervalMs: 200,
+        what: 'the engine restarted the killed container',
+      }).catch(() => restarting.inspect());
       expect(info.RestartCount).toBe(1);
       const ip = info.NetworkSettings.Networks[network.name]!.IPAddress;
       await waitUntilServing(ip);
-      expect(await tryAuthenticatedRoundTrip(ip, user.name, user.password)).toEqual({ authStatus: Status.ok, roundTrip: true });
+      expect(await tryAuthenticatedRoundTrip(ip, user.name, user.password)).toEqual({
+        authStatus: Status.ok,
+        roundTrip: true,
+      });
       expect(await containerLogs(restarting.id)).toMatch(/listening on[\s\S]*listening on/);
       recordFigure(profile, 'SIGKILL to serving again (restart policy)', Date.now() - started, 'ms');
     } finally {
@@ -116,7 +130,17 @@ describe('builds that fail or are interrupted', () => {
     const tag = `memcached-hardened-test/failing:${Date.now()}`;
     const before = await containerIds();
     // The apt mirror is the build container's own loopback, where nothing listens: apt fails mid-build.
-    const result = await cliBuild(['--profile', target.profile, '--users-file', usersFile, '--tag', tag, '--no-cache', '--apt-mirror', 'http://127.0.0.1:9/archive']);
+    const result = await cliBuild([
+      '--profile',
+      target.profile,
+      '--users-file',
+      usersFile,
+      '--tag',
+      tag,
+      '--no-cache',
+      '--apt-mirror',
+      'http://127.0.0.1:9/archive',
+    ]);
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(/build failed: .*returned a non-zero code/);
     expect(result.stderr).toContain('--- last build output ---');
@@ -129,7 +153,10 @@ describe('builds that fail or are interrupted', () => {
     if (!target) throw new Error('no target');
     const tag = `memcached-hardened-test/interrupted:${Date.now()}`;
     const before = await containerIds();
-    const result = await cliBuild(['--profile', target.profile, '--users-file', usersFile, '--tag', tag, '--no-cache'], /Running in [0-9a-f]+/);
+    const result = await cliBuild(
+      ['--profile', target.profile, '--users-file', usersFile, '--tag', tag, '--no-cache'],
+      /Running in [0-9a-f]+/,
+    );
     expect(result.code).toBe(130);
     const strays = async () => [...(await containerIds())].filter((id) => !before.has(id));
     const stray = await pollUntil(async () => ((await strays()).length === 0 ? [] : undefined), {

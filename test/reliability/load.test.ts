@@ -9,14 +9,21 @@ import { startServer, type RunningServer } from '../helpers/server.js';
 import { firstUser, targetRows } from '../helpers/targets.js';
 
 /** Connects and authenticates; undefined if the server refused or closed. */
-async function authenticatedClient(ip: string, name: string, password: string, timeoutMs = 5000): Promise<BinaryClient | undefined> {
+async function authenticatedClient(
+  ip: string,
+  name: string,
+  password: string,
+  timeoutMs = 5000,
+): Promise<BinaryClient | undefined> {
   let client: BinaryClient;
   try {
     client = await BinaryClient.connect(ip, 11211, timeoutMs);
   } catch {
     return undefined;
   }
-  const auth = await client.request(Op.saslAuth, 'PLAIN', plainAuthMessage(name, password), undefined, timeoutMs).catch(() => undefined);
+  const auth = await client
+    .request(Op.saslAuth, 'PLAIN', plainAuthMessage(name, password), undefined, timeoutMs)
+    .catch(() => undefined);
   if (auth?.status === Status.ok) return client;
   client.close();
   return undefined;
@@ -45,7 +52,11 @@ describe.each(targetRows())('%s', (profile, target) => {
     const started = Date.now();
     const clients: BinaryClient[] = [];
     for (let i = 0; i < connections; i += 50) {
-      const batch = await Promise.all(Array.from({ length: Math.min(50, connections - i) }, () => authenticatedClient(server.ip, user.name, user.password)));
+      const batch = await Promise.all(
+        Array.from({ length: Math.min(50, connections - i) }, () =>
+          authenticatedClient(server.ip, user.name, user.password),
+        ),
+      );
       batch.forEach((c) => c && clients.push(c));
     }
     expect(clients).toHaveLength(connections);
@@ -77,7 +88,9 @@ describe.each(targetRows())('%s', (profile, target) => {
     // either way the connections already in keep being served.
     const limit = 64;
     // memcached's own limit, so one address may use all of it (test/reliability/connection-cap.test.ts covers the cap).
-    const server = await startServer(target, network.name, { env: { MEMCACHED_MAX_CONNECTIONS: String(limit), MEMCACHED_MAX_CONNECTIONS_PER_CLIENT: String(limit) } });
+    const server = await startServer(target, network.name, {
+      env: { MEMCACHED_MAX_CONNECTIONS: String(limit), MEMCACHED_MAX_CONNECTIONS_PER_CLIENT: String(limit) },
+    });
     servers.push(server);
     const held: BinaryClient[] = [];
     let refused = 0;
@@ -89,7 +102,9 @@ describe.each(targetRows())('%s', (profile, target) => {
     expect(held.length).toBeGreaterThanOrEqual(10);
     expect(held.length).toBeLessThanOrEqual(limit);
     expect(refused).toBe(5);
-    const working = await Promise.all(held.map(async (c, i) => (await c.set(`held-${i}`, 'still here'))?.status === Status.ok));
+    const working = await Promise.all(
+      held.map(async (c, i) => (await c.set(`held-${i}`, 'still here'))?.status === Status.ok),
+    );
     expect(working.filter((ok) => !ok)).toHaveLength(0);
     // Below the limit again, a newcomer is served.
     held.splice(0, 5).forEach((c) => c.close());

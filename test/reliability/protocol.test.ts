@@ -1,6 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BinaryClient, encodeRequest, Op, plainAuthMessage, Status, tryAuthenticatedRoundTrip } from '../../lib/binary-client.js';
+import {
+  BinaryClient,
+  encodeRequest,
+  Op,
+  plainAuthMessage,
+  Status,
+  tryAuthenticatedRoundTrip,
+} from '../../lib/binary-client.js';
 import { createIsolatedNetwork, docker } from '../helpers/docker.js';
 import { recordFigure } from '../helpers/figures.js';
 import { scaled } from '../helpers/scale.js';
@@ -8,7 +15,13 @@ import { startServer, type RunningServer } from '../helpers/server.js';
 import { firstUser, targetRows } from '../helpers/targets.js';
 
 /** A binary header with fields that may lie about what follows. */
-function header(fields: { magic?: number; opcode?: number; keyLength?: number; extrasLength?: number; bodyLength?: number }): Buffer {
+function header(fields: {
+  magic?: number;
+  opcode?: number;
+  keyLength?: number;
+  extrasLength?: number;
+  bodyLength?: number;
+}): Buffer {
   const h = Buffer.alloc(24);
   h.writeUInt8(fields.magic ?? 0x80, 0);
   h.writeUInt8(fields.opcode ?? Op.get, 1);
@@ -24,7 +37,8 @@ const MALFORMED: Record<string, () => Buffer> = {
   'key longer than body': () => Buffer.concat([header({ keyLength: 200, bodyLength: 10 }), randomBytes(10)]),
   'extras longer than body': () => Buffer.concat([header({ extrasLength: 40, bodyLength: 4 }), randomBytes(4)]),
   'huge announced body': () => header({ opcode: Op.set, extrasLength: 8, keyLength: 3, bodyLength: 0xffffffff }),
-  'truncated body': () => Buffer.concat([header({ opcode: Op.set, extrasLength: 8, keyLength: 3, bodyLength: 1000 }), randomBytes(50)]),
+  'truncated body': () =>
+    Buffer.concat([header({ opcode: Op.set, extrasLength: 8, keyLength: 3, bodyLength: 1000 }), randomBytes(50)]),
   'SASL step without start': () => encodeRequest(Op.saslStep, 'PLAIN', plainAuthMessage('sammy', 'x'.repeat(20))),
   'unknown mechanism': () => encodeRequest(Op.saslAuth, 'CRAM-MD5', randomBytes(32)),
   'empty mechanism': () => encodeRequest(Op.saslAuth, '', 'abc'),
@@ -74,7 +88,10 @@ describe.each(targetRows())('%s', (profile, target) => {
     expect(frames).toBeGreaterThanOrEqual(2000);
     expect(await running()).toBe(true);
     expect(await restartCount()).toBe(0);
-    expect(await tryAuthenticatedRoundTrip(server.ip, user.name, user.password)).toEqual({ authStatus: Status.ok, roundTrip: true });
+    expect(await tryAuthenticatedRoundTrip(server.ip, user.name, user.password)).toEqual({
+      authStatus: Status.ok,
+      roundTrip: true,
+    });
     expect((await tryAuthenticatedRoundTrip(server.ip, user.name, 'wrong-password-after-abuse')).roundTrip).toBe(false);
     expect((await tryAuthenticatedRoundTrip(server.ip, undefined, '')).roundTrip).toBe(false);
     recordFigure(profile, 'malformed frames sent (server up, restarts 0)', frames, 'frames');
@@ -110,9 +127,14 @@ describe.each(targetRows())('%s', (profile, target) => {
     expect(refused).toBe(failures);
     expect(await running()).toBe(true);
     expect(await restartCount()).toBe(0);
-    expect(await tryAuthenticatedRoundTrip(server.ip, user.name, user.password)).toEqual({ authStatus: Status.ok, roundTrip: true });
+    expect(await tryAuthenticatedRoundTrip(server.ip, user.name, user.password)).toEqual({
+      authStatus: Status.ok,
+      roundTrip: true,
+    });
     const newLog = (await server.logs()).slice(logBefore.length);
-    const failureLines = newLog.split('\n').filter((line) => /sasl|auth/i.test(line) && !/result code:\s+0$/.test(line)).length;
+    const failureLines = newLog
+      .split('\n')
+      .filter((line) => /sasl|auth/i.test(line) && !/result code:\s+0$/.test(line)).length;
     expect(failureLines).toBeGreaterThanOrEqual(failures);
     recordFigure(profile, 'failed authentications in the flood (all refused)', failures, 'attempts');
     recordFigure(profile, 'auth flood rate', Math.round(failures / seconds), 'attempts/s');

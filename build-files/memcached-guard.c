@@ -192,7 +192,8 @@ static void track_frames(int fd) {
 #endif
 
 /* Counts a freshly accepted connection against its peer, or refuses it (error line, close, EAGAIN). */
-static int admit(int fd, const struct sockaddr_storage *peer, socklen_t peer_length, struct sockaddr *address, socklen_t *length) {
+static int admit(int fd, const struct sockaddr_storage *peer, socklen_t peer_length, struct sockaddr *address,
+                 socklen_t *length) {
   struct in6_addr client;
   if (fd >= 0 && per_client > 0 && peer_address(peer, &client)) {
     int admitted = 0, report = 0;
@@ -222,8 +223,11 @@ static int admit(int fd, const struct sockaddr_storage *peer, socklen_t peer_len
       if (report) {
         char text[INET6_ADDRSTRLEN] = "?";
         int v4 = IN6_IS_ADDR_V4MAPPED(&client);
-        inet_ntop(v4 ? AF_INET : AF_INET6, v4 ? (const void *)&client.s6_addr[12] : (const void *)&client, text, sizeof text);
-        fprintf(stderr, "memcached-hardened: client %s holds %lu connections (MEMCACHED_MAX_CONNECTIONS_PER_CLIENT=%lu); refusing its new ones until it closes some\n",
+        inet_ntop(v4 ? AF_INET : AF_INET6, v4 ? (const void *)&client.s6_addr[12] : (const void *)&client, text,
+                  sizeof text);
+        fprintf(stderr,
+                "memcached-hardened: client %s holds %lu connections (MEMCACHED_MAX_CONNECTIONS_PER_CLIENT=%lu); "
+                "refusing its new ones until it closes some\n",
                 text, held, per_client);
       }
       errno = EAGAIN;
@@ -281,7 +285,8 @@ void perror(const char *message) {
 typedef struct sasl_conn sasl_conn_t;
 #define SASL_BADPROT (-5)
 
-int sasl_server_step(sasl_conn_t *conn, const char *clientin, unsigned clientinlen, const char **serverout, unsigned *serveroutlen) {
+int sasl_server_step(sasl_conn_t *conn, const char *clientin, unsigned clientinlen, const char **serverout,
+                     unsigned *serveroutlen) {
   (void)conn;
   (void)clientin;
   (void)clientinlen;

@@ -15,7 +15,8 @@ fi
 if ! command -v dockerd >/dev/null; then
   log "installing docker.io"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker.io iptables ca-certificates >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    docker.io iptables ca-certificates >/dev/null
 fi
 log "starting dockerd (log: /var/log/dockerd-ci.log)"
 nohup dockerd >/var/log/dockerd-ci.log 2>&1 &

@@ -23,19 +23,26 @@ apt_install() {
 }
 
 command -v debootstrap >/dev/null || { log "installing debootstrap"; apt_install debootstrap; }
-[ -e /usr/share/keyrings/debian-archive-keyring.gpg ] || { log "installing debian-archive-keyring"; apt_install debian-archive-keyring; }
+[ -e /usr/share/keyrings/debian-archive-keyring.gpg ] || {
+  log "installing debian-archive-keyring"
+  apt_install debian-archive-keyring
+}
 command -v docker-compose >/dev/null || { log "installing docker-compose"; apt_install docker-compose; }
 [ -x /usr/bin/docker-registry ] || { log "installing docker-registry"; apt_install docker-registry; }
 command -v skopeo >/dev/null || { log "installing skopeo"; apt_install skopeo; }
 command -v gpg >/dev/null || { log "installing gnupg"; apt_install gnupg; }
 command -v shellcheck >/dev/null || { log "installing shellcheck"; apt_install shellcheck; }
-[ -e "/usr/lib/$(gcc -dumpmachine 2>/dev/null)/libc.a" ] || { log "installing gcc and libc6-dev (the seccomp probe is a static binary)"; apt_install gcc libc6-dev; }
+[ -e "/usr/lib/$(gcc -dumpmachine 2>/dev/null)/libc.a" ] || {
+  log "installing gcc and libc6-dev (the seccomp probe is a static binary)"
+  apt_install gcc libc6-dev
+}
 
 # Prints the URIs of the host's Debian main archive, read from its own apt configuration.
 debian_archive_uris() {
   {
     grep -hs '^URIs:' /etc/apt/sources.list.d/*.sources | awk '{ for (i = 2; i <= NF; i++) print $i }' || true
-    grep -hs '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list | awk '{ for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { print $i; break } }'
+    grep -hs '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list |
+      awk '{ for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { print $i; break } }'
   } | grep -v -- "-security" | grep -E "/debian/?$" | head -n 1 || true
 }
 

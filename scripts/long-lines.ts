@@ -1,5 +1,6 @@
 /**
- * The line-length rule for the project's Markdown: at most 120 characters (code points, so `×` or `п` is one).
+ * The line-length rule for the project's text files (code, scripts, docs): at most 120 characters (code
+ * points, so `×` or `п` is one).
  * Rewrap prose, turn wide tables into lists, break commands with `\`. Only two kinds of line may be longer:
  * a line that is nothing but a URL (or a link reference definition), which cannot be broken, and the lines of
  * a block a program writes (between its `<!-- NAME:start -->` and `<!-- NAME:end -->` markers), which are

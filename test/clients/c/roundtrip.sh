@@ -9,8 +9,10 @@ dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 # memccp stores a file under its base name.
 printf '%s' "$value" >"$dir/$key"
-memccp --binary --servers="$address" --username="$MEMCACHED_USERNAME" --password="$MEMCACHED_PASSWORD" "$dir/$key" 2>"$dir/errors"
-got=$(memccat --binary --servers="$address" --username="$MEMCACHED_USERNAME" --password="$MEMCACHED_PASSWORD" "$key" 2>>"$dir/errors")
+memccp --binary --servers="$address" --username="$MEMCACHED_USERNAME" --password="$MEMCACHED_PASSWORD" \
+  "$dir/$key" 2>"$dir/errors"
+got=$(memccat --binary --servers="$address" --username="$MEMCACHED_USERNAME" --password="$MEMCACHED_PASSWORD" \
+  "$key" 2>>"$dir/errors")
 if [ "$got" = "$value" ]; then
   echo "ROUNDTRIP ok $got"
 else

@@ -41,12 +41,14 @@ def main(argv: list) -> None:
         key = f"{prefix}-{i}"
         try:
             if mode == "set":
-                print(f"STORED {key}" if memcache.set(key, f"{key}:{tag}", time=300) else f"NOTSTORED {key} set returned false")
+                stored = memcache.set(key, f"{key}:{tag}", time=300)
+                print(f"STORED {key}" if stored else f"NOTSTORED {key} set returned false")
             else:
                 value = memcache.get(key)
                 print(f"HIT {key} {value}" if value is not None else f"MISS {key} not found")
         except pylibmc.Error as error:
-            print(f"{'NOTSTORED' if mode == 'set' else 'MISS'} {key} {type(error).__name__}: {error}".replace("\n", " "))
+            outcome = "NOTSTORED" if mode == "set" else "MISS"
+            print(f"{outcome} {key} {type(error).__name__}: {error}".replace("\n", " "))
     sys.stdout.flush()
 
 

@@ -23,8 +23,10 @@ end
 
 verdict =
   begin
-    client = Dalli::Client.new(address, username: ENV.fetch('MEMCACHED_USERNAME'), password: ENV.fetch('MEMCACHED_PASSWORD'),
-                                         socket_timeout: 10, socket_max_failures: 1, down_retry_delay: 0, ssl_context: ssl_context)
+    client = Dalli::Client.new(address,
+                               username: ENV.fetch('MEMCACHED_USERNAME'), password: ENV.fetch('MEMCACHED_PASSWORD'),
+                               socket_timeout: 10, socket_max_failures: 1, down_retry_delay: 0,
+                               ssl_context: ssl_context)
     # raw: a plain string other clients can read, not a Ruby Marshal blob.
     if client.set(key, value, 60, raw: true)
       got = client.get(key)

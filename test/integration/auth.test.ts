@@ -90,41 +90,44 @@ describe.each(targetRows())('%s', (_profile, target) => {
     expect(await tryAuthenticatedRoundTrip(plain.ip, undefined, '')).toEqual({ authStatus: 'closed', roundTrip: true });
   });
 
-  it('refuses binary commands other than version and list-mechanisms before auth, which the control serves', async () => {
-    const client = await BinaryClient.connect(server.ip);
-    try {
-      expect((await client.request(Op.version))?.status).toBe(Status.ok);
-      const mechanisms = await client.listMechanisms();
-      expect(mechanisms?.status).toBe(Status.ok);
-      expect(mechanisms?.value.toString()).toContain('PLAIN');
-    } finally {
-      client.close();
-    }
-    // One connection per command: after an auth error memcached may close the connection.
-    const unauthenticated = async (ip: string, command: (typeof COMMANDS)[number]) => {
-      const c = await BinaryClient.connect(ip);
+  it(
+    'refuses binary commands other than version and list-mechanisms before auth, ' + 'which the control serves',
+    async () => {
+      const client = await BinaryClient.connect(server.ip);
       try {
-        return (await c.request(command.opcode, command.key, command.value, command.extras))?.status ?? 'closed';
+        expect((await client.request(Op.version))?.status).toBe(Status.ok);
+        const mechanisms = await client.listMechanisms();
+        expect(mechanisms?.status).toBe(Status.ok);
+        expect(mechanisms?.value.toString()).toContain('PLAIN');
       } finally {
-        c.close();
+        client.close();
       }
-    };
-    const verdicts = async (ip: string) => {
-      const result: Record<string, string> = {};
-      for (const command of COMMANDS) {
-        const status = await unauthenticated(ip, command);
-        result[command.name] =
-          status === Status.authError || status === 'closed'
-            ? 'refused'
-            : status === Status.ok || status === Status.keyNotFound
-              ? 'served'
-              : `status ${status}`;
-      }
-      return result;
-    };
-    expect(await verdicts(server.ip)).toEqual(Object.fromEntries(COMMANDS.map((c) => [c.name, 'refused'])));
-    expect(await verdicts(plain.ip)).toEqual(Object.fromEntries(COMMANDS.map((c) => [c.name, 'served'])));
-  });
+      // One connection per command: after an auth error memcached may close the connection.
+      const unauthenticated = async (ip: string, command: (typeof COMMANDS)[number]) => {
+        const c = await BinaryClient.connect(ip);
+        try {
+          return (await c.request(command.opcode, command.key, command.value, command.extras))?.status ?? 'closed';
+        } finally {
+          c.close();
+        }
+      };
+      const verdicts = async (ip: string) => {
+        const result: Record<string, string> = {};
+        for (const command of COMMANDS) {
+          const status = await unauthenticated(ip, command);
+          result[command.name] =
+            status === Status.authError || status === 'closed'
+              ? 'refused'
+              : status === Status.ok || status === Status.keyNotFound
+                ? 'served'
+                : `status ${status}`;
+        }
+        return result;
+      };
+      expect(await verdicts(server.ip)).toEqual(Object.fromEntries(COMMANDS.map((c) => [c.name, 'refused'])));
+      expect(await verdicts(plain.ip)).toEqual(Object.fromEntries(COMMANDS.map((c) => [c.name, 'served'])));
+    },
+  );
 
   it('refuses a SASL step that no start preceded and stays up (Cyrus SASL 2.1.26 crashed here)', async () => {
     const client = await BinaryClient.connect(server.ip);
@@ -170,26 +173,29 @@ describe.each(targetRows())('%s', (_profile, target) => {
     expect(await memjsRoundTrip(server.ip, user.name, `${user.password}-wrong`)).not.toBe('ok');
   });
 
-  it('authenticates plain user names under a pod-like hostname, after a restart, and under another hostname', async () => {
-    const first = await startServer(target, bench.network.name, { hostname: podHostname() });
-    try {
-      expect((await tryAuthenticatedRoundTrip(first.ip, user.name, user.password)).roundTrip).toBe(true);
-      // Straight through the engine: testcontainers' restart re-runs its log wait, which can match too early.
-      const engineContainer = docker.getContainer(first.container.getId());
-      await engineContainer.restart();
-      const ip = (await engineContainer.inspect()).NetworkSettings.Networks[bench.network.name]?.IPAddress ?? '';
-      await waitUntilServing(ip, READY_TIMEOUT_MS, () => first.logs());
-      expect((await tryAuthenticatedRoundTrip(ip, user.name, user.password)).roundTrip).toBe(true);
-    } finally {
-      await first.stop();
-    }
-    const hostname = `memcached-${Math.random().toString(36).slice(2, 12)}.svc.cluster.local`;
-    const second = await startServer(target, bench.network.name, { hostname });
-    try {
-      expect((await tryAuthenticatedRoundTrip(second.ip, user.name, user.password)).roundTrip).toBe(true);
-      expect((await tryAuthenticatedRoundTrip(second.ip, user.name, 'wrong-password-123')).roundTrip).toBe(false);
-    } finally {
-      await second.stop();
-    }
-  });
+  it(
+    'authenticates plain user names under a pod-like hostname, after a restart, ' + 'and under another hostname',
+    async () => {
+      const first = await startServer(target, bench.network.name, { hostname: podHostname() });
+      try {
+        expect((await tryAuthenticatedRoundTrip(first.ip, user.name, user.password)).roundTrip).toBe(true);
+        // Straight through the engine: testcontainers' restart re-runs its log wait, which can match too early.
+        const engineContainer = docker.getContainer(first.container.getId());
+        await engineContainer.restart();
+        const ip = (await engineContainer.inspect()).NetworkSettings.Networks[bench.network.name]?.IPAddress ?? '';
+        await waitUntilServing(ip, READY_TIMEOUT_MS, () => first.logs());
+        expect((await tryAuthenticatedRoundTrip(ip, user.name, user.password)).roundTrip).toBe(true);
+      } finally {
+        await first.stop();
+      }
+      const hostname = `memcached-${Math.random().toString(36).slice(2, 12)}.svc.cluster.local`;
+      const second = await startServer(target, bench.network.name, { hostname });
+      try {
+        expect((await tryAuthenticatedRoundTrip(second.ip, user.name, user.password)).roundTrip).toBe(true);
+        expect((await tryAuthenticatedRoundTrip(second.ip, user.name, 'wrong-password-123')).roundTrip).toBe(false);
+      } finally {
+        await second.stop();
+      }
+    },
+  );
 });

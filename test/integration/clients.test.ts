@@ -17,7 +17,8 @@ import { firstUser, targetRows } from '../helpers/targets.js';
 
 /** The end-of-run table (and docs/clients.md): client × profile × credentials mode. */
 const TABLE =
-  'Client compatibility (client × profile × mode; ok = round trip with the right password, nothing stored with a wrong one)';
+  'Client compatibility (client × profile × mode; ok = round trip with the right password, ' +
+  'nothing stored with a wrong one)';
 
 describe.each(targetRows())('%s', (_name, target) => {
   const user = firstUser(target);
@@ -49,7 +50,8 @@ describe.each(targetRows())('%s', (_name, target) => {
 
   // Concurrent: each client is its own process in the shared client host, with its own keys.
   it.concurrent.for(CLIENTS)(
-    '%s round-trips with the right password (value read back by the client and by the suite); a wrong one stores nothing',
+    '%s round-trips with the right password (value read back by the client and by the suite); ' +
+      'a wrong one stores nothing',
     async (client, { expect }) => {
       const [right, wrong] = await Promise.all([
         attempt(client, user),
@@ -57,14 +59,13 @@ describe.each(targetRows())('%s', (_name, target) => {
       ]);
       const rightOk = right.verdict === `ok ${right.value}` && right.stored === right.value;
       const wrongRefused = wrong.verdict.startsWith('failed: ') && wrong.stored === undefined;
+      const rightFailure = rightOk ? '' : `right password: ${right.verdict}; `;
+      const wrongFailure = wrongRefused ? '' : `wrong password: ${wrong.verdict}`;
       recordTableCell({
         table: TABLE,
         row: `${client} (${libraries.get(client) ?? 'version unknown'})`,
         column: `${target.profile} ${target.credentials}`,
-        value:
-          rightOk && wrongRefused
-            ? 'ok'
-            : `FAIL (${rightOk ? '' : `right password: ${right.verdict}; `}${wrongRefused ? '' : `wrong password: ${wrong.verdict}`})`,
+        value: rightOk && wrongRefused ? 'ok' : `FAIL (${rightFailure}${wrongFailure})`,
       });
       // Judged by the values read back, never by an exit code (libmemcached 1.0.18's tools exit 0 on auth failure).
       expect(right.verdict).toBe(`ok ${right.value}`);

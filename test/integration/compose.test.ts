@@ -107,10 +107,9 @@ describe('examples/compose.yaml', () => {
     const info = await memcached.inspect();
     expect(info.HostConfig.ReadonlyRootfs).toBe(true);
     expect(info.HostConfig.CapDrop).toEqual(['ALL']);
+    const escapedPrefix = prefix.replace(/\./g, '\\.');
     expect(await containerLogs(memcached.id)).toMatch(
-      new RegExp(
-        `listening on ${prefix.replace(/\./g, '\\.')}\\.2 .*runtime user.*allowlist: ${prefix.replace(/\./g, '\\.')}\\.10/32`,
-      ),
+      new RegExp(`listening on ${escapedPrefix}\\.2 .*runtime user.*allowlist: ${escapedPrefix}\\.10/32`),
     );
   });
 

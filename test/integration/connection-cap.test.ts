@@ -40,33 +40,37 @@ describe.each(targetRows())('%s', (_name, target) => {
     uncapped = await start({ MEMCACHED_MAX_CONNECTIONS_PER_CLIENT: String(MAX_CONNECTIONS) });
   });
 
-  it(`one address holding ${HOARD} idle unauthenticated connections (-c ${MAX_CONNECTIONS}) no longer locks another out; without the cap it does`, async () => {
-    const hoard = await hoardConnections(capped.ip, HOARD);
-    try {
-      expect({ held: hoard.held.length, refused: hoard.refused }).toEqual({ held: CAP, refused: HOARD - CAP });
-      // Refused at once: closed by the server, not left waiting.
-      expect(hoard.refusalMs).toHaveLength(HOARD - CAP);
-      expect(Math.max(...hoard.refusalMs)).toBeLessThan(1000);
-      expect(await served(otherAddress(capped), user.name, user.password)).toEqual({
-        authStatus: Status.ok,
-        roundTrip: true,
-      });
-      // The hoarder's own connections keep working.
-      expect(await Promise.all(hoard.held.map((client) => answers(client)))).not.toContain(false);
-      expect(await capped.logs()).toMatch(
-        /client [0-9.]+ holds \d+ connections \(MEMCACHED_MAX_CONNECTIONS_PER_CLIENT=\d+\)/,
-      );
-    } finally {
-      hoard.release();
-    }
-    const control = await hoardConnections(uncapped.ip, HOARD);
-    try {
-      expect(control.held.length).toBeGreaterThan(CAP);
-      expect((await served(otherAddress(uncapped), user.name, user.password)).roundTrip).toBe(false);
-    } finally {
-      control.release();
-    }
-  });
+  it(
+    `one address holding ${HOARD} idle unauthenticated connections (-c ${MAX_CONNECTIONS}) ` +
+      'no longer locks another out; without the cap it does',
+    async () => {
+      const hoard = await hoardConnections(capped.ip, HOARD);
+      try {
+        expect({ held: hoard.held.length, refused: hoard.refused }).toEqual({ held: CAP, refused: HOARD - CAP });
+        // Refused at once: closed by the server, not left waiting.
+        expect(hoard.refusalMs).toHaveLength(HOARD - CAP);
+        expect(Math.max(...hoard.refusalMs)).toBeLessThan(1000);
+        expect(await served(otherAddress(capped), user.name, user.password)).toEqual({
+          authStatus: Status.ok,
+          roundTrip: true,
+        });
+        // The hoarder's own connections keep working.
+        expect(await Promise.all(hoard.held.map((client) => answers(client)))).not.toContain(false);
+        expect(await capped.logs()).toMatch(
+          /client [0-9.]+ holds \d+ connections \(MEMCACHED_MAX_CONNECTIONS_PER_CLIENT=\d+\)/,
+        );
+      } finally {
+        hoard.release();
+      }
+      const control = await hoardConnections(uncapped.ip, HOARD);
+      try {
+        expect(control.held.length).toBeGreaterThan(CAP);
+        expect((await served(otherAddress(uncapped), user.name, user.password)).roundTrip).toBe(false);
+      } finally {
+        control.release();
+      }
+    },
+  );
 
   it('gives a capped client its slot back when one of its connections closes', async () => {
     const hoard = await hoardConnections(capped.ip, CAP + 1);
@@ -88,40 +92,49 @@ describe.each(targetRows())('%s', (_name, target) => {
     }
   });
 
-  it('refuses a per-client cap outside 1..-c with one line (the servers above started with the default and with -c)', async () => {
-    for (const value of ['0', String(MAX_CONNECTIONS + 1), 'many']) {
-      const refused = await runToExit(target, hoarderSide.name, {
-        env: { MEMCACHED_MAX_CONNECTIONS: String(MAX_CONNECTIONS), MEMCACHED_MAX_CONNECTIONS_PER_CLIENT: value },
-      });
-      expect(refused.exitCode).toBe(78);
-      expect(refused.output.trim().split('\n')).toEqual([
-        `memcached-hardened: MEMCACHED_MAX_CONNECTIONS_PER_CLIENT must be a whole number from 1 to -c (${MAX_CONNECTIONS}) (got '${value}')`,
-      ]);
-    }
-  });
+  it(
+    'refuses a per-client cap outside 1..-c with one line ' +
+      '(the servers above started with the default and with -c)',
+    async () => {
+      for (const value of ['0', String(MAX_CONNECTIONS + 1), 'many']) {
+        const refused = await runToExit(target, hoarderSide.name, {
+          env: { MEMCACHED_MAX_CONNECTIONS: String(MAX_CONNECTIONS), MEMCACHED_MAX_CONNECTIONS_PER_CLIENT: value },
+        });
+        expect(refused.exitCode).toBe(78);
+        expect(refused.output.trim().split('\n')).toEqual([
+          'memcached-hardened: MEMCACHED_MAX_CONNECTIONS_PER_CLIENT must be a whole number ' +
+            `from 1 to -c (${MAX_CONNECTIONS}) (got '${value}')`,
+        ]);
+      }
+    },
+  );
 
-  it('closes idle connections with MEMCACHED_IDLE_TIMEOUT where this memcached can, and refuses the variable with one line where not', async () => {
-    if (!profile.memcached.idleTimeout) {
-      const refused = await runToExit(target, hoarderSide.name, { env: { MEMCACHED_IDLE_TIMEOUT: '30' } });
-      expect(refused.exitCode).toBe(78);
-      expect(refused.output.trim().split('\n')).toEqual([
-        expect.stringMatching(/^memcached-hardened: MEMCACHED_IDLE_TIMEOUT: .* has no idle timeout/),
-      ]);
-      return;
-    }
-    const timed = await start({ MEMCACHED_IDLE_TIMEOUT: '2' });
-    try {
-      // Both idle from the same moment: the one without a timeout is the control.
-      const [idle, control] = await Promise.all([BinaryClient.connect(timed.ip), BinaryClient.connect(capped.ip)]);
-      await pollUntil(async () => (idle.isClosed ? true : undefined), {
-        timeoutMs: 15_000,
-        what: 'memcached closes the idle connection',
-      });
-      expect(control.isClosed).toBe(false);
-      expect(await answers(control)).toBe(true);
-      control.close();
-    } finally {
-      await timed.stop();
-    }
-  });
+  it(
+    'closes idle connections with MEMCACHED_IDLE_TIMEOUT where this memcached can, ' +
+      'and refuses the variable with one line where not',
+    async () => {
+      if (!profile.memcached.idleTimeout) {
+        const refused = await runToExit(target, hoarderSide.name, { env: { MEMCACHED_IDLE_TIMEOUT: '30' } });
+        expect(refused.exitCode).toBe(78);
+        expect(refused.output.trim().split('\n')).toEqual([
+          expect.stringMatching(/^memcached-hardened: MEMCACHED_IDLE_TIMEOUT: .* has no idle timeout/),
+        ]);
+        return;
+      }
+      const timed = await start({ MEMCACHED_IDLE_TIMEOUT: '2' });
+      try {
+        // Both idle from the same moment: the one without a timeout is the control.
+        const [idle, control] = await Promise.all([BinaryClient.connect(timed.ip), BinaryClient.connect(capped.ip)]);
+        await pollUntil(async () => (idle.isClosed ? true : undefined), {
+          timeoutMs: 15_000,
+          what: 'memcached closes the idle connection',
+        });
+        expect(control.isClosed).toBe(false);
+        expect(await answers(control)).toBe(true);
+        control.close();
+      } finally {
+        await timed.stop();
+      }
+    },
+  );
 });

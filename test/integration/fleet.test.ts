@@ -60,46 +60,57 @@ describe.each(targetRows())('%s', (_name, target) => {
     ]);
   });
 
-  it(`spreads ${KEYS} keys set through a ketama client over all three: each on exactly one server, read back by the client`, async () => {
-    expect(await ketama('set', 'first')).toEqual(new Map(keys.map((key) => [key, 'STORED'])));
-    for (const [key, indexes] of await holders('first')) {
-      expect(indexes, key).toHaveLength(1);
-      owner.set(key, indexes[0]!);
-    }
-    const shares = HOSTS.map((_, index) => keys.filter((key) => owner.get(key) === index).length);
-    expect(
-      shares.every((share) => share > 0),
-      `keys per server: ${shares.join(', ')}`,
-    ).toBe(true);
-    // The positive control for the next check: with all three up, every key hits.
-    expect(await ketama('get')).toEqual(allHit('first'));
-  });
+  it(
+    `spreads ${KEYS} keys set through a ketama client over all three: ` +
+      'each on exactly one server, read back by the client',
+    async () => {
+      expect(await ketama('set', 'first')).toEqual(new Map(keys.map((key) => [key, 'STORED'])));
+      for (const [key, indexes] of await holders('first')) {
+        expect(indexes, key).toHaveLength(1);
+        owner.set(key, indexes[0]!);
+      }
+      const shares = HOSTS.map((_, index) => keys.filter((key) => owner.get(key) === index).length);
+      expect(
+        shares.every((share) => share > 0),
+        `keys per server: ${shares.join(', ')}`,
+      ).toBe(true);
+      // The positive control for the next check: with all three up, every key hits.
+      expect(await ketama('get')).toEqual(allHit('first'));
+    },
+  );
 
-  it("with one server stopped, only that server's keys miss through the ketama client; all others still hit", async () => {
-    await servers[REPLACED]!.stop();
-    const got = await ketama('get');
-    const missed = keys.filter((key) => got.get(key)?.startsWith('MISS '));
-    expect(missed).toEqual(keys.filter((key) => owner.get(key) === REPLACED));
-    expect(missed.length).toBeGreaterThan(0);
-    for (const key of keys.filter((k) => owner.get(k) !== REPLACED)) expect(got.get(key), key).toBe(`HIT ${key}:first`);
-  });
+  it(
+    "with one server stopped, only that server's keys miss through the ketama client; " + 'all others still hit',
+    async () => {
+      await servers[REPLACED]!.stop();
+      const got = await ketama('get');
+      const missed = keys.filter((key) => got.get(key)?.startsWith('MISS '));
+      expect(missed).toEqual(keys.filter((key) => owner.get(key) === REPLACED));
+      expect(missed.length).toBeGreaterThan(0);
+      for (const key of keys.filter((k) => owner.get(k) !== REPLACED))
+        expect(got.get(key), key).toBe(`HIT ${key}:first`);
+    },
+  );
 
-  it('a replacement at the same address under a new hostname authenticates, and every key round-trips again', async () => {
-    const hostname = podHostname();
-    expect(hostnames).not.toContain(hostname);
-    servers[REPLACED] = await bench.start(target, { hostname, ipv4Address: addresses[REPLACED] });
-    expect(servers[REPLACED]!.ip).toBe(addresses[REPLACED]);
-    expect(await hostnameOf(servers[REPLACED]!.container.getId())).toBe(hostname);
-    expect(await tryAuthenticatedRoundTrip(addresses[REPLACED]!, user.name, user.password)).toEqual({
-      authStatus: Status.ok,
-      roundTrip: true,
-    });
-    expect((await tryAuthenticatedRoundTrip(addresses[REPLACED]!, user.name, `${user.password}-wrong`)).roundTrip).toBe(
-      false,
-    );
-    expect(await ketama('set', 'second')).toEqual(new Map(keys.map((key) => [key, 'STORED'])));
-    expect(await ketama('get')).toEqual(allHit('second'));
-    // Same address, same place on the continuum: the replacement holds exactly the keys of the server it replaced.
-    for (const [key, indexes] of await holders('second')) expect(indexes, key).toEqual([owner.get(key)]);
-  });
+  it(
+    'a replacement at the same address under a new hostname authenticates, ' + 'and every key round-trips again',
+    async () => {
+      const hostname = podHostname();
+      expect(hostnames).not.toContain(hostname);
+      servers[REPLACED] = await bench.start(target, { hostname, ipv4Address: addresses[REPLACED] });
+      expect(servers[REPLACED]!.ip).toBe(addresses[REPLACED]);
+      expect(await hostnameOf(servers[REPLACED]!.container.getId())).toBe(hostname);
+      expect(await tryAuthenticatedRoundTrip(addresses[REPLACED]!, user.name, user.password)).toEqual({
+        authStatus: Status.ok,
+        roundTrip: true,
+      });
+      expect(
+        (await tryAuthenticatedRoundTrip(addresses[REPLACED]!, user.name, `${user.password}-wrong`)).roundTrip,
+      ).toBe(false);
+      expect(await ketama('set', 'second')).toEqual(new Map(keys.map((key) => [key, 'STORED'])));
+      expect(await ketama('get')).toEqual(allHit('second'));
+      // Same address, same place on the continuum: the replacement holds exactly the keys of the server it replaced.
+      for (const [key, indexes] of await holders('second')) expect(indexes, key).toEqual([owner.get(key)]);
+    },
+  );
 });

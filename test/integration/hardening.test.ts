@@ -28,7 +28,8 @@ interface ProcessIdentity {
 /** Every process of the server's container, as `user` (the image's own by default) reads them, PID order. */
 async function processes(server: RunningServer, user?: string): Promise<ProcessIdentity[]> {
   const script =
-    'for d in $(ls -d /proc/[0-9]* | sort -t/ -k3 -n); do echo "=== $(tr "\\0" " " < $d/cmdline)"; cat $d/status; done 2>/dev/null';
+    'for d in $(ls -d /proc/[0-9]* | sort -t/ -k3 -n); ' +
+    'do echo "=== $(tr "\\0" " " < $d/cmdline)"; cat $d/status; done 2>/dev/null';
   const { output } = await execIn(server.container, ['sh', '-c', script], user);
   return output
     .split(/^=== /m)
@@ -101,24 +102,29 @@ describe.each(surfaceRows())('%s', (_name, target, surface) => {
       execIn(server.container, [
         'sh',
         '-c',
-        `dpkg --compare-versions "$(dpkg-query -W -f='\${Version}' memcached)" ge "${minimum}" && echo NEW-ENOUGH || echo TOO-OLD`,
+        `dpkg --compare-versions "$(dpkg-query -W -f='\${Version}' memcached)" ge "${minimum}" ` +
+          '&& echo NEW-ENOUGH || echo TOO-OLD',
       ]);
     expect((await compare(profile.memcached.minVersion)).output).toContain('NEW-ENOUGH');
     // Control: the same comparison does reject a requirement the package cannot meet.
     expect((await compare('99:0')).output).toContain('TOO-OLD');
   });
 
-  it('memcached and every other process are not root and hold no capabilities; a root exec shows the check can tell', async () => {
-    const all = await processes(server);
-    const commands = all.map((p) => p.command.split(' ')[0]?.split('/').pop());
-    expect(commands).toContain('memcached');
-    // Without TLS, or with memcached's own, memcached is PID 1 (signals reach it); a TLS front runs beside it.
-    if (surface === 'plain' || loadProfile(target.profile).tls.via === 'memcached')
-      expect(all[0]?.command).toMatch(/^memcached /);
-    expect(privileged(all)).toEqual([]);
-    // Control: the same inventory read by a root exec lists that exec's own processes.
-    expect(privileged(await processes(server, 'root')).length).toBeGreaterThan(0);
-  });
+  it(
+    'memcached and every other process are not root and hold no capabilities; ' +
+      'a root exec shows the check can tell',
+    async () => {
+      const all = await processes(server);
+      const commands = all.map((p) => p.command.split(' ')[0]?.split('/').pop());
+      expect(commands).toContain('memcached');
+      // Without TLS, or with memcached's own, memcached is PID 1 (signals reach it); a TLS front runs beside it.
+      if (surface === 'plain' || loadProfile(target.profile).tls.via === 'memcached')
+        expect(all[0]?.command).toMatch(/^memcached /);
+      expect(privileged(all)).toEqual([]);
+      // Control: the same inventory read by a root exec lists that exec's own processes.
+      expect(privileged(await processes(server, 'root')).length).toBeGreaterThan(0);
+    },
+  );
 
   it('the sasldb (baked and runtime copy) belongs to memcache with mode 0600', async () => {
     const files = ['/run/memcached/memcached-sasldb2', '/etc/sasl2/memcached.conf'];
@@ -130,17 +136,20 @@ describe.each(surfaceRows())('%s', (_name, target, surface) => {
     expect(output.trim().split('\n')).toEqual(expected);
   });
 
-  it('has no compilers, and no saslpasswd2 unless it builds its sasldb at start; the client image has them', async () => {
-    const lookFor = [
-      'sh',
-      '-c',
-      'for tool in gcc cc c++ g++ clang make as ld saslpasswd2; do command -v "$tool"; done; true',
-    ];
-    const expected = target.credentials === 'runtime' ? expect.stringMatching(/^\S*saslpasswd2$/) : '';
-    expect((await execIn(server.container, lookFor)).output.trim()).toEqual(expected);
-    const onClient = await runToExit(target.clientImage, bench.network.name, { command: lookFor });
-    expect(onClient.output).toContain('saslpasswd2');
-  });
+  it(
+    'has no compilers, and no saslpasswd2 unless it builds its sasldb at start; ' + 'the client image has them',
+    async () => {
+      const lookFor = [
+        'sh',
+        '-c',
+        'for tool in gcc cc c++ g++ clang make as ld saslpasswd2; do command -v "$tool"; done; true',
+      ];
+      const expected = target.credentials === 'runtime' ? expect.stringMatching(/^\S*saslpasswd2$/) : '';
+      expect((await execIn(server.container, lookFor)).output.trim()).toEqual(expected);
+      const onClient = await runToExit(target.clientImage, bench.network.name, { command: lookFor });
+      expect(onClient.output).toContain('saslpasswd2');
+    },
+  );
 
   it('the image config: non-root user, only 11211/tcp, a health check, OCI labels', async () => {
     const config = await docker.getImage(image).inspect();
@@ -162,45 +171,48 @@ describe.each(surfaceRows())('%s', (_name, target, surface) => {
     expect((await execIn(server.container, ['/usr/local/bin/memcached-healthcheck'])).exitCode).toBe(0);
   });
 
-  it('no password appears in history, image config, labels, logs or any argv; one planted in each is found', async () => {
-    const places = await secretPlaces(server, image);
-    for (const u of target.users)
-      expect({ user: u.name, seen: sightings(places, u.password) }).toEqual({ user: u.name, seen: [] });
-    // Control: the same scans over a server with the password planted in each place: a label (history and
-    // config), the container's environment, a process's argv and the entrypoint's log.
-    const plant: Weakening = {
-      name: 'planted-secret',
-      weakness: 'a password in a label, the environment, an argv and the log',
-      caughtBy: { file: 'hardening', test: 'no password appears in history' },
-      lines: () => [
-        `LABEL org.example.planted="${user.password}"`,
-        ...edit(
-          `sed -i 's/^set -eu$/&\\necho "planted: $PLANTED" >\\&2/' ${ENTRYPOINT}`,
-          `grep -q 'planted: ' ${ENTRYPOINT}`,
-        ),
-      ],
-    };
-    const variant = await buildSurfaceVariant(target, surface, plant);
-    const network = bench.network.name;
-    const planted = await startSurface(variant.target, surface, network, { secret, env: { PLANTED: user.password } });
-    try {
-      const exec = await docker
-        .getContainer(planted.container.getId())
-        .exec({ Cmd: ['tail', '-f', '/dev/null', user.password] });
-      await exec.start({ Detach: true });
-      const seen = await pollUntil(
-        async () => {
-          const found = sightings(await secretPlaces(planted, variant.target.image), user.password);
-          return found.includes('argv') ? found : undefined;
-        },
-        { timeoutMs: 5000, what: 'the planted argv shows up' },
-      );
-      expect(seen.sort()).toEqual(['argv', 'container config', 'history', 'image config', 'logs']);
-    } finally {
-      await planted.stop();
-      await variant.remove();
-    }
-  });
+  it(
+    'no password appears in history, image config, labels, logs or any argv; ' + 'one planted in each is found',
+    async () => {
+      const places = await secretPlaces(server, image);
+      for (const u of target.users)
+        expect({ user: u.name, seen: sightings(places, u.password) }).toEqual({ user: u.name, seen: [] });
+      // Control: the same scans over a server with the password planted in each place: a label (history and
+      // config), the container's environment, a process's argv and the entrypoint's log.
+      const plant: Weakening = {
+        name: 'planted-secret',
+        weakness: 'a password in a label, the environment, an argv and the log',
+        caughtBy: { file: 'hardening', test: 'no password appears in history' },
+        lines: () => [
+          `LABEL org.example.planted="${user.password}"`,
+          ...edit(
+            `sed -i 's/^set -eu$/&\\necho "planted: $PLANTED" >\\&2/' ${ENTRYPOINT}`,
+            `grep -q 'planted: ' ${ENTRYPOINT}`,
+          ),
+        ],
+      };
+      const variant = await buildSurfaceVariant(target, surface, plant);
+      const network = bench.network.name;
+      const planted = await startSurface(variant.target, surface, network, { secret, env: { PLANTED: user.password } });
+      try {
+        const exec = await docker
+          .getContainer(planted.container.getId())
+          .exec({ Cmd: ['tail', '-f', '/dev/null', user.password] });
+        await exec.start({ Detach: true });
+        const seen = await pollUntil(
+          async () => {
+            const found = sightings(await secretPlaces(planted, variant.target.image), user.password);
+            return found.includes('argv') ? found : undefined;
+          },
+          { timeoutMs: 5000, what: 'the planted argv shows up' },
+        );
+        expect(seen.sort()).toEqual(['argv', 'container config', 'history', 'image config', 'logs']);
+      } finally {
+        await planted.stop();
+        await variant.remove();
+      }
+    },
+  );
 
   it('runs with --read-only (+ tmpfs), --cap-drop ALL and no-new-privileges', async () => {
     const locked = await startSurface(target, surface, bench.network.name, {

@@ -71,26 +71,30 @@ describe.each(targetRows())('%s', (_profile, target) => {
     await waitUntilServing(ipv6Address);
   });
 
-  it('on a private and a public-range network, listens only on the private address; the public one answers only when chosen', async () => {
-    const server = await start(target, privateNet.name, { extraNetworks: [publicNet.name] });
-    const publicIp = server.container.getIpAddress(publicNet.name);
-    expect(await listeners(server)).toEqual({ v4: [procNetAddress(server.ip)], v6: [] });
-    expect(await tcpProbe(privateClient.container, server.ip)).toBe('connected');
-    expect(await tcpProbe(publicClient.container, publicIp)).toBe('failed');
-    // Control: the operator names the public address; it is reachable and authenticates, and says so.
-    const chosenIp = publicNet.fixedAddress(10);
-    const chosen = await start(target, publicNet.name, {
-      ipv4Address: chosenIp,
-      extraNetworks: [privateNet.name],
-      env: { MEMCACHED_LISTEN: chosenIp },
-    });
-    expect(await tcpProbe(publicClient.container, chosenIp)).toBe('connected');
-    expect(memcstatShowsStats(await memcstatFrom(publicClient, chosenIp), chosenIp)).toBe(true);
-    expect(await tcpProbe(privateClient.container, chosen.container.getIpAddress(privateNet.name))).toBe('failed');
-    expect(await chosen.logs()).toContain(
-      `listening on ${chosenIp} port 11211 (TCP only, a public address chosen by MEMCACHED_LISTEN)`,
-    );
-  });
+  it(
+    'on a private and a public-range network, listens only on the private address; ' +
+      'the public one answers only when chosen',
+    async () => {
+      const server = await start(target, privateNet.name, { extraNetworks: [publicNet.name] });
+      const publicIp = server.container.getIpAddress(publicNet.name);
+      expect(await listeners(server)).toEqual({ v4: [procNetAddress(server.ip)], v6: [] });
+      expect(await tcpProbe(privateClient.container, server.ip)).toBe('connected');
+      expect(await tcpProbe(publicClient.container, publicIp)).toBe('failed');
+      // Control: the operator names the public address; it is reachable and authenticates, and says so.
+      const chosenIp = publicNet.fixedAddress(10);
+      const chosen = await start(target, publicNet.name, {
+        ipv4Address: chosenIp,
+        extraNetworks: [privateNet.name],
+        env: { MEMCACHED_LISTEN: chosenIp },
+      });
+      expect(await tcpProbe(publicClient.container, chosenIp)).toBe('connected');
+      expect(memcstatShowsStats(await memcstatFrom(publicClient, chosenIp), chosenIp)).toBe(true);
+      expect(await tcpProbe(privateClient.container, chosen.container.getIpAddress(privateNet.name))).toBe('failed');
+      expect(await chosen.logs()).toContain(
+        `listening on ${chosenIp} port 11211 (TCP only, a public address chosen by MEMCACHED_LISTEN)`,
+      );
+    },
+  );
 
   it('refuses to start with only a public address, naming it and MEMCACHED_LISTEN in one line', async () => {
     const address = publicNet.fixedAddress(11);
@@ -131,39 +135,46 @@ describe.each(targetRows())('%s', (_profile, target) => {
     expect(settled).toEqual({ held: 3, refused: 2 });
   });
 
-  it('with an IPv6 allowlist, the allowed IPv6 clients are served and another is dropped; it reaches an unguarded server', async () => {
-    const [allowed, blocked] = ipv6Clients;
-    const allowedIp = await ipv6Of(allowed!.container.getId(), dualStack.name);
-    const address = dualStack.fixedAddress6(4);
-    await start(target, dualStack.name, {
-      ipv6Address: address,
-      capAdd: ['NET_ADMIN'],
-      env: { MEMCACHED_LISTEN: address, MEMCACHED_ALLOW_FROM: `${dualStack.ipv6Gateway}/128,${allowedIp}/128` },
-      unreachableFromHost: true,
-    });
-    await waitUntilServing(address);
-    expect(await served(address, user.name, user.password)).toEqual({ authStatus: Status.ok, roundTrip: true });
-    expect(await tcpProbe(allowed!.container, address)).toBe('connected');
-    expect(await tcpProbe(blocked!.container, address)).toBe('failed');
-    expect(await tcpProbe(blocked!.container, ipv6Address)).toBe('connected');
-  });
+  it(
+    'with an IPv6 allowlist, the allowed IPv6 clients are served and another is dropped; ' +
+      'it reaches an unguarded server',
+    async () => {
+      const [allowed, blocked] = ipv6Clients;
+      const allowedIp = await ipv6Of(allowed!.container.getId(), dualStack.name);
+      const address = dualStack.fixedAddress6(4);
+      await start(target, dualStack.name, {
+        ipv6Address: address,
+        capAdd: ['NET_ADMIN'],
+        env: { MEMCACHED_LISTEN: address, MEMCACHED_ALLOW_FROM: `${dualStack.ipv6Gateway}/128,${allowedIp}/128` },
+        unreachableFromHost: true,
+      });
+      await waitUntilServing(address);
+      expect(await served(address, user.name, user.password)).toEqual({ authStatus: Status.ok, roundTrip: true });
+      expect(await tcpProbe(allowed!.container, address)).toBe('connected');
+      expect(await tcpProbe(blocked!.container, address)).toBe('failed');
+      expect(await tcpProbe(blocked!.container, ipv6Address)).toBe('connected');
+    },
+  );
 
-  it('refuses an IPv6 allowlist without NET_ADMIN (fail closed), and an IPv6 address the container does not have', async () => {
-    const address = dualStack.fixedAddress6(5);
-    const withoutCap = await runToExit(target, dualStack.name, {
-      ipv6Address: address,
-      env: { MEMCACHED_LISTEN: address, MEMCACHED_ALLOW_FROM: `${dualStack.ipv6Gateway}/128` },
-    });
-    expect(withoutCap.exitCode).toBe(78);
-    expect(withoutCap.output.trim().split('\n')).toEqual([
-      expect.stringContaining('MEMCACHED_ALLOW_FROM needs --cap-add NET_ADMIN'),
-    ]);
-    const elsewhere = await runToExit(target, dualStack.name, {
-      env: { MEMCACHED_LISTEN: dualStack.fixedAddress6(6) },
-    });
-    expect(elsewhere.exitCode).toBe(78);
-    expect(elsewhere.output.trim().split('\n')).toEqual([
-      expect.stringContaining(`MEMCACHED_LISTEN ${dualStack.fixedAddress6(6)} is not an address of this container`),
-    ]);
-  });
+  it(
+    'refuses an IPv6 allowlist without NET_ADMIN (fail closed), ' + 'and an IPv6 address the container does not have',
+    async () => {
+      const address = dualStack.fixedAddress6(5);
+      const withoutCap = await runToExit(target, dualStack.name, {
+        ipv6Address: address,
+        env: { MEMCACHED_LISTEN: address, MEMCACHED_ALLOW_FROM: `${dualStack.ipv6Gateway}/128` },
+      });
+      expect(withoutCap.exitCode).toBe(78);
+      expect(withoutCap.output.trim().split('\n')).toEqual([
+        expect.stringContaining('MEMCACHED_ALLOW_FROM needs --cap-add NET_ADMIN'),
+      ]);
+      const elsewhere = await runToExit(target, dualStack.name, {
+        env: { MEMCACHED_LISTEN: dualStack.fixedAddress6(6) },
+      });
+      expect(elsewhere.exitCode).toBe(78);
+      expect(elsewhere.output.trim().split('\n')).toEqual([
+        expect.stringContaining(`MEMCACHED_LISTEN ${dualStack.fixedAddress6(6)} is not an address of this container`),
+      ]);
+    },
+  );
 });

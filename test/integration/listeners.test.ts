@@ -16,7 +16,10 @@ import type { TestTarget } from '../helpers/targets.js';
 import type { Variant } from '../helpers/variants.js';
 import { SECOND_LISTENER } from '../helpers/weakenings.js';
 
-/** Docker's embedded DNS resolver: its sockets sit in every container on a user-defined network, owned by the engine. */
+/**
+ * Docker's embedded DNS resolver: its sockets sit in every container on a user-defined network, owned by the
+ * engine.
+ */
 const ENGINE_DNS = /^(tcp|udp) 127\.0\.0\.11:\d+$/;
 
 /** Every socket of the server's network namespace that a peer could reach, loopback included, but the engine's DNS. */
@@ -26,12 +29,18 @@ async function socketInventory(server: RunningServer): Promise<string[]> {
   return reachableSockets(dump.output).filter((socket) => !ENGINE_DNS.test(socket));
 }
 
-/** What the image intends to listen on: memcached (or its TLS port) on the address, and with TLS its loopback plaintext. */
+/**
+ * What the image intends to listen on: memcached (or its TLS port) on the address, and with TLS its loopback
+ * plaintext.
+ */
 function intendedSockets(server: RunningServer, surface: Surface): string[] {
   return [`tcp ${server.ip}:11211`, ...(surface === 'tls' ? ['tcp 127.0.0.1:11211'] : [])].sort();
 }
 
-/** The open TCP ports nmap finds on `ip`, scanning all 65535 from `scanner`; refuses a scan that did not cover them all. */
+/**
+ * The open TCP ports nmap finds on `ip`, scanning all 65535 from `scanner`; refuses a scan that did not cover them
+ * all.
+ */
 async function openTcpPorts(scanner: StartedTestContainer, ip: string): Promise<number[]> {
   const { output } = await execIn(scanner, [
     'nmap',
@@ -79,12 +88,15 @@ describe.each(surfaceRows())('%s', (_name, target, surface) => {
     [server, weakened] = await Promise.all([start(target), start(variant.target)]);
   });
 
-  it('every reachable socket in its namespace, loopback included, is an intended one; one more listener is caught', async () => {
-    expect(await socketInventory(server)).toEqual(intendedSockets(server, surface));
-    expect(await socketInventory(weakened)).toEqual(
-      [...intendedSockets(weakened, surface), 'tcp 0.0.0.0:11212'].sort(),
-    );
-  });
+  it(
+    'every reachable socket in its namespace, loopback included, is an intended one; ' + 'one more listener is caught',
+    async () => {
+      expect(await socketInventory(server)).toEqual(intendedSockets(server, surface));
+      expect(await socketInventory(weakened)).toEqual(
+        [...intendedSockets(weakened, surface), 'tcp 0.0.0.0:11212'].sort(),
+      );
+    },
+  );
 
   it('a scan of all 65535 TCP ports from the network finds only 11211; one more listener is caught', async () => {
     expect(await openTcpPorts(scanner.container, server.ip)).toEqual([11211]);

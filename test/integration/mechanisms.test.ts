@@ -33,7 +33,8 @@ function attempts(user: string, password: string): Attempt[] {
       start: bytes(''),
       steps: [
         bytes(
-          `username="${user}",nonce="OA6MG9tEQGm2hh",cnonce="${nonce}",nc=00000001,qop=auth,digest-uri="memcached/localhost",response=d388dad90d4bbd760a152321f2143af7,charset=utf-8`,
+          `username="${user}",nonce="OA6MG9tEQGm2hh",cnonce="${nonce}",nc=00000001,qop=auth,` +
+            'digest-uri="memcached/localhost",response=d388dad90d4bbd760a152321f2143af7,charset=utf-8',
         ),
         bytes(''),
       ],
@@ -118,11 +119,15 @@ describe.each(targetRows())('%s', (_profile, target) => {
     expect(await announced(anonymous.ip)).toEqual(['ANONYMOUS', 'PLAIN']);
   });
 
-  it('authenticates only PLAIN with the right password, whatever mechanism is tried; the ANONYMOUS control lets anyone in', async () => {
-    const refusedExceptPlain = Object.fromEntries(
-      all.map((a) => [a.mechanism, a.mechanism === 'PLAIN' ? 'authenticated' : 'refused']),
-    );
-    expect(await verdicts(server.ip, all)).toEqual(refusedExceptPlain);
-    expect(await verdicts(anonymous.ip, all)).toEqual({ ...refusedExceptPlain, ANONYMOUS: 'authenticated' });
-  });
+  it(
+    'authenticates only PLAIN with the right password, whatever mechanism is tried; ' +
+      'the ANONYMOUS control lets anyone in',
+    async () => {
+      const refusedExceptPlain = Object.fromEntries(
+        all.map((a) => [a.mechanism, a.mechanism === 'PLAIN' ? 'authenticated' : 'refused']),
+      );
+      expect(await verdicts(server.ip, all)).toEqual(refusedExceptPlain);
+      expect(await verdicts(anonymous.ip, all)).toEqual({ ...refusedExceptPlain, ANONYMOUS: 'authenticated' });
+    },
+  );
 });

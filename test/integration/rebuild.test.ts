@@ -89,56 +89,64 @@ describe.each(profiles)('rebuilds of %s', (profileName) => {
     await network.remove();
   });
 
-  it('baked: the same users keep the image with no build; another password, an extra user or a changed file builds anew', async () => {
-    const sammy: SaslUser = { name: 'sammy', password: generatePassword() };
-    const args = ['--tag', tag('baked')];
-    // A rebuild learns from the tag's sasldb (one read) that it holds exactly these users.
-    const first = await build(args, [sammy]);
-    // Control: the counter sees the builds a changed input causes (the first one, at least the server stage).
-    expect(first.builds).toBeGreaterThan(0);
-    const firstLabels = (await engine.inspectImage(first.imageId))?.labels ?? {};
-    expect(firstLabels[INPUTS_LABEL]).toMatch(/^sha256:[0-9a-f]{64}$/);
-    const again = await build(args, [{ ...sammy }]);
-    expect(again).toEqual({ imageId: first.imageId, builds: 0, reads: 1 });
+  it(
+    'baked: the same users keep the image with no build; ' +
+      'another password, an extra user or a changed file builds anew',
+    async () => {
+      const sammy: SaslUser = { name: 'sammy', password: generatePassword() };
+      const args = ['--tag', tag('baked')];
+      // A rebuild learns from the tag's sasldb (one read) that it holds exactly these users.
+      const first = await build(args, [sammy]);
+      // Control: the counter sees the builds a changed input causes (the first one, at least the server stage).
+      expect(first.builds).toBeGreaterThan(0);
+      const firstLabels = (await engine.inspectImage(first.imageId))?.labels ?? {};
+      expect(firstLabels[INPUTS_LABEL]).toMatch(/^sha256:[0-9a-f]{64}$/);
+      const again = await build(args, [{ ...sammy }]);
+      expect(again).toEqual({ imageId: first.imageId, builds: 0, reads: 1 });
 
-    const rotated: SaslUser = { name: 'sammy', password: generatePassword() };
-    const afterRotation = await build(args, [rotated]);
-    expect(afterRotation.builds).toBeGreaterThan(0);
-    expect(afterRotation.imageId).not.toBe(first.imageId);
-    expect(await build(args, [{ ...rotated }])).toEqual({ imageId: afterRotation.imageId, builds: 0, reads: 1 });
+      const rotated: SaslUser = { name: 'sammy', password: generatePassword() };
+      const afterRotation = await build(args, [rotated]);
+      expect(afterRotation.builds).toBeGreaterThan(0);
+      expect(afterRotation.imageId).not.toBe(first.imageId);
+      expect(await build(args, [{ ...rotated }])).toEqual({ imageId: afterRotation.imageId, builds: 0, reads: 1 });
 
-    const extra = await build(args, [rotated, { name: 'intruder', password: generatePassword() }]);
-    expect(extra.builds).toBeGreaterThan(0);
-    expect(extra.imageId).not.toBe(afterRotation.imageId);
+      const extra = await build(args, [rotated, { name: 'intruder', password: generatePassword() }]);
+      expect(extra.builds).toBeGreaterThan(0);
+      expect(extra.imageId).not.toBe(afterRotation.imageId);
 
-    const allowlisted = await build(
-      [...args, '--allow-from', '10.0.0.0/8'],
-      [rotated, { name: 'intruder', password: generatePassword() }],
-    );
-    expect(allowlisted.builds).toBeGreaterThan(0);
+      const allowlisted = await build(
+        [...args, '--allow-from', '10.0.0.0/8'],
+        [rotated, { name: 'intruder', password: generatePassword() }],
+      );
+      expect(allowlisted.builds).toBeGreaterThan(0);
 
-    // By behaviour: the image kept for the same users still lets sammy in with the old password (the
-    // control), and the one rebuilt after rotating refuses it and takes the new one.
-    const [kept, afterRotationLogins] = await Promise.all([
-      logins(again.imageId, [sammy]),
-      logins(afterRotation.imageId, [sammy, rotated]),
-    ]);
-    expect(kept).toEqual([true]);
-    expect(afterRotationLogins).toEqual([false, true]);
-  });
+      // By behaviour: the image kept for the same users still lets sammy in with the old password (the
+      // control), and the one rebuilt after rotating refuses it and takes the new one.
+      const [kept, afterRotationLogins] = await Promise.all([
+        logins(again.imageId, [sammy]),
+        logins(afterRotation.imageId, [sammy, rotated]),
+      ]);
+      expect(kept).toEqual([true]);
+      expect(afterRotationLogins).toEqual([false, true]);
+    },
+  );
 
-  it('runtime credentials and the client image: the same inputs keep the image; TLS (other files and labels) builds', async () => {
-    const runtime = ['--runtime-credentials', '--tag', tag('runtime')];
-    const first = await build(runtime);
-    const again = await build(runtime);
-    expect(again).toEqual({ imageId: first.imageId, builds: 0, reads: 0 });
-    // Control: with TLS the rendered files and labels differ, so the engine is asked to build.
-    const tls = await build([...runtime, '--tls']);
-    expect(tls.builds).toBeGreaterThan(0);
-    expect(tls.imageId).not.toBe(first.imageId);
+  it(
+    'runtime credentials and the client image: the same inputs keep the image; ' +
+      'TLS (other files and labels) builds',
+    async () => {
+      const runtime = ['--runtime-credentials', '--tag', tag('runtime')];
+      const first = await build(runtime);
+      const again = await build(runtime);
+      expect(again).toEqual({ imageId: first.imageId, builds: 0, reads: 0 });
+      // Control: with TLS the rendered files and labels differ, so the engine is asked to build.
+      const tls = await build([...runtime, '--tls']);
+      expect(tls.builds).toBeGreaterThan(0);
+      expect(tls.imageId).not.toBe(first.imageId);
 
-    const client = ['--target', 'client', '--tag', tag('client')];
-    const clientFirst = await build(client);
-    expect(await build(client)).toEqual({ imageId: clientFirst.imageId, builds: 0, reads: 0 });
-  });
+      const client = ['--target', 'client', '--tag', tag('client')];
+      const clientFirst = await build(client);
+      expect(await build(client)).toEqual({ imageId: clientFirst.imageId, builds: 0, reads: 0 });
+    },
+  );
 });

@@ -92,30 +92,33 @@ describe.each(runtimeTargets.map((t): [string, TestTarget] => [t.name, t]))('%s'
     expect(inContainer).toEqual(byCli);
   });
 
-  it('starts with a non-ASCII password counted in characters, and refuses a non-ASCII name as the CLI does', async () => {
-    const password = 'пароль-пароль';
-    const server = await startServer(
-      { ...target, usersSecret: secret('cyrillic-users', `ivan:${password}\n`) },
-      network.name,
-    );
-    try {
-      expect(await tryAuthenticatedRoundTrip(server.ip, 'ivan', password)).toEqual({
-        authStatus: Status.ok,
-        roundTrip: true,
-      });
-    } finally {
-      await server.stop();
-    }
-    const refused = await runToExit(
-      { ...target, usersSecret: secret('accented-users', 'josé:correct-horse-battery\n') },
-      network.name,
-      {},
-    );
-    expect(refused.exitCode).toBe(78);
-    expect(refused.output.trim()).toBe(
-      `memcached-hardened: users file /run/secrets/memcached_users${cliVerdict('josé:correct-horse-battery\n')}`,
-    );
-  });
+  it(
+    'starts with a non-ASCII password counted in characters, ' + 'and refuses a non-ASCII name as the CLI does',
+    async () => {
+      const password = 'пароль-пароль';
+      const server = await startServer(
+        { ...target, usersSecret: secret('cyrillic-users', `ivan:${password}\n`) },
+        network.name,
+      );
+      try {
+        expect(await tryAuthenticatedRoundTrip(server.ip, 'ivan', password)).toEqual({
+          authStatus: Status.ok,
+          roundTrip: true,
+        });
+      } finally {
+        await server.stop();
+      }
+      const refused = await runToExit(
+        { ...target, usersSecret: secret('accented-users', 'josé:correct-horse-battery\n') },
+        network.name,
+        {},
+      );
+      expect(refused.exitCode).toBe(78);
+      expect(refused.output.trim()).toBe(
+        `memcached-hardened: users file /run/secrets/memcached_users${cliVerdict('josé:correct-horse-battery\n')}`,
+      );
+    },
+  );
 
   it('refuses a bad users file without echoing its passwords', async () => {
     const leaked = 'Secret-value-999';

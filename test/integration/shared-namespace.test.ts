@@ -52,35 +52,42 @@ describe.each(targetRows())('%s', (_profile, target) => {
     [allowed, other] = await Promise.all([bench.clientHost(target), bench.clientHost(target)]);
   });
 
-  it('refuses the allowlist where the namespace holds a rule it did not write and leaves it as it was; applies it where the namespace is clean', async () => {
-    const owner = await namespaceOwner();
-    expect((await execIn(owner.container, ['iptables', '-w', '-I', 'INPUT', ...FOREIGN_RULE], 'root')).exitCode).toBe(
-      0,
-    );
-    const before = await firewall(owner);
-    const refused = await runToExit(target, inNamespaceOf(owner), allowlisted());
-    expect(refused.exitCode).toBe(78);
-    const lines = refused.output.trim().split('\n');
-    expect(lines).toHaveLength(1);
-    expect(lines[0]).toContain('this network namespace has firewall rules this image did not write');
-    expect(lines[0]).toContain('-A INPUT -p tcp -m tcp --dport 2222 -j ACCEPT');
-    expect(await firewall(owner)).toEqual(before);
-    expect(await tcpProbe(allowed.container, owner.ip)).toBe('failed');
+  it(
+    'refuses the allowlist where the namespace holds a rule it did not write and leaves it as it was; ' +
+      'applies it where the namespace is clean',
+    async () => {
+      const owner = await namespaceOwner();
+      expect((await execIn(owner.container, ['iptables', '-w', '-I', 'INPUT', ...FOREIGN_RULE], 'root')).exitCode).toBe(
+        0,
+      );
+      const before = await firewall(owner);
+      const refused = await runToExit(target, inNamespaceOf(owner), allowlisted());
+      expect(refused.exitCode).toBe(78);
+      const lines = refused.output.trim().split('\n');
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toContain('this network namespace has firewall rules this image did not write');
+      expect(lines[0]).toContain('-A INPUT -p tcp -m tcp --dport 2222 -j ACCEPT');
+      expect(await firewall(owner)).toEqual(before);
+      expect(await tcpProbe(allowed.container, owner.ip)).toBe('failed');
 
-    // Control: the same namespace without the foreign rule takes the allowlist, which then works there.
-    expect((await execIn(owner.container, ['iptables', '-w', '-D', 'INPUT', ...FOREIGN_RULE], 'root')).exitCode).toBe(
-      0,
-    );
-    const server = await startServer(target, inNamespaceOf(owner), { ...allowlisted(), unreachableFromHost: true });
-    expect(memcstatShowsStats(await memcstatFrom(allowed, owner.ip), owner.ip)).toBe(true);
-    expect(await tcpProbe(other.container, owner.ip)).toBe('failed');
-    await server.stop();
-    // Its restart finds only its own chain, so it starts again (with the rules replaced, not doubled).
-    const restarted = await startServer(target, inNamespaceOf(owner), { ...allowlisted(), unreachableFromHost: true });
-    expect(memcstatShowsStats(await memcstatFrom(allowed, owner.ip), owner.ip)).toBe(true);
-    expect((await firewall(owner)).ipv4.match(/-j MEMCACHED-ALLOW$/gm)).toHaveLength(2);
-    await restarted.stop();
-  });
+      // Control: the same namespace without the foreign rule takes the allowlist, which then works there.
+      expect((await execIn(owner.container, ['iptables', '-w', '-D', 'INPUT', ...FOREIGN_RULE], 'root')).exitCode).toBe(
+        0,
+      );
+      const server = await startServer(target, inNamespaceOf(owner), { ...allowlisted(), unreachableFromHost: true });
+      expect(memcstatShowsStats(await memcstatFrom(allowed, owner.ip), owner.ip)).toBe(true);
+      expect(await tcpProbe(other.container, owner.ip)).toBe('failed');
+      await server.stop();
+      // Its restart finds only its own chain, so it starts again (with the rules replaced, not doubled).
+      const restarted = await startServer(target, inNamespaceOf(owner), {
+        ...allowlisted(),
+        unreachableFromHost: true,
+      });
+      expect(memcstatShowsStats(await memcstatFrom(allowed, owner.ip), owner.ip)).toBe(true);
+      expect((await firewall(owner)).ipv4.match(/-j MEMCACHED-ALLOW$/gm)).toHaveLength(2);
+      await restarted.stop();
+    },
+  );
 
   it('when a later rule fails, removes every rule already added (IPv4 and IPv6) and starts no listener', async () => {
     const owner = await namespaceOwner();
@@ -91,7 +98,8 @@ describe.each(targetRows())('%s', (_profile, target) => {
     const failing = join(scratch, 'ip6tables');
     writeFileSync(
       failing,
-      `#!/bin/sh\ncase "$*" in *DROP*) echo "ip6tables: injected failure" >&2; exit 1 ;; esac\nexec ${realIp6tables} "$@"\n`,
+      '#!/bin/sh\ncase "$*" in *DROP*) echo "ip6tables: injected failure" >&2; exit 1 ;; esac\n' +
+        `exec ${realIp6tables} "$@"\n`,
     );
     chmodSync(failing, 0o755);
     const env = { MEMCACHED_ALLOW_FROM: `${allowed.ip}/32,fd00::/8` };

@@ -52,8 +52,10 @@ describe.each(targetRows())('%s', (_name, target) => {
       writeFileSync(join(unreadable, 'tls.key'), readFileSync(bench.ours.key), { mode: 0o400 });
       const cases: Array<{ secretDir?: string; env?: Record<string, string>; refusal: RegExp }> = [
         {
-          refusal:
-            /^memcached-hardened: TLS: \/run\/secrets\/memcached_tls\/tls\.crt is missing or not readable by uid 11211; mount the certificate secret/,
+          refusal: new RegExp(
+            '^memcached-hardened: TLS: \\/run\\/secrets\\/memcached_tls\\/tls\\.crt is missing or not readable ' +
+              'by uid 11211; mount the certificate secret',
+          ),
         },
         {
           secretDir: unreadable,
@@ -65,8 +67,10 @@ describe.each(targetRows())('%s', (_name, target) => {
             'tls.crt': bench.ours.certificate,
             'tls.key': bench.foreign.key,
           }),
-          refusal:
-            /^memcached-hardened: TLS: the key \/run\/secrets\/memcached_tls\/tls\.key does not belong to the certificate/,
+          refusal: new RegExp(
+            '^memcached-hardened: TLS: the key \\/run\\/secrets\\/memcached_tls\\/tls\\.key ' +
+              'does not belong to the certificate',
+          ),
         },
         {
           secretDir: mountableSecretDir(join(bench.scratch, 'secret-not-pem'), {
@@ -98,8 +102,10 @@ describe.each(targetRows())('%s', (_name, target) => {
         {
           secretDir: bench.secret,
           env: { MEMCACHED_LISTEN: '127.0.0.1' },
-          refusal:
-            /^memcached-hardened: MEMCACHED_LISTEN=127\.0\.0\.1: with TLS, loopback carries memcached's own plaintext listener/,
+          refusal: new RegExp(
+            '^memcached-hardened: MEMCACHED_LISTEN=127\\.0\\.0\\.1: with TLS, ' +
+              "loopback carries memcached's own plaintext listener",
+          ),
         },
       ];
       const refusals = await Promise.all(

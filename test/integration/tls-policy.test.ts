@@ -49,13 +49,17 @@ describe.each(targetRows())('%s (TLS)', (_name, target) => {
     );
   });
 
-  it(`accepts exactly ${intended.join(' and ')}, forward-secret AEAD suites only, a strong certificate; a permissive cipher list is caught`, async () => {
-    const [server, weakened] = servers;
-    const real = await scan(server!);
-    expect(tlsPolicyViolations(real, intended)).toEqual([]);
-    // The scan saw what it judged: the intended versions, each with suites.
-    expect(Object.values(real.versions).every((suites) => suites.length > 0)).toBe(true);
-    const loose = tlsPolicyViolations(await scan(weakened!), intended);
-    expect(loose.filter((violation) => / accepts TLS_/.test(violation))).not.toEqual([]);
-  });
+  it(
+    `accepts exactly ${intended.join(' and ')}, forward-secret AEAD suites only, a strong certificate; ` +
+      'a permissive cipher list is caught',
+    async () => {
+      const [server, weakened] = servers;
+      const real = await scan(server!);
+      expect(tlsPolicyViolations(real, intended)).toEqual([]);
+      // The scan saw what it judged: the intended versions, each with suites.
+      expect(Object.values(real.versions).every((suites) => suites.length > 0)).toBe(true);
+      const loose = tlsPolicyViolations(await scan(weakened!), intended);
+      expect(loose.filter((violation) => / accepts TLS_/.test(violation))).not.toEqual([]);
+    },
+  );
 });

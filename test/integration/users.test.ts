@@ -49,9 +49,12 @@ describe.each(targetRows())('%s', (_profile, target) => {
     ]);
   });
 
-  it('the running sasldb holds exactly the users file, keyed to the hostname: no extra, missing or renamed user', async () => {
-    expect(difference(await sasldbUsers(server), names, hostname)).toEqual({ extra: [], missing: [] });
-  });
+  it(
+    'the running sasldb holds exactly the users file, keyed to the hostname: ' + 'no extra, missing or renamed user',
+    async () => {
+      expect(difference(await sasldbUsers(server), names, hostname)).toEqual({ extra: [], missing: [] });
+    },
+  );
 
   it('control: a user planted in the sasldb memcached reads is reported by name, and could log in', async () => {
     // Before planting, the control server is as clean as the one above.

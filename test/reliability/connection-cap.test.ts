@@ -46,60 +46,64 @@ describe.each(targetRows())('%s', (profile, target) => {
     await Promise.all([hoarderSide?.remove(), clientSide?.remove()]);
   });
 
-  it('one address hoarding many times -c idle unauthenticated connections: every other client is served, the hoarder is refused at once', async () => {
-    const attempts = scaled(300, 1500);
-    const rounds = scaled(50, 200);
-    const cap = defaultPerClientCap(MAX_CONNECTIONS);
-    const server = await start();
-    const cpuBefore = await cpuMs(server);
-    const hoard = await hoardConnections(server.ip, attempts);
-    const cpuForHoard = (await cpuMs(server)) - cpuBefore;
-    try {
-      expect({ held: hoard.held.length, refused: hoard.refused }).toEqual({ held: cap, refused: attempts - cap });
-      expect(quantile(hoard.refusalMs, 1)).toBeLessThan(1000);
-      const latencies: number[] = [];
-      let roundTrips = 0;
-      for (let round = 0; round < rounds; round++) {
-        const started = Date.now();
-        const attempt = await served(otherAddress(server), user.name, user.password);
-        latencies.push(Date.now() - started);
-        if (attempt.authStatus === Status.ok && attempt.roundTrip) roundTrips++;
+  it(
+    'one address hoarding many times -c idle unauthenticated connections: ' +
+      'every other client is served, the hoarder is refused at once',
+    async () => {
+      const attempts = scaled(300, 1500);
+      const rounds = scaled(50, 200);
+      const cap = defaultPerClientCap(MAX_CONNECTIONS);
+      const server = await start();
+      const cpuBefore = await cpuMs(server);
+      const hoard = await hoardConnections(server.ip, attempts);
+      const cpuForHoard = (await cpuMs(server)) - cpuBefore;
+      try {
+        expect({ held: hoard.held.length, refused: hoard.refused }).toEqual({ held: cap, refused: attempts - cap });
+        expect(quantile(hoard.refusalMs, 1)).toBeLessThan(1000);
+        const latencies: number[] = [];
+        let roundTrips = 0;
+        for (let round = 0; round < rounds; round++) {
+          const started = Date.now();
+          const attempt = await served(otherAddress(server), user.name, user.password);
+          latencies.push(Date.now() - started);
+          if (attempt.authStatus === Status.ok && attempt.roundTrip) roundTrips++;
+        }
+        expect(roundTrips).toBe(rounds);
+        expect(await Promise.all(hoard.held.map((client) => answers(client)))).not.toContain(false);
+        recordFigure(
+          profile,
+          `hoarder: idle unauthenticated connections tried (-c ${MAX_CONNECTIONS})`,
+          attempts,
+          'connections',
+        );
+        recordFigure(profile, 'hoarder: connections kept (default per-client cap)', hoard.held.length, 'connections');
+        recordFigure(profile, 'hoarder: connections refused', hoard.refused, 'connections');
+        recordFigure(profile, 'hoarder: connected to refused, p50', quantile(hoard.refusalMs, 0.5), 'ms');
+        recordFigure(profile, 'hoarder: connected to refused, max', quantile(hoard.refusalMs, 1), 'ms');
+        recordFigure(profile, 'memcached CPU time for the whole hoard (no spinning)', cpuForHoard, 'ms');
+        recordFigure(
+          profile,
+          'other address: authenticated set/get while hoarded (0 failures)',
+          roundTrips,
+          'round trips',
+        );
+        recordFigure(
+          profile,
+          'other address: connect + SASL + set/get while hoarded, p50',
+          quantile(latencies, 0.5),
+          'ms',
+        );
+        recordFigure(
+          profile,
+          'other address: connect + SASL + set/get while hoarded, p99',
+          quantile(latencies, 0.99),
+          'ms',
+        );
+      } finally {
+        hoard.release();
       }
-      expect(roundTrips).toBe(rounds);
-      expect(await Promise.all(hoard.held.map((client) => answers(client)))).not.toContain(false);
-      recordFigure(
-        profile,
-        `hoarder: idle unauthenticated connections tried (-c ${MAX_CONNECTIONS})`,
-        attempts,
-        'connections',
-      );
-      recordFigure(profile, 'hoarder: connections kept (default per-client cap)', hoard.held.length, 'connections');
-      recordFigure(profile, 'hoarder: connections refused', hoard.refused, 'connections');
-      recordFigure(profile, 'hoarder: connected to refused, p50', quantile(hoard.refusalMs, 0.5), 'ms');
-      recordFigure(profile, 'hoarder: connected to refused, max', quantile(hoard.refusalMs, 1), 'ms');
-      recordFigure(profile, 'memcached CPU time for the whole hoard (no spinning)', cpuForHoard, 'ms');
-      recordFigure(
-        profile,
-        'other address: authenticated set/get while hoarded (0 failures)',
-        roundTrips,
-        'round trips',
-      );
-      recordFigure(
-        profile,
-        'other address: connect + SASL + set/get while hoarded, p50',
-        quantile(latencies, 0.5),
-        'ms',
-      );
-      recordFigure(
-        profile,
-        'other address: connect + SASL + set/get while hoarded, p99',
-        quantile(latencies, 0.99),
-        'ms',
-      );
-    } finally {
-      hoard.release();
-    }
-  });
+    },
+  );
 
   it('control: with the cap raised to -c, the same hoard locks the other address out', async () => {
     const server = await start({ MEMCACHED_MAX_CONNECTIONS_PER_CLIENT: String(MAX_CONNECTIONS) });

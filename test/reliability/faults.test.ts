@@ -63,60 +63,64 @@ describe.each(targetRows())('%s', (profile, target) => {
     recordFigure(profile, 'docker stop (SIGTERM) to exit', elapsed, 'ms');
   });
 
-  it('memcached killed with SIGKILL: the container exits non-zero, and with a restart policy comes back and authenticates', async () => {
-    const create = async (restart: boolean) => {
-      const spec = containerSpec(target, network.name);
-      return docker.createContainer({
-        ...spec,
-        HostConfig: {
-          ...spec.HostConfig,
-          RestartPolicy: restart ? { Name: 'on-failure', MaximumRetryCount: 3 } : { Name: 'no' },
-        },
-      });
-    };
-    const kill = async (container: Awaited<ReturnType<typeof create>>) => {
-      const info = await container.inspect();
-      await waitUntilServing(info.NetworkSettings.Networks[network.name]!.IPAddress);
-      // From the host, as a crash or the OOM killer would: not through the engine, which would count
-      // it as a manual stop and skip the restart policy.
-      process.kill(info.State.Pid, 'SIGKILL');
-    };
-    const plain = await create(false);
-    try {
-      await plain.start();
-      await kill(plain);
-      const { StatusCode } = (await plain.wait()) as { StatusCode: number };
-      expect(StatusCode).not.toBe(0);
-    } finally {
-      await plain.remove({ force: true });
-    }
-    const restarting = await create(true);
-    try {
-      await restarting.start();
-      await kill(restarting);
-      const started = Date.now();
-      const restarted = async () => {
-        const info = await restarting.inspect();
-        return info.RestartCount >= 1 && info.State.Running ? info : undefined;
+  it(
+    'memcached killed with SIGKILL: the container exits non-zero, ' +
+      'and with a restart policy comes back and authenticates',
+    async () => {
+      const create = async (restart: boolean) => {
+        const spec = containerSpec(target, network.name);
+        return docker.createContainer({
+          ...spec,
+          HostConfig: {
+            ...spec.HostConfig,
+            RestartPolicy: restart ? { Name: 'on-failure', MaximumRetryCount: 3 } : { Name: 'no' },
+          },
+        });
       };
-      const info = await pollUntil(restarted, {
-        timeoutMs: 30_000,
-        intervalMs: 200,
-        what: 'the engine restarted the killed container',
-      }).catch(() => restarting.inspect());
-      expect(info.RestartCount).toBe(1);
-      const ip = info.NetworkSettings.Networks[network.name]!.IPAddress;
-      await waitUntilServing(ip);
-      expect(await tryAuthenticatedRoundTrip(ip, user.name, user.password)).toEqual({
-        authStatus: Status.ok,
-        roundTrip: true,
-      });
-      expect(await containerLogs(restarting.id)).toMatch(/listening on[\s\S]*listening on/);
-      recordFigure(profile, 'SIGKILL to serving again (restart policy)', Date.now() - started, 'ms');
-    } finally {
-      await restarting.remove({ force: true });
-    }
-  });
+      const kill = async (container: Awaited<ReturnType<typeof create>>) => {
+        const info = await container.inspect();
+        await waitUntilServing(info.NetworkSettings.Networks[network.name]!.IPAddress);
+        // From the host, as a crash or the OOM killer would: not through the engine, which would count
+        // it as a manual stop and skip the restart policy.
+        process.kill(info.State.Pid, 'SIGKILL');
+      };
+      const plain = await create(false);
+      try {
+        await plain.start();
+        await kill(plain);
+        const { StatusCode } = (await plain.wait()) as { StatusCode: number };
+        expect(StatusCode).not.toBe(0);
+      } finally {
+        await plain.remove({ force: true });
+      }
+      const restarting = await create(true);
+      try {
+        await restarting.start();
+        await kill(restarting);
+        const started = Date.now();
+        const restarted = async () => {
+          const info = await restarting.inspect();
+          return info.RestartCount >= 1 && info.State.Running ? info : undefined;
+        };
+        const info = await pollUntil(restarted, {
+          timeoutMs: 30_000,
+          intervalMs: 200,
+          what: 'the engine restarted the killed container',
+        }).catch(() => restarting.inspect());
+        expect(info.RestartCount).toBe(1);
+        const ip = info.NetworkSettings.Networks[network.name]!.IPAddress;
+        await waitUntilServing(ip);
+        expect(await tryAuthenticatedRoundTrip(ip, user.name, user.password)).toEqual({
+          authStatus: Status.ok,
+          roundTrip: true,
+        });
+        expect(await containerLogs(restarting.id)).toMatch(/listening on[\s\S]*listening on/);
+        recordFigure(profile, 'SIGKILL to serving again (restart policy)', Date.now() - started, 'ms');
+      } finally {
+        await restarting.remove({ force: true });
+      }
+    },
+  );
 });
 
 describe('builds that fail or are interrupted', () => {
@@ -124,30 +128,33 @@ describe('builds that fail or are interrupted', () => {
   const usersFile = join(scratch, 'users');
   afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
-  it('a build failing mid-way exits 1 with the engine error and log tail, tags nothing, leaves no container', async () => {
-    if (!target) throw new Error('no target');
-    writeFileSync(usersFile, 'sammy:correct-horse-battery\n', { mode: 0o600 });
-    const tag = `memcached-hardened-test/failing:${Date.now()}`;
-    const before = await containerIds();
-    // The apt mirror is the build container's own loopback, where nothing listens: apt fails mid-build.
-    const result = await cliBuild([
-      '--profile',
-      target.profile,
-      '--users-file',
-      usersFile,
-      '--tag',
-      tag,
-      '--no-cache',
-      '--apt-mirror',
-      'http://127.0.0.1:9/archive',
-    ]);
-    expect(result.code).toBe(1);
-    expect(result.stderr).toMatch(/build failed: .*returned a non-zero code/);
-    expect(result.stderr).toContain('--- last build output ---');
-    expect(result.stderr).not.toContain('correct-horse-battery');
-    expect(await tagExists(tag)).toBe(false);
-    expect([...(await containerIds())].filter((id) => !before.has(id))).toEqual([]);
-  });
+  it(
+    'a build failing mid-way exits 1 with the engine error and log tail, ' + 'tags nothing, leaves no container',
+    async () => {
+      if (!target) throw new Error('no target');
+      writeFileSync(usersFile, 'sammy:correct-horse-battery\n', { mode: 0o600 });
+      const tag = `memcached-hardened-test/failing:${Date.now()}`;
+      const before = await containerIds();
+      // The apt mirror is the build container's own loopback, where nothing listens: apt fails mid-build.
+      const result = await cliBuild([
+        '--profile',
+        target.profile,
+        '--users-file',
+        usersFile,
+        '--tag',
+        tag,
+        '--no-cache',
+        '--apt-mirror',
+        'http://127.0.0.1:9/archive',
+      ]);
+      expect(result.code).toBe(1);
+      expect(result.stderr).toMatch(/build failed: .*returned a non-zero code/);
+      expect(result.stderr).toContain('--- last build output ---');
+      expect(result.stderr).not.toContain('correct-horse-battery');
+      expect(await tagExists(tag)).toBe(false);
+      expect([...(await containerIds())].filter((id) => !before.has(id))).toEqual([]);
+    },
+  );
 
   it('a build interrupted with SIGINT exits 130, tags nothing, leaves no container', async () => {
     if (!target) throw new Error('no target');

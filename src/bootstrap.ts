@@ -49,7 +49,8 @@ export function upgradeScript(profile: Profile): string {
     'apt-get -y -qq -o Dpkg::Options::=--force-confold dist-upgrade',
     'apt-get clean',
     // The newest Release date of the suites used: the epoch the image's mtimes are clamped to.
-    `for f in /var/lib/apt/lists/*Release; do sed -n 's/^Date: //p' "$f"; done | while read -r d; do date -u -d "$d" +%s; done | sort -n | tail -n 1 | sed 's/^/${RELEASE_DATE_PREFIX}/'`,
+    `for f in /var/lib/apt/lists/*Release; do sed -n 's/^Date: //p' "$f"; done | ` +
+      `while read -r d; do date -u -d "$d" +%s; done | sort -n | tail -n 1 | sed 's/^/${RELEASE_DATE_PREFIX}/'`,
     'cp /tmp/sources.list.orig /etc/apt/sources.list',
     'rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /tmp/sources.list.orig',
     'echo "base upgraded: $(dpkg-query -W | wc -l) packages"',
@@ -111,7 +112,8 @@ async function loadReproducible(
   await writeFile(join(work, configFile), config);
   await writeFile(join(work, 'manifest.json'), loadManifest(configFile, 'layer.tar', reference));
   progress(
-    `[base] loading ${reference} (layer ${diffId.slice(7, 19)}, image ${configFile.slice(0, 12)}, mtimes clamped to ${new Date(epoch * 1000).toISOString()})`,
+    `[base] loading ${reference} (layer ${diffId.slice(7, 19)}, image ${configFile.slice(0, 12)}, ` +
+      `mtimes clamped to ${new Date(epoch * 1000).toISOString()})`,
   );
   const archive = startChild('tar', ['--create', `--directory=${work}`, 'manifest.json', configFile, 'layer.tar'], {
     label: 'tar of the image archive',

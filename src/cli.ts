@@ -38,7 +38,8 @@ async function build(argv: readonly string[]): Promise<number> {
   console.log(
     config.json
       ? JSON.stringify(summary(config, built))
-      : `built ${result.tags.join(', ')} (${result.imageId}) from ${result.base}, ${(result.sizeBytes / 1e6).toFixed(1)} MB`,
+      : `built ${result.tags.join(', ')} (${result.imageId}) from ${result.base}, ` +
+          `${(result.sizeBytes / 1e6).toFixed(1)} MB`,
   );
   return 0;
 }

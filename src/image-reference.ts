@@ -85,5 +85,7 @@ export function tagOf(reference: ImageReference): string {
 
 /** The reference as text again: `parseImageReference(formatImageReference(r))` equals `r`. */
 export function formatImageReference(reference: ImageReference): string {
-  return `${imageName(reference)}${reference.tag === undefined ? '' : `:${reference.tag}`}${reference.digest === undefined ? '' : `@${reference.digest}`}`;
+  const tag = reference.tag === undefined ? '' : `:${reference.tag}`;
+  const digest = reference.digest === undefined ? '' : `@${reference.digest}`;
+  return `${imageName(reference)}${tag}${digest}`;
 }

@@ -110,7 +110,8 @@ const crossFieldRules: readonly [holds: (p: Profile) => boolean, message: string
     (p) =>
       p.tls.packages.includes('openssl') &&
       p.tls.keepInstalled.every((name) => p.packages.purgeAfterInstall.includes(name)),
-    'tls.packages must include openssl (the start-up certificate check) and tls.keepInstalled must name purgeAfterInstall packages',
+    'tls.packages must include openssl (the start-up certificate check) ' +
+      'and tls.keepInstalled must name purgeAfterInstall packages',
   ],
 ];
 

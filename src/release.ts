@@ -111,7 +111,8 @@ export async function releaseImage(config: ReleaseConfig, progress: Progress): P
     });
     if (!verdict.passed) {
       throw failure(
-        `verification failed: ${config.tag} (${built.result.imageId}) was not pushed; first failure: ${verdict.failedChecks[0] ?? 'none named'}`,
+        `verification failed: ${config.tag} (${built.result.imageId}) was not pushed; ` +
+          `first failure: ${verdict.failedChecks[0] ?? 'none named'}`,
       );
     }
     checks = verdict.checks ?? [];

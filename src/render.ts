@@ -50,11 +50,15 @@ export interface RenderOptions {
 /** Where a baked image carries its sasldb (keyed to BUILD_REALM). */
 export const BAKED_SASLDB_PATH = '/etc/sasl2/memcached-sasldb2';
 
-const BAKED_CREDENTIALS = `# Generated users, keyed to a fixed build realm; the entrypoint re-keys them to the container's hostname
-# at start, because memcached uses gethostname() as the SASL realm.
-COPY --chown=memcache:memcache ${SASLDB_ENTRY} ${BAKED_SASLDB_PATH}`;
-const RUNTIME_CREDENTIALS = `# Runtime credentials: no users in the image; the entrypoint builds the sasldb at start from a mounted
-# users file or MEMCACHED_USERNAME + MEMCACHED_PASSWORD(_FILE), and refuses to start without them.`;
+const BAKED_CREDENTIALS = [
+  "# Generated users, keyed to a fixed build realm; the entrypoint re-keys them to the container's hostname",
+  '# at start, because memcached uses gethostname() as the SASL realm.',
+  `COPY --chown=memcache:memcache ${SASLDB_ENTRY} ${BAKED_SASLDB_PATH}`,
+].join('\n');
+const RUNTIME_CREDENTIALS = [
+  '# Runtime credentials: no users in the image; the entrypoint builds the sasldb at start from a mounted',
+  '# users file or MEMCACHED_USERNAME + MEMCACHED_PASSWORD(_FILE), and refuses to start without them.',
+].join('\n');
 
 /** The image's own scripts: the entrypoint's phases, the users-file rules and the generated values. */
 export const IMAGE_LIB_DIR = '/usr/local/lib/memcached-hardened';
@@ -158,7 +162,8 @@ function fileCapabilitiesScript(profile: Profile, grant: boolean): string {
 /** Shell that leaves no apt lists, caches or logs, and no setuid/setgid file, in a server layer. */
 const CLEAN_UP = [
   'apt-get clean; \\',
-  '    rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/cache/debconf/*-old /var/lib/dpkg/*-old /var/log/apt /var/log/dpkg.log /var/log/alternatives.log; \\',
+  '    rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/cache/debconf/*-old /var/lib/dpkg/*-old ' +
+    '/var/log/apt /var/log/dpkg.log /var/log/alternatives.log; \\',
   '    find / -xdev -type f -perm /6000 -exec chmod ug-s {} +',
 ].join('\n');
 
@@ -175,6 +180,7 @@ export function tlsLayer(profile: Profile): string {
     profile.tls.via === 'memcached'
       ? "memcached's own TLS (-Z)"
       : `a ${profile.tls.via} front on the listen address, memcached on loopback`;
+  const purged = profile.packages.purgeAfterInstall.filter((name) => !profile.tls.keepInstalled.includes(name));
   return [
     `# TLS (--tls): ${how}; openssl checks the mounted certificate and key at start.`,
     'RUN set -eu; \\',
@@ -182,10 +188,11 @@ export function tlsLayer(profile: Profile): string {
     '    apt-get install -f -y -qq >/dev/null; \\',
     `    apt-get install -y -qq ${profile.tls.packages.join(' ')} >/dev/null; \\`,
     '    apt-get install -y -qq libcap2-bin >/dev/null; \\',
-    `    ${purgeScript(profile.packages.purgeAfterInstall.filter((name) => !profile.tls.keepInstalled.includes(name)))}; \\`,
+    `    ${purgeScript(purged)}; \\`,
     `    ${fileCapabilitiesScript(profile, false)}; \\`,
     `    ${CLEAN_UP}; \\`,
-    `    echo '# Written by the --tls build: memcached serves only TLS and refuses to start without a certificate.' > ${TLS_MARKER}`,
+    "    echo '# Written by the --tls build: memcached serves only TLS and refuses to start without a certificate.' " +
+      `> ${TLS_MARKER}`,
   ].join('\n');
 }
 
@@ -257,7 +264,8 @@ export function profileValues(profile: Profile, options: RenderOptions = {}): Te
     RUNTIME_CREDENTIAL_PACKAGES: options.credentials === 'runtime' ? 'sasl2-bin' : '',
     SERVER_ENV:
       allowFrom.length > 0
-        ? `# Baked default allowlist: the container refuses to start without NET_ADMIN.\nENV MEMCACHED_ALLOW_FROM=${allowFrom.join(',')}`
+        ? '# Baked default allowlist: the container refuses to start without NET_ADMIN.\n' +
+          `ENV MEMCACHED_ALLOW_FROM=${allowFrom.join(',')}`
         : '# No default allowlist baked in (set MEMCACHED_ALLOW_FROM at run time).',
   };
 }

@@ -10,7 +10,10 @@ import { join } from 'node:path';
  * bootstraps from the same archive state then give the same layer digest and the same image id.
  */
 
-/** Files that say when or where they were written (logs, caches of inode times, hash-seeded indexes), not what the system is. */
+/**
+ * Files that say when or where they were written (logs, caches of inode times, hash-seeded indexes), not what the
+ * system is.
+ */
 export const UNREPRODUCIBLE_FILES = [
   'var/log/dpkg.log',
   'var/log/bootstrap.log',

@@ -30,7 +30,9 @@ export function parseDpkgQuery(output: string): InstalledPackage[] {
 
 /** A package URL for a Debian/Ubuntu package. */
 export function debPurl(pkg: InstalledPackage, distro: string, vendor: string): string {
-  return `pkg:deb/${vendor}/${encodeURIComponent(pkg.name)}@${encodeURIComponent(pkg.version)}?arch=${pkg.architecture}&distro=${distro}`;
+  const name = encodeURIComponent(pkg.name);
+  const version = encodeURIComponent(pkg.version);
+  return `pkg:deb/${vendor}/${name}@${version}?arch=${pkg.architecture}&distro=${distro}`;
 }
 
 /** A CycloneDX 1.5 SBOM of the image's installed packages. */
@@ -66,7 +68,10 @@ export function cycloneDx(
   };
 }
 
-/** True when `bom` (a parsed SBOM file) is the one written for exactly this image id: then it need not be recomputed. */
+/**
+ * True when `bom` (a parsed SBOM file) is the one written for exactly this image id: then it need not be
+ * recomputed.
+ */
 export function describesImage(bom: unknown, imageId: string): boolean {
   const component = (bom as { metadata?: { component?: { version?: unknown } } } | null)?.metadata?.component;
   return (bom as { bomFormat?: unknown } | null)?.bomFormat === 'CycloneDX' && component?.version === imageId;

@@ -78,9 +78,10 @@ export function claimedOutcome(entry: VulnerabilityEntry): Exclude<ProbeOutcome,
 
 function evidence(entry: VulnerabilityEntry, result: ProbeResult | undefined, runId: string): string {
   if (!result) return `probe ${entry.probe} did not run in run ${runId}`;
+  const check = result.control === undefined ? '' : `; check: ${result.control}`;
   const control =
     entry.control.kind === 'none'
-      ? `no vulnerable control (${entry.control.note})${result.control === undefined ? '' : `; check: ${result.control}`}`
+      ? `no vulnerable control (${entry.control.note})${check}`
       : `control (${entry.control.kind}): ${result.control ?? 'not run'}`;
   return `probe ${entry.probe}, run ${runId}: ${result.outcome}; image: ${result.image}; ${control}`;
 }

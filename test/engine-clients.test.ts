@@ -101,26 +101,29 @@ afterEach(() => {
 });
 
 describe('the container client', () => {
-  it('runs without network or capabilities, feeds stdin, keeps stdout and stderr apart, and removes the container', async () => {
-    const container = new FakeContainer(3, { stdout: 'out\u0000bytes', stderr: 'complaint\n' });
-    const result = await containers(fakeDocker(container)).run({
-      image: 'tools',
-      command: ['sh', '-c', 'cat'],
-      stdin: 'user:password\n',
-      labels: { purpose: 'test' },
-    });
-    expect(result).toEqual({ exitCode: 3, stdout: Buffer.from('out\u0000bytes'), stderr: 'complaint\n' });
-    expect(container.stdin.join('')).toBe('user:password\n');
-    expect(container.options).toMatchObject({
-      Image: 'tools',
-      Cmd: ['sh', '-c', 'cat'],
-      Labels: { purpose: 'test' },
-      NetworkDisabled: true,
-      HostConfig: { NetworkMode: 'none', CapDrop: ['ALL'], SecurityOpt: ['no-new-privileges'] },
-    });
-    expect(container.options).not.toHaveProperty('Entrypoint');
-    expect(container.removed).toBe(true);
-  });
+  it(
+    'runs without network or capabilities, feeds stdin, ' + 'keeps stdout and stderr apart, and removes the container',
+    async () => {
+      const container = new FakeContainer(3, { stdout: 'out\u0000bytes', stderr: 'complaint\n' });
+      const result = await containers(fakeDocker(container)).run({
+        image: 'tools',
+        command: ['sh', '-c', 'cat'],
+        stdin: 'user:password\n',
+        labels: { purpose: 'test' },
+      });
+      expect(result).toEqual({ exitCode: 3, stdout: Buffer.from('out\u0000bytes'), stderr: 'complaint\n' });
+      expect(container.stdin.join('')).toBe('user:password\n');
+      expect(container.options).toMatchObject({
+        Image: 'tools',
+        Cmd: ['sh', '-c', 'cat'],
+        Labels: { purpose: 'test' },
+        NetworkDisabled: true,
+        HostConfig: { NetworkMode: 'none', CapDrop: ['ALL'], SecurityOpt: ['no-new-privileges'] },
+      });
+      expect(container.options).not.toHaveProperty('Entrypoint');
+      expect(container.removed).toBe(true);
+    },
+  );
 
   it('joins a network, overrides entrypoint and user only when asked', async () => {
     const container = new FakeContainer();
@@ -331,35 +334,40 @@ describe('the image client', () => {
     ).rejects.toThrow(/^denied/);
   });
 
-  it('reads one file from a network-less container, undefined when the path is missing, and removes the container', async () => {
-    const fixtures = projectPath('test/fixtures/sasldb');
-    const chunks: Buffer[] = [];
-    for await (const chunk of pack(fixtures, { entries: ['two-users.sasldb'] }) as AsyncIterable<Buffer>)
-      chunks.push(chunk);
-    const archive = Buffer.concat(chunks);
-    const engineWith = (archiveAnswer: EngineResponse) =>
-      fakeTransport((sent) => {
-        if (sent.path === '/containers/create') return jsonAnswer(201, { Id: 'c1' });
-        if (sent.path === '/containers/c1/archive') return archiveAnswer;
-        return { status: 204, body: Buffer.alloc(0) };
-      });
-    const read = (transport: EngineTransport, path: string) =>
-      imageClient(transport, async () => Promise.reject(new Error('unused'))).readFile('sha256:abc', path);
-    const found = engineWith({ status: 200, body: archive });
-    expect(await read(found, '/etc/sasl2/memcached-sasldb2')).toEqual(readFileSync(join(fixtures, 'two-users.sasldb')));
-    expect(found.sent).toEqual([
-      {
-        method: 'POST',
-        path: '/containers/create',
-        json: { Image: 'sha256:abc', NetworkDisabled: true, Labels: { 'memcached-hardened.purpose': 'read-file' } },
-      },
-      { method: 'GET', path: '/containers/c1/archive', query: { path: '/etc/sasl2/memcached-sasldb2' } },
-      { method: 'DELETE', path: '/containers/c1', query: { force: '1', v: '1' } },
-    ]);
-    const missing = engineWith(jsonAnswer(404, { message: 'Could not find the file /nowhere' }));
-    expect(await read(missing, '/nowhere')).toBeUndefined();
-    const broken = engineWith(jsonAnswer(500, { message: 'engine down' }));
-    await expect(read(broken, '/etc/passwd')).rejects.toThrow('engine down');
-    expect([missing, broken].every((t) => t.sent.at(-1)?.method === 'DELETE')).toBe(true);
-  });
+  it(
+    'reads one file from a network-less container, undefined ' + 'when the path is missing, and removes the container',
+    async () => {
+      const fixtures = projectPath('test/fixtures/sasldb');
+      const chunks: Buffer[] = [];
+      for await (const chunk of pack(fixtures, { entries: ['two-users.sasldb'] }) as AsyncIterable<Buffer>)
+        chunks.push(chunk);
+      const archive = Buffer.concat(chunks);
+      const engineWith = (archiveAnswer: EngineResponse) =>
+        fakeTransport((sent) => {
+          if (sent.path === '/containers/create') return jsonAnswer(201, { Id: 'c1' });
+          if (sent.path === '/containers/c1/archive') return archiveAnswer;
+          return { status: 204, body: Buffer.alloc(0) };
+        });
+      const read = (transport: EngineTransport, path: string) =>
+        imageClient(transport, async () => Promise.reject(new Error('unused'))).readFile('sha256:abc', path);
+      const found = engineWith({ status: 200, body: archive });
+      expect(await read(found, '/etc/sasl2/memcached-sasldb2')).toEqual(
+        readFileSync(join(fixtures, 'two-users.sasldb')),
+      );
+      expect(found.sent).toEqual([
+        {
+          method: 'POST',
+          path: '/containers/create',
+          json: { Image: 'sha256:abc', NetworkDisabled: true, Labels: { 'memcached-hardened.purpose': 'read-file' } },
+        },
+        { method: 'GET', path: '/containers/c1/archive', query: { path: '/etc/sasl2/memcached-sasldb2' } },
+        { method: 'DELETE', path: '/containers/c1', query: { force: '1', v: '1' } },
+      ]);
+      const missing = engineWith(jsonAnswer(404, { message: 'Could not find the file /nowhere' }));
+      expect(await read(missing, '/nowhere')).toBeUndefined();
+      const broken = engineWith(jsonAnswer(500, { message: 'engine down' }));
+      await expect(read(broken, '/etc/passwd')).rejects.toThrow('engine down');
+      expect([missing, broken].every((t) => t.sent.at(-1)?.method === 'DELETE')).toBe(true);
+    },
+  );
 });

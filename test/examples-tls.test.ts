@@ -26,28 +26,32 @@ describe('TLS examples', () => {
     expect(() => broken.validate()).toThrow();
   });
 
-  it('Kubernetes: mounts the secret cert-manager (or kubectl) writes, with its key names, read-only where the image reads it', () => {
-    const pod = deployment.spec!.template.spec!;
-    const container = pod.containers[0]!;
-    const volume = pod.volumes!.find((v) => v.secret?.secretName === secret.metadata!.name);
-    expect(volume?.secret?.items).toBeUndefined();
-    expect(container.volumeMounts).toContainEqual({ name: volume!.name, mountPath: TLS_SECRET_DIR, readOnly: true });
-    expect(secret.type).toBe('kubernetes.io/tls');
-    expect(Object.keys(secret.stringData ?? {}).sort()).toEqual(fileNames);
-    expect(certificate).toMatchObject({
-      apiVersion: 'cert-manager.io/v1',
-      kind: 'Certificate',
-      spec: { secretName: secret.metadata!.name, usages: ['server auth'] },
-    });
-    expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: MEMCACHE_UID, fsGroup: MEMCACHE_UID });
-    expect(container.securityContext).toMatchObject({
-      allowPrivilegeEscalation: false,
-      readOnlyRootFilesystem: true,
-      capabilities: { drop: ['ALL'] },
-    });
-    // By digest, filled in from the --tls release's "reference" (test/examples.test.ts fills the other one).
-    expect(container.image).toBe(RELEASE_PLACEHOLDER);
-  });
+  it(
+    'Kubernetes: mounts the secret cert-manager (or kubectl) ' +
+      'writes, with its key names, read-only where the image reads it',
+    () => {
+      const pod = deployment.spec!.template.spec!;
+      const container = pod.containers[0]!;
+      const volume = pod.volumes!.find((v) => v.secret?.secretName === secret.metadata!.name);
+      expect(volume?.secret?.items).toBeUndefined();
+      expect(container.volumeMounts).toContainEqual({ name: volume!.name, mountPath: TLS_SECRET_DIR, readOnly: true });
+      expect(secret.type).toBe('kubernetes.io/tls');
+      expect(Object.keys(secret.stringData ?? {}).sort()).toEqual(fileNames);
+      expect(certificate).toMatchObject({
+        apiVersion: 'cert-manager.io/v1',
+        kind: 'Certificate',
+        spec: { secretName: secret.metadata!.name, usages: ['server auth'] },
+      });
+      expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: MEMCACHE_UID, fsGroup: MEMCACHE_UID });
+      expect(container.securityContext).toMatchObject({
+        allowPrivilegeEscalation: false,
+        readOnlyRootFilesystem: true,
+        capabilities: { drop: ['ALL'] },
+      });
+      // By digest, filled in from the --tls release's "reference" (test/examples.test.ts fills the other one).
+      expect(container.image).toBe(RELEASE_PLACEHOLDER);
+    },
+  );
 
   it('Compose: the certificate files are secrets under the image’s secret folder, with its file names', () => {
     const compose = parse(readFileSync(projectPath('examples/tls/compose.yaml'), 'utf8')) as {

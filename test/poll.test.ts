@@ -38,17 +38,20 @@ describe('pollUntil', () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(50);
   });
 
-  it('says the condition never held when the probe only returned undefined, and survives a failing diagnosis', async () => {
-    const waiting = pollUntil(async () => undefined, {
-      timeoutMs: 20,
-      intervalMs: 5,
-      what: 'x',
-      diagnose: async () => {
-        throw new Error('no logs');
-      },
-    });
-    await expect(waiting).rejects.toThrow(
-      'gave up after 20 ms waiting until x: condition never held\n(no diagnosis: no logs)',
-    );
-  });
+  it(
+    'says the condition never held when the probe only ' + 'returned undefined, and survives a failing diagnosis',
+    async () => {
+      const waiting = pollUntil(async () => undefined, {
+        timeoutMs: 20,
+        intervalMs: 5,
+        what: 'x',
+        diagnose: async () => {
+          throw new Error('no logs');
+        },
+      });
+      await expect(waiting).rejects.toThrow(
+        'gave up after 20 ms waiting until x: condition never held\n(no diagnosis: no logs)',
+      );
+    },
+  );
 });

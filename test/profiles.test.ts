@@ -51,18 +51,22 @@ describe('profiles', () => {
     }
   });
 
-  it('says how TLS is spoken, natively only where memcached has it (-Z), always with openssl for the start-up check', () => {
-    expect(loadProfile('debian-12').tls.via).toBe('memcached');
-    expect(loadProfile('ubuntu-16.04').tls.via).toBe('stunnel');
-    const native = structuredClone(loadProfile('ubuntu-16.04')) as unknown as {
-      tls: { via: string; packages: string[] };
-    };
-    native.tls.via = 'memcached';
-    expect(() => parseProfile(native, 'test')).toThrow(/-Z/);
-    const withoutOpenssl = structuredClone(loadProfile('debian-12')) as unknown as { tls: { packages: string[] } };
-    withoutOpenssl.tls.packages = ['stunnel4'];
-    expect(() => parseProfile(withoutOpenssl, 'test')).toThrow(/openssl/);
-  });
+  it(
+    'says how TLS is spoken, natively only where memcached ' +
+      'has it (-Z), always with openssl for the start-up check',
+    () => {
+      expect(loadProfile('debian-12').tls.via).toBe('memcached');
+      expect(loadProfile('ubuntu-16.04').tls.via).toBe('stunnel');
+      const native = structuredClone(loadProfile('ubuntu-16.04')) as unknown as {
+        tls: { via: string; packages: string[] };
+      };
+      native.tls.via = 'memcached';
+      expect(() => parseProfile(native, 'test')).toThrow(/-Z/);
+      const withoutOpenssl = structuredClone(loadProfile('debian-12')) as unknown as { tls: { packages: string[] } };
+      withoutOpenssl.tls.packages = ['stunnel4'];
+      expect(() => parseProfile(withoutOpenssl, 'test')).toThrow(/openssl/);
+    },
+  );
 
   it('rejects unexpected keys', () => {
     expect(() => parseProfile({ ...loadProfile('debian-12'), extra: 1 }, 'test')).toThrow(/invalid/);
@@ -79,7 +83,8 @@ describe('profiles', () => {
 
   it('checks every pattern, naming the field', () => {
     expect(invalid((p) => (p.name = 'Debian'))).toBe(
-      "profile test is invalid at name: must be lower-case letters, digits, '.' and '-', starting with a letter or digit",
+      "profile test is invalid at name: must be lower-case letters, digits, '.' and '-', " +
+        'starting with a letter or digit',
     );
     expect(invalid((p) => (p.base.image = 'debian'))).toBe('profile test is invalid at base.image: must be NAME:TAG');
     expect(invalid((p) => (p.base.bootstrap.suite = 'Bookworm'))).toBe(
@@ -199,7 +204,8 @@ describe('profiles', () => {
       'profile test is invalid: tls.via memcached needs a memcached built with TLS (-Z in supportedFlags)',
     );
     const openssl =
-      'profile test is invalid: tls.packages must include openssl (the start-up certificate check) and tls.keepInstalled must name purgeAfterInstall packages';
+      'profile test is invalid: tls.packages must include openssl (the start-up certificate check) ' +
+      'and tls.keepInstalled must name purgeAfterInstall packages';
     expect(invalid((p) => (p.tls.packages = ['stunnel4']), 'ubuntu-16.04')).toBe(openssl);
     expect(invalid((p) => p.tls.keepInstalled.push('libssl3'))).toBe(openssl);
   });

@@ -120,19 +120,23 @@ describe.each(listProfiles())('profile %s', (name) => {
     }
   });
 
-  it('adds the TLS layer only with --tls: before the image files, its packages, the purge minus what TLS keeps, the marker', () => {
-    const tls = renderTemplate(template, profileValues(profile, { tls: true }));
-    expect(dockerfile).not.toContain(TLS_MARKER);
-    expect(dockerfile).not.toMatch(new RegExp(`apt-get install -y -qq ${profile.tls.packages.join(' ')} `));
-    const layer = tls.slice(tls.indexOf('# TLS (--tls)'), tls.indexOf('COPY image-files/'));
-    expect(layer).toContain(`apt-get install -y -qq ${profile.tls.packages.join(' ')} >/dev/null`);
-    expect(layer).toContain(`> ${TLS_MARKER}`);
-    expect(layer).toContain('find / -xdev -type f -perm /6000 -exec chmod ug-s {} +');
-    const purged = /for package in ([^;]*); do/.exec(layer)?.[1]?.split(' ');
-    expect(purged).toEqual(profile.packages.purgeAfterInstall.filter((p) => !profile.tls.keepInstalled.includes(p)));
-    // Everything else is the plaintext image's, line for line.
-    expect(tls.replace(layer, '')).toBe(dockerfile.replace(/# No TLS layer \(--tls adds one\)\.\n/, ''));
-  });
+  it(
+    'adds the TLS layer only with --tls: before the image files, ' +
+      'its packages, the purge minus what TLS keeps, the marker',
+    () => {
+      const tls = renderTemplate(template, profileValues(profile, { tls: true }));
+      expect(dockerfile).not.toContain(TLS_MARKER);
+      expect(dockerfile).not.toMatch(new RegExp(`apt-get install -y -qq ${profile.tls.packages.join(' ')} `));
+      const layer = tls.slice(tls.indexOf('# TLS (--tls)'), tls.indexOf('COPY image-files/'));
+      expect(layer).toContain(`apt-get install -y -qq ${profile.tls.packages.join(' ')} >/dev/null`);
+      expect(layer).toContain(`> ${TLS_MARKER}`);
+      expect(layer).toContain('find / -xdev -type f -perm /6000 -exec chmod ug-s {} +');
+      const purged = /for package in ([^;]*); do/.exec(layer)?.[1]?.split(' ');
+      expect(purged).toEqual(profile.packages.purgeAfterInstall.filter((p) => !profile.tls.keepInstalled.includes(p)));
+      // Everything else is the plaintext image's, line for line.
+      expect(tls.replace(layer, '')).toBe(dockerfile.replace(/# No TLS layer \(--tls adds one\)\.\n/, ''));
+    },
+  );
 
   it('bakes an allowlist only when asked', () => {
     expect(dockerfile).not.toMatch(/^ENV MEMCACHED_ALLOW_FROM/m);
@@ -142,24 +146,28 @@ describe.each(listProfiles())('profile %s', (name) => {
 });
 
 describe('version quirks', () => {
-  it("compiles the guard (the per-client cap) for every profile, with 1.4.25's fixes only where its quirks need them", () => {
-    for (const name of listProfiles()) {
-      const profile = loadProfile(name);
-      const dockerfile = renderTemplate(template, profileValues(profile));
-      expect(dockerfile).toContain('FROM os AS memcached-guard');
-      expect(dockerfile).toContain('COPY --from=memcached-guard');
-      const compile = dockerfile.split('\n').find((line) => line.startsWith('RUN gcc ')) ?? '';
-      expect(compile.includes('-DREFUSE_SASL_STEP')).toBe(profile.memcached.saslStepWithoutStart === 'crashes');
-      expect(compile.includes('-DFD_HEADROOM=')).toBe(profile.memcached.atConnectionLimit === 'stalls-a-worker');
-      // The compiler stays in its own stage.
-      const server = dockerfile.slice(dockerfile.indexOf('FROM os AS server'));
-      expect(server).not.toMatch(/gcc/);
-    }
-    const ubuntu = ['-DREFUSE_SASL_STEP', '-DFD_HEADROOM=128', '-DCHECK_BINARY_FRAMES'];
-    expect(guardDefines(loadProfile('ubuntu-16.04'))).toEqual(ubuntu);
-    // memcached's own TLS: the frames are followed in SSL_read's plaintext too.
-    expect(guardDefines(loadProfile('debian-12'))).toEqual(['-DCHECK_BINARY_FRAMES', '-DCHECK_TLS_FRAMES']);
-  });
+  it(
+    'compiles the guard (the per-client cap) for every profile, ' +
+      "with 1.4.25's fixes only where its quirks need them",
+    () => {
+      for (const name of listProfiles()) {
+        const profile = loadProfile(name);
+        const dockerfile = renderTemplate(template, profileValues(profile));
+        expect(dockerfile).toContain('FROM os AS memcached-guard');
+        expect(dockerfile).toContain('COPY --from=memcached-guard');
+        const compile = dockerfile.split('\n').find((line) => line.startsWith('RUN gcc ')) ?? '';
+        expect(compile.includes('-DREFUSE_SASL_STEP')).toBe(profile.memcached.saslStepWithoutStart === 'crashes');
+        expect(compile.includes('-DFD_HEADROOM=')).toBe(profile.memcached.atConnectionLimit === 'stalls-a-worker');
+        // The compiler stays in its own stage.
+        const server = dockerfile.slice(dockerfile.indexOf('FROM os AS server'));
+        expect(server).not.toMatch(/gcc/);
+      }
+      const ubuntu = ['-DREFUSE_SASL_STEP', '-DFD_HEADROOM=128', '-DCHECK_BINARY_FRAMES'];
+      expect(guardDefines(loadProfile('ubuntu-16.04'))).toEqual(ubuntu);
+      // memcached's own TLS: the frames are followed in SSL_read's plaintext too.
+      expect(guardDefines(loadProfile('debian-12'))).toEqual(['-DCHECK_BINARY_FRAMES', '-DCHECK_TLS_FRAMES']);
+    },
+  );
 
   it('compiles the frame check only for a memcached older than the bodylen fix', () => {
     const debian = loadProfile('debian-12');
@@ -171,25 +179,28 @@ describe('version quirks', () => {
     expect(upstreamOlderThan('1.10.0-1', '1.6.42')).toBe(false);
   });
 
-  it("gives the image's scripts the profile's abilities and TLS, and the ranges, cap share and probe the tests use", () => {
-    for (const name of listProfiles()) {
-      const profile = loadProfile(name);
-      expect(sourcedValues(imageValuesShell(profile))).toMatchObject({
-        PROFILE: name,
-        PRIVATE_IPV4_RANGES: PRIVATE_IPV4_RANGES.join(' '),
-        PER_CLIENT_SHARE: String(PER_CLIENT_SHARE),
-        CAN_LISTEN_IPV6: profile.memcached.ipv6Listen ? 'yes' : 'no',
-        CAN_IDLE_TIMEOUT: profile.memcached.idleTimeout ? 'yes' : 'no',
-        TLS_VIA: profile.tls.via,
-        TLS_MARKER,
-        TLS_DEFAULT_CERT: `${TLS_SECRET_DIR}/tls.crt`,
-        TLS_PROBE_HELLO: printfEscaped(tlsProbeHello()),
-        BUILD_REALM,
-      });
-    }
-    expect(loadProfile('ubuntu-16.04').memcached.idleTimeout).toBe(false);
-    expect(loadProfile('debian-12').memcached.idleTimeout).toBe(true);
-  });
+  it(
+    "gives the image's scripts the profile's abilities and " + 'TLS, and the ranges, cap share and probe the tests use',
+    () => {
+      for (const name of listProfiles()) {
+        const profile = loadProfile(name);
+        expect(sourcedValues(imageValuesShell(profile))).toMatchObject({
+          PROFILE: name,
+          PRIVATE_IPV4_RANGES: PRIVATE_IPV4_RANGES.join(' '),
+          PER_CLIENT_SHARE: String(PER_CLIENT_SHARE),
+          CAN_LISTEN_IPV6: profile.memcached.ipv6Listen ? 'yes' : 'no',
+          CAN_IDLE_TIMEOUT: profile.memcached.idleTimeout ? 'yes' : 'no',
+          TLS_VIA: profile.tls.via,
+          TLS_MARKER,
+          TLS_DEFAULT_CERT: `${TLS_SECRET_DIR}/tls.crt`,
+          TLS_PROBE_HELLO: printfEscaped(tlsProbeHello()),
+          BUILD_REALM,
+        });
+      }
+      expect(loadProfile('ubuntu-16.04').memcached.idleTimeout).toBe(false);
+      expect(loadProfile('debian-12').memcached.idleTimeout).toBe(true);
+    },
+  );
 
   it('caps each client at an eighth of -c by default, never below one connection', () => {
     expect(defaultPerClientCap(1024)).toBe(128);

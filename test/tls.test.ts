@@ -51,50 +51,62 @@ describe("the health check's TLS probe", () => {
     expect(Buffer.from(escaped.replace(/\\x/g, ''), 'hex')).toEqual(tlsProbeHello());
   });
 
-  it('gets a ServerHello from a TLS server that wants client certificates, and none from a plaintext one (control)', async () => {
-    const tls = createTlsServer({
-      cert: readFileSync(ours.certificate),
-      key: readFileSync(ours.key),
-      ca: readFileSync(ours.caCertificate),
-      requestCert: true,
-      rejectUnauthorized: true,
-    });
-    tls.on('tlsClientError', () => undefined);
-    const reply = await replyToProbe(tls);
-    // The health check's test: handshake record, TLS 1.2, ServerHello.
-    expect(reply.toString('hex').slice(0, 6)).toBe('160303');
-    expect(reply[5]).toBe(0x02);
-    const plain = await replyToProbe(createTcpServer((socket) => socket.end('SERVER_ERROR not TLS\r\n')));
-    expect(plain.toString('hex').slice(0, 6)).not.toBe('160303');
-  });
+  it(
+    'gets a ServerHello from a TLS server that wants client ' + 'certificates, and none from a plaintext one (control)',
+    async () => {
+      const tls = createTlsServer({
+        cert: readFileSync(ours.certificate),
+        key: readFileSync(ours.key),
+        ca: readFileSync(ours.caCertificate),
+        requestCert: true,
+        rejectUnauthorized: true,
+      });
+      tls.on('tlsClientError', () => undefined);
+      const reply = await replyToProbe(tls);
+      // The health check's test: handshake record, TLS 1.2, ServerHello.
+      expect(reply.toString('hex').slice(0, 6)).toBe('160303');
+      expect(reply[5]).toBe(0x02);
+      const plain = await replyToProbe(createTcpServer((socket) => socket.end('SERVER_ERROR not TLS\r\n')));
+      expect(plain.toString('hex').slice(0, 6)).not.toBe('160303');
+    },
+  );
 });
 
 describe('the certificate commands of docs/tls.md', () => {
-  it('issue a server certificate for the names asked, signed by their CA, for its key, for server authentication', () => {
-    const server = certificate(ours.certificate);
-    expect(server.checkIssued(certificate(ours.caCertificate))).toBe(true);
-    expect(server.verify(certificate(ours.caCertificate).publicKey)).toBe(true);
-    expect(server.subjectAltName).toBe('DNS:memcached, IP Address:10.0.0.5');
-    expect(server.checkPrivateKey(createPrivateKey(readFileSync(ours.key)))).toBe(true);
-    expect(server.keyUsage).toEqual(['1.3.6.1.5.5.7.3.1']);
-    expect(certificate(ours.caCertificate).ca).toBe(true);
-  });
+  it(
+    'issue a server certificate for the names asked, signed ' + 'by their CA, for its key, for server authentication',
+    () => {
+      const server = certificate(ours.certificate);
+      expect(server.checkIssued(certificate(ours.caCertificate))).toBe(true);
+      expect(server.verify(certificate(ours.caCertificate).publicKey)).toBe(true);
+      expect(server.subjectAltName).toBe('DNS:memcached, IP Address:10.0.0.5');
+      expect(server.checkPrivateKey(createPrivateKey(readFileSync(ours.key)))).toBe(true);
+      expect(server.keyUsage).toEqual(['1.3.6.1.5.5.7.3.1']);
+      expect(certificate(ours.caCertificate).ca).toBe(true);
+    },
+  );
 
-  it('issue a client certificate for client authentication from the same CA; another run makes another CA (control)', () => {
-    const client = certificate(ours.clientCertificate);
-    expect(client.verify(certificate(ours.caCertificate).publicKey)).toBe(true);
-    expect(client.keyUsage).toEqual(['1.3.6.1.5.5.7.3.2']);
-    expect(client.checkPrivateKey(createPrivateKey(readFileSync(ours.clientKey)))).toBe(true);
-    expect(certificate(theirs.clientCertificate).verify(certificate(ours.caCertificate).publicKey)).toBe(false);
-    expect(certificate(ours.certificate).checkPrivateKey(createPrivateKey(readFileSync(theirs.key)))).toBe(false);
-  });
+  it(
+    'issue a client certificate for client authentication ' +
+      'from the same CA; another run makes another CA (control)',
+    () => {
+      const client = certificate(ours.clientCertificate);
+      expect(client.verify(certificate(ours.caCertificate).publicKey)).toBe(true);
+      expect(client.keyUsage).toEqual(['1.3.6.1.5.5.7.3.2']);
+      expect(client.checkPrivateKey(createPrivateKey(readFileSync(ours.clientKey)))).toBe(true);
+      expect(certificate(theirs.clientCertificate).verify(certificate(ours.caCertificate).publicKey)).toBe(false);
+      expect(certificate(ours.certificate).checkPrivateKey(createPrivateKey(readFileSync(theirs.key)))).toBe(false);
+    },
+  );
 });
 
 describe('parseSClient', () => {
   const session = (protocol: string) => `SSL-Session:\n    Protocol  : ${protocol}\n    Cipher    : X\n`;
   it('reads an agreed TLS 1.2 session, its verification and the certificate the server sent', () => {
     const pem = '-----BEGIN CERTIFICATE-----\nMIIB\nAbCd==\n-----END CERTIFICATE-----';
-    const output = `CONNECTED(00000003)\nServer certificate\n${pem}\nSSL handshake has read 3079 bytes and written 2125 bytes\n---\nNew, TLSv1.0, Cipher is ECDHE-RSA-AES256-SHA\n${session('TLSv1.2')}    Verify return code: 0 (ok)\n`;
+    const output =
+      `CONNECTED(00000003)\nServer certificate\n${pem}\nSSL handshake has read 3079 bytes and written 2125 bytes\n` +
+      `---\nNew, TLSv1.0, Cipher is ECDHE-RSA-AES256-SHA\n${session('TLSv1.2')}    Verify return code: 0 (ok)\n`;
     expect(parseSClient(output)).toEqual({
       protocol: 'TLSv1.2',
       cipher: 'ECDHE-RSA-AES256-SHA',
@@ -113,18 +125,24 @@ describe('parseSClient', () => {
     });
   });
 
-  it('reports a refused handshake as no protocol, with the alert, although a session block names the version tried', () => {
-    const output = `4007:error:0A00042E:SSL routines:ssl3_read_bytes:tlsv1 alert protocol version:../ssl/record/rec_layer_s3.c:1601:SSL alert number 70\nSSL handshake has read 7 bytes and written 104 bytes\nNew, (NONE), Cipher is (NONE)\n${session('TLSv1')}`;
-    expect(parseSClient(output)).toMatchObject({
-      protocol: undefined,
-      cipher: undefined,
-      alert: 'protocol version',
-      bytesWritten: 104,
-    });
-    expect(
-      parseSClient('error:0A00045C:SSL routines:ssl3_read_bytes:tlsv13 alert certificate required:ssl'),
-    ).toMatchObject({ alert: 'certificate required' });
-  });
+  it(
+    'reports a refused handshake as no protocol, with the ' + 'alert, although a session block names the version tried',
+    () => {
+      const output =
+        '4007:error:0A00042E:SSL routines:ssl3_read_bytes:tlsv1 alert protocol version:' +
+        '../ssl/record/rec_layer_s3.c:1601:SSL alert number 70\n' +
+        `SSL handshake has read 7 bytes and written 104 bytes\nNew, (NONE), Cipher is (NONE)\n${session('TLSv1')}`;
+      expect(parseSClient(output)).toMatchObject({
+        protocol: undefined,
+        cipher: undefined,
+        alert: 'protocol version',
+        bytesWritten: 104,
+      });
+      expect(
+        parseSClient('error:0A00045C:SSL routines:ssl3_read_bytes:tlsv13 alert certificate required:ssl'),
+      ).toMatchObject({ alert: 'certificate required' });
+    },
+  );
 });
 
 describe('tcpSegments and conversationWith', () => {

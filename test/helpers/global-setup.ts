@@ -131,7 +131,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const stale = await removeLeftovers('orphans');
   if (stale.containers.length + stale.networks.length > 0) {
     process.stderr.write(
-      `removed ${stale.containers.length} container(s) and ${stale.networks.length} network(s) left by an earlier run\n`,
+      `removed ${stale.containers.length} container(s) and ${stale.networks.length} network(s) ` +
+        'left by an earlier run\n',
     );
   }
   // The reaper outlives us: whatever ends this process (SIGINT, a crash, SIGKILL), it removes the run's resources.

@@ -29,6 +29,7 @@ export async function pollUntil<T>(probe: () => Promise<T | undefined>, options:
     ? await options.diagnose().catch((error: Error) => `(no diagnosis: ${error.message})`)
     : '';
   throw new Error(
-    `gave up after ${options.timeoutMs} ms waiting until ${options.what}: ${lastError}${context ? `\n${context.trim()}` : ''}`,
+    `gave up after ${options.timeoutMs} ms waiting until ${options.what}: ${lastError}` +
+      (context ? `\n${context.trim()}` : ''),
   );
 }

@@ -61,7 +61,9 @@ export default class SummaryReporter implements Reporter {
     const lines = [...rows.entries()].sort().map(([key, row]) => {
       const [profile, check] = key.split('\u0000');
       const verdict = row.failed > 0 ? 'FAIL' : row.passed > 0 ? 'pass' : 'not run';
-      return `  ${verdict.padEnd(7)} ${profile?.padEnd(34)} ${check?.padEnd(22)} ${row.passed} passed, ${row.failed} failed${row.skipped ? `, ${row.skipped} not run` : ''}`;
+      const skipped = row.skipped ? `, ${row.skipped} not run` : '';
+      const counts = `${row.passed} passed, ${row.failed} failed${skipped}`;
+      return `  ${verdict.padEnd(7)} ${profile?.padEnd(34)} ${check?.padEnd(22)} ${counts}`;
     });
     process.stdout.write(`\nVerification summary (per profile, per check):\n${lines.join('\n')}\n`);
   }

@@ -15,7 +15,8 @@ export interface Variant {
  */
 export async function buildVariant(target: TestTarget, ...weakenings: Weakening[]): Promise<Variant> {
   const names = weakenings.map((w) => w.name).join('.');
-  const tag = `memcached-hardened-test/variant-${names}:${target.profile}-${target.credentials}-${Math.random().toString(36).slice(2, 8)}`;
+  const suffix = Math.random().toString(36).slice(2, 8);
+  const tag = `memcached-hardened-test/variant-${names}:${target.profile}-${target.credentials}-${suffix}`;
   const tags: string[] = [];
   let image = target.image;
   try {

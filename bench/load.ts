@@ -14,7 +14,10 @@ export interface LoadResult {
  * Persistent connections, each sending pipelined batches of small mixed operations (90% get, 10% set,
  * 100-byte values) for `seconds`. Authenticates first when credentials are given.
  */
-export async function runLoad(ip: string, options: { connections: number; depth: number; seconds: number; user?: string; password?: string }): Promise<LoadResult> {
+export async function runLoad(
+  ip: string,
+  options: { connections: number; depth: number; seconds: number; user?: string; password?: string },
+): Promise<LoadResult> {
   const clients = await Promise.all(
     Array.from({ length: options.connections }, async () => {
       const client = await BinaryClient.connect(ip);

@@ -23,14 +23,22 @@ export interface SlapResult {
  * the test must count: memcslap counts only the gets that hit, and a miss answers faster than a hit, so a
  * server whose memory cannot hold the working set would be measured on its hit rate.
  */
-export function parseMemcslap(output: string, test: SlapTest, expectedKeys: number): { keys: number; seconds: number; totalSeconds: number } {
+export function parseMemcslap(
+  output: string,
+  test: SlapTest,
+  expectedKeys: number,
+): { keys: number; seconds: number; totalSeconds: number } {
   const timed = new RegExp(`Time to ${test}\\s+(\\d+) keys by\\s+\\d+ threads:\\s+([\\d.]+) seconds`).exec(output);
   const total = /Time total:\s+([\d.]+) seconds/.exec(output);
-  if (!timed || !total) throw new Error(`memcslap printed no ${test} timing: ${output.trim().split('\n').slice(-3).join(' | ')}`);
+  if (!timed || !total)
+    throw new Error(`memcslap printed no ${test} timing: ${output.trim().split('\n').slice(-3).join(' | ')}`);
   const keys = Number(timed[1]);
   // memcslap exits 0 and counts nothing when the server refuses its authentication.
   if (keys === 0) throw new Error(`memcslap completed no ${test} (authentication refused?)`);
-  if (keys !== expectedKeys) throw new Error(`memcslap's ${test} counted ${keys} of ${expectedKeys} keys: the server did not hold the working set`);
+  if (keys !== expectedKeys)
+    throw new Error(
+      `memcslap's ${test} counted ${keys} of ${expectedKeys} keys: the server did not hold the working set`,
+    );
   return { keys, seconds: Number(timed[2]), totalSeconds: Number(total[1]) };
 }
 
@@ -45,11 +53,23 @@ export function parseChildCpuSeconds(output: string): number {
 /** Builds the generator image: the debian-12 tools image plus the password-from-stdin shim. */
 export async function buildGenerator(engine: Engine, progress: (line: string) => void): Promise<string> {
   const profile = loadProfile(GENERATOR_PROFILE);
-  const tools = await buildImage(engine, parseBuildArgs(['--profile', GENERATOR_PROFILE, '--target', 'client', '--tag', `${GENERATOR_TAG}-tools`])!, profile, undefined, progress);
+  const tools = await buildImage(
+    engine,
+    parseBuildArgs(['--profile', GENERATOR_PROFILE, '--target', 'client', '--tag', `${GENERATOR_TAG}-tools`])!,
+    profile,
+    undefined,
+    progress,
+  );
   const log = buildLogger(progress);
   await engine.build(
     pack(projectPath('bench/generator')) as unknown as Readable,
-    { dockerfile: 'Dockerfile', target: 'generator', labels: {}, buildArgs: { BASE_IMAGE: profile.base.image, TOOLS_IMAGE: tools.imageId }, noCache: false },
+    {
+      dockerfile: 'Dockerfile',
+      target: 'generator',
+      labels: {},
+      buildArgs: { BASE_IMAGE: profile.base.image, TOOLS_IMAGE: tools.imageId },
+      noCache: false,
+    },
     log.onMessage,
   );
   const imageId = log.imageId();
@@ -64,18 +84,34 @@ export async function buildGenerator(engine: Engine, progress: (line: string) =>
  */
 export async function runMemcslap(
   engine: Engine,
-  options: { generator: string; network: string; ip: string; test: SlapTest; threads: number; perThread: number; user?: string; password?: string; labels: Record<string, string> },
+  options: {
+    generator: string;
+    network: string;
+    ip: string;
+    test: SlapTest;
+    threads: number;
+    perThread: number;
+    user?: string;
+    password?: string;
+    labels: Record<string, string>;
+  },
 ): Promise<SlapResult> {
   const auth = options.user !== undefined ? ` --username=${options.user} --password=-` : '';
   const result = await engine.run({
     image: options.generator,
-    command: ['sh', '-c', `memcslap --binary --servers=${options.ip}${auth} --concurrency=${options.threads} --execute-number=${options.perThread} --test=${options.test}; times`],
+    command: [
+      'sh',
+      '-c',
+      `memcslap --binary --servers=${options.ip}${auth} --concurrency=${options.threads} ` +
+        `--execute-number=${options.perThread} --test=${options.test}; times`,
+    ],
     stdin: options.password !== undefined ? `${options.password}\n` : '',
     labels: options.labels,
     network: options.network,
   });
   const output = result.stdout.toString('utf8');
-  if (result.exitCode !== 0) throw new Error(`memcslap exited ${result.exitCode}: ${result.stderr.trim().split('\n').pop() ?? ''}`);
+  if (result.exitCode !== 0)
+    throw new Error(`memcslap exited ${result.exitCode}: ${result.stderr.trim().split('\n').pop() ?? ''}`);
   const { keys, seconds, totalSeconds } = parseMemcslap(output, options.test, options.threads * options.perThread);
   return { opsPerSec: keys / seconds, generatorCpuShare: parseChildCpuSeconds(output) / totalSeconds };
 }

@@ -7,22 +7,38 @@ import { parseArgs } from 'node:util';
 import Docker from 'dockerode';
 import { BinaryClient, Status, tryAuthenticatedRoundTrip } from '../lib/binary-client.js';
 import { renderContext } from '../src/context.js';
+import { buildImage } from '../src/build.js';
+import { parseBuildArgs } from '../src/config.js';
 import { connectEngine, type Engine } from '../src/engine/index.js';
 import { projectPath } from '../src/paths.js';
 import { bootstrapBase } from '../src/bootstrap.js';
 import { DEFAULT_PROFILE, loadProfile, type Profile } from '../src/profiles.js';
 import { profileValues, type TemplateValues } from '../src/render.js';
 import { serializeUsers, type SaslUser } from '../src/credentials.js';
-import { BAKED_SASLDB_PATH } from '../src/render.js';
+import { BAKED_SASLDB_PATH, BUILD_REALM, MEMCACHED_GUARD } from '../src/render.js';
 import { runSuite } from '../src/verify.js';
 import { generatePassword } from '../src/sasldb.js';
 import { handshakeTimes, runLoad, type LoadResult } from './load.js';
 import { buildGenerator, runMemcslap, type SlapResult, type SlapTest } from './memcslap.js';
-import { latestResults, renderTable, RESULTS_SCHEMA, withBenchTable, type BenchResults, type Throughput } from './report.js';
-import { newLayers, quantile, round } from './stats.js';
+import {
+  latestResults,
+  renderRunTimeTable,
+  renderTable,
+  renderVariants,
+  RESULTS_SCHEMA,
+  withBenchTable,
+  type BenchResults,
+  type RunTimeFigures,
+  type SeccompThroughput,
+  type Throughput,
+  type VariantRow,
+} from './report.js';
+import { newLayers, quantile, round, roundOrder, roundRatios, withinNoise } from './stats.js';
 
 const USAGE = `Usage: npm run bench -- [--profile NAME] [--starts N] [--rounds N] [--no-suite] [--no-base] [--json]
        npm run bench -- --readme [--profile NAME]
+       npm run bench -- --run-time [--profile NAME] [--starts N] [--rounds N] [--json]
+       npm run bench -- --reconcile [--profile NAME] [--rounds N] [--json]
 
 Measures what a user does, each figure next to a reference from the same run: the compiled CLI's --help,
 a first build and a rebuild with nothing changed (the CLI as a process vs the docker CLI on the same
@@ -30,7 +46,14 @@ rendered context), a credentials-only rebuild and the layers it rebuilt, image s
 throughput (hardened vs plain memcached from the same image; Debian's memcslap and the Node generator,
 each with its CPU share), the SASL handshake, the suite's run time, and two bootstraps of the base (as
 root: debootstrap; --no-base leaves them out) that must give one image id. Results are appended to
-bench/results/ and the README's table is regenerated from them; --readme only regenerates the table.`;
+bench/results/ and the table in docs/figures.md is regenerated from them; --readme only regenerates the table.
+The hardened servers run under the image's seccomp profile, compared with the same image under Docker's
+default profile; --run-time measures only the figures of the running servers (start-to-ready, throughput,
+the handshake, the seccomp profile's cost) of an image built with cached layers, and prints them: it writes
+nothing. --reconcile takes a throughput gap apart: plain memcached with one part of the hardened
+start added (seccomp profile, guard, -v, maxconns_fast, SASL) and the image as shipped with one thing
+changed, under memcslap set 4 x 25000 at -m 64, each against plain memcached round by round, in throughput
+and in the server's CPU time per operation; it prints a table and writes nothing.`;
 
 const BENCH_LABEL = 'memcached-hardened.bench';
 const REBUILD_RUNS = 7;
@@ -48,10 +71,18 @@ interface Exited {
 }
 
 /** Runs a process to its end, feeding `stdin`; times it from spawn to exit. */
-function run(command: string, args: readonly string[], options: { stdin?: string | Readable; env?: NodeJS.ProcessEnv } = {}): Promise<Exited> {
+function run(
+  command: string,
+  args: readonly string[],
+  options: { stdin?: string | Readable; env?: NodeJS.ProcessEnv } = {},
+): Promise<Exited> {
   return new Promise((resolve) => {
     const t0 = performance.now();
-    const child = spawn(command, args, { cwd: projectPath(), env: options.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(command, args, {
+      cwd: projectPath(),
+      env: options.env ?? process.env,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let tail = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString('utf8')));
@@ -73,16 +104,41 @@ async function must(exited: Promise<Exited>, what: string): Promise<Exited> {
 }
 
 /** `bin/memcached-hardened build`, as a user runs it; baked users reach it on stdin, never in a file. */
-async function cliBuild(profile: string, tag: string, users: readonly SaslUser[] | undefined, sbomDir: string, extra: string[] = []): Promise<{ seconds: number; imageId: string }> {
-  const args = ['build', '--profile', profile, '--tag', tag, ...(users ? ['--users-file', '-'] : []), '--sbom-dir', sbomDir, '--json', ...extra];
-  const result = await must(run(projectPath('bin/memcached-hardened'), args, users ? { stdin: serializeUsers(users) } : {}), 'the CLI build');
+async function cliBuild(
+  profile: string,
+  tag: string,
+  users: readonly SaslUser[] | undefined,
+  sbomDir: string,
+  extra: string[] = [],
+): Promise<{ seconds: number; imageId: string }> {
+  const args = [
+    'build',
+    '--profile',
+    profile,
+    '--tag',
+    tag,
+    ...(users ? ['--users-file', '-'] : []),
+    '--sbom-dir',
+    sbomDir,
+    '--json',
+    ...extra,
+  ];
+  const result = await must(
+    run(projectPath('bin/memcached-hardened'), args, users ? { stdin: serializeUsers(users) } : {}),
+    'the CLI build',
+  );
   const imageId = (JSON.parse(result.stdout.trim().split('\n').pop() ?? '{}') as { imageId?: string }).imageId;
   if (!imageId) throw new Error('the CLI build printed no image id');
   return { seconds: result.seconds, imageId };
 }
 
 /** `docker build` of the server stage from the same rendered context, streamed (the sasldb never touches the disk). */
-async function dockerCliBuild(values: TemplateValues, sasldb: Buffer | undefined, tag: string, noCache: boolean): Promise<number> {
+async function dockerCliBuild(
+  values: TemplateValues,
+  sasldb: Buffer | undefined,
+  tag: string,
+  noCache: boolean,
+): Promise<number> {
   const context = await renderContext(values, sasldb);
   try {
     const args = ['build', '-q', '--target', 'server', '-t', tag, ...(noCache ? ['--no-cache'] : []), '-'];
@@ -114,18 +170,121 @@ async function layersInEngine(docker: Docker): Promise<Set<string>> {
 
 type Sides<T> = { readonly hardened: T; readonly plain: T };
 
+/** The servers the bench compares, in the order the first round starts them. */
+type Side = 'hardened' | 'seccompDefault' | 'plain';
+const SIDES: readonly Side[] = ['hardened', 'seccompDefault', 'plain'];
+
 function throughput(rounds: ReadonlyArray<Sides<{ opsPerSec: number; generatorCpuShare: number }>>): Throughput {
-  // Each round's ratio, then their median and range: this machine's noise is larger than the effect
-  // measured, and a ratio of two medians could pair a lucky round with an unlucky one.
-  const ratios = rounds.map((r) => r.hardened.opsPerSec / r.plain.opsPerSec);
+  const ratios = roundRatios(rounds.map((r) => ({ measured: r.hardened.opsPerSec, reference: r.plain.opsPerSec })));
   return {
     hardenedOpsPerSec: Math.round(median(rounds.map((r) => r.hardened.opsPerSec))),
     plainOpsPerSec: Math.round(median(rounds.map((r) => r.plain.opsPerSec))),
-    ratio: round(median(ratios), 3),
-    ratioLow: round(Math.min(...ratios), 3),
-    ratioHigh: round(Math.max(...ratios), 3),
-    generatorCpuShare: round(Math.max(...rounds.flatMap((r) => [r.hardened.generatorCpuShare, r.plain.generatorCpuShare])), 2),
+    ratio: round(ratios.ratio, 3),
+    ratioLow: round(ratios.low, 3),
+    ratioHigh: round(ratios.high, 3),
+    generatorCpuShare: round(
+      Math.max(...rounds.flatMap((r) => [r.hardened.generatorCpuShare, r.plain.generatorCpuShare])),
+      2,
+    ),
   };
+}
+
+/** The hardened image under its profile against itself under Docker's default profile. */
+function seccompThroughput(rounds: ReadonlyArray<Record<Side, SlapResult>>): SeccompThroughput {
+  const ratios = roundRatios(
+    rounds.map((r) => ({ measured: r.hardened.opsPerSec, reference: r.seccompDefault.opsPerSec })),
+  );
+  return {
+    profileOpsPerSec: Math.round(median(rounds.map((r) => r.hardened.opsPerSec))),
+    defaultOpsPerSec: Math.round(median(rounds.map((r) => r.seccompDefault.opsPerSec))),
+    ratio: round(ratios.ratio, 3),
+    ratioLow: round(ratios.low, 3),
+    ratioHigh: round(ratios.high, 3),
+  };
+}
+
+/** One way of starting the benchmarked image: what the container gets on top of it. */
+interface ServerVariant {
+  readonly name: string;
+  /** Clients authenticate (SASL on). */
+  readonly authenticated: boolean;
+  readonly entrypoint?: string[];
+  readonly env?: Readonly<Record<string, string>>;
+  readonly hostname?: string;
+  /** The seccomp profile's JSON; none: Docker's default profile. */
+  readonly seccomp?: string;
+}
+
+const seccompProfilePath = (profile: string) => projectPath('seccomp', `${profile}.json`);
+
+/** The image as shipped (its entrypoint, SASL, guard, -v, maxconns_fast), with `memoryMb` of memory. */
+function hardenedVariant(
+  name: string,
+  memoryMb: number,
+  seccomp: string | undefined,
+  env: Record<string, string> = {},
+): ServerVariant {
+  return { name, authenticated: true, env: { MEMCACHED_MEMORY_MB: String(memoryMb), ...env }, seccomp };
+}
+
+/** memcached from the same image started directly, without SASL, guard or logging: plus `extra` options. */
+function plainVariant(
+  name: string,
+  memoryMb: number,
+  extra: string[] = [],
+  more: Partial<ServerVariant> = {},
+): ServerVariant {
+  const entrypoint = ['memcached', '-U', '0', '-p', '11211', '-l', '0.0.0.0', '-m', String(memoryMb), ...extra];
+  return { name, authenticated: false, entrypoint, ...more };
+}
+
+/** The user memcslap authenticates as, where the variant has SASL on. */
+function credentialsFor(variant: ServerVariant, user: SaslUser): { user?: string; password?: string } {
+  return variant.authenticated ? { user: user.name, password: user.password } : {};
+}
+
+interface StartedVariant {
+  readonly ms: number;
+  readonly ip: string;
+  readonly container: Docker.Container;
+}
+
+/** Starts `variant` of `image` and times it from start to its first (authenticated) set and get. */
+async function startVariant(
+  docker: Docker,
+  image: string,
+  variant: ServerVariant,
+  at: { network: string; labels: Record<string, string>; user: SaslUser },
+): Promise<StartedVariant> {
+  const seccomp = variant.seccomp === undefined ? [] : [`seccomp=${variant.seccomp}`];
+  const container = await docker.createContainer({
+    Image: image,
+    Labels: at.labels,
+    Entrypoint: variant.entrypoint,
+    Env: Object.entries(variant.env ?? {}).map(([key, value]) => `${key}=${value}`),
+    Hostname: variant.hostname,
+    // No health check: its command, every 10 s, would land in one measurement and not in another.
+    Healthcheck: { Test: ['NONE'] },
+    HostConfig: { NetworkMode: at.network, SecurityOpt: seccomp },
+  });
+  const t0 = performance.now();
+  await container.start();
+  const networks = (await container.inspect()).NetworkSettings.Networks;
+  const ip = Object.values(networks)[0]!.IPAddress;
+  for (;;) {
+    try {
+      const name = variant.authenticated ? at.user.name : undefined;
+      if ((await tryAuthenticatedRoundTrip(ip, name, at.user.password)).roundTrip) break;
+    } catch {
+      /* not listening yet */
+    }
+    if (performance.now() - t0 > 20_000) {
+      await container.remove({ force: true }).catch(() => undefined);
+      throw new Error(`${variant.name}: the container never became ready`);
+    }
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  return { ms: performance.now() - t0, ip, container };
 }
 
 /** Both sides of one round, hardened first in even rounds and plain first in odd ones, so order favours neither. */
@@ -140,7 +299,7 @@ async function bothSides<T>(round: number, measure: (side: keyof Sides<T>) => Pr
 
 function writeReadme(results: BenchResults): string {
   const table = renderTable(results);
-  const path = projectPath('README.md');
+  const path = projectPath('docs', 'figures.md');
   writeFileSync(path, withBenchTable(readFileSync(path, 'utf8'), table));
   return table;
 }
@@ -150,13 +309,22 @@ function writeReadme(results: BenchResults): string {
  * reproducibility claim is that both give one image id (and the engine's own base, from the same archive
  * state, that id too).
  */
-async function bootstrapTwice(engine: Engine, profile: Profile, benchId: string): Promise<NonNullable<BenchResults['base']>> {
+async function bootstrapTwice(
+  engine: Engine,
+  profile: Profile,
+  benchId: string,
+): Promise<NonNullable<BenchResults['base']>> {
   const runs: Array<{ seconds: number; id: string }> = [];
   const tags = [1, 2].map((n) => `memcached-hardened-bench/base-${benchId}-${n}:${profile.name}`);
   try {
     for (const tag of tags) {
       const started = performance.now();
-      await bootstrapBase(engine, profile, (line) => (line.startsWith('[base] ') ? log(line.slice(7)) : undefined), tag);
+      await bootstrapBase(
+        engine,
+        profile,
+        (line) => (line.startsWith('[base] ') ? log(line.slice(7)) : undefined),
+        tag,
+      );
       const image = await engine.inspectImage(tag);
       if (!image) throw new Error(`the bootstrap left no ${tag}`);
       runs.push({ seconds: round((performance.now() - started) / 1000, 1), id: image.id });
@@ -165,10 +333,152 @@ async function bootstrapTwice(engine: Engine, profile: Profile, benchId: string)
     for (const tag of tags) await engine.removeImage(tag).catch(() => undefined);
   }
   const [first, second] = runs as [(typeof runs)[0], (typeof runs)[0]];
-  return { firstSeconds: first.seconds, secondSeconds: second.seconds, firstId: first.id, secondId: second.id, enginesBaseId: (await engine.inspectImage(profile.base.image))?.id };
+  return {
+    firstSeconds: first.seconds,
+    secondSeconds: second.seconds,
+    firstId: first.id,
+    secondId: second.id,
+    enginesBaseId: (await engine.inspectImage(profile.base.image))?.id,
+  };
 }
 
-async function bench(profileName: string, options: { starts: number; rounds: number; suite: boolean; base: boolean }): Promise<BenchResults> {
+/** An image to measure, with what its servers need: the engine, a network, the bench's labels, its user. */
+interface BenchImage {
+  readonly docker: Docker;
+  readonly engine: Engine;
+  readonly image: string;
+  readonly profile: string;
+  readonly network: string;
+  readonly labels: Record<string, string>;
+  readonly user: SaslUser;
+}
+
+/**
+ * Starts the image's servers (hardened under its seccomp profile, the same under Docker's default profile,
+ * plain memcached) `starts` times each, then loads them for `rounds` rounds; removes them before it returns.
+ */
+async function measureRunTime(at: BenchImage & { starts: number; rounds: number }): Promise<RunTimeFigures> {
+  const { docker, engine, network, labels, user } = at;
+  // --- start-to-ready ------------------------------------------------------------------------------------
+  // The hardened image as shipped runs under its seccomp profile; the same image under Docker's default
+  // profile is the reference for what the profile costs, plain memcached the reference for the rest.
+  const seccompProfile = readFileSync(seccompProfilePath(at.profile), 'utf8');
+  const sides: Record<Side, ServerVariant> = {
+    hardened: hardenedVariant('hardened', SERVER_MEMORY_MB, seccompProfile),
+    seccompDefault: hardenedVariant("hardened, Docker's default seccomp", SERVER_MEMORY_MB, undefined),
+    plain: plainVariant('plain', SERVER_MEMORY_MB),
+  };
+  const start = (side: Side) => startVariant(docker, at.image, sides[side], { network, labels, user });
+  log(`start-to-ready, ${at.starts} starts each (hardened, hardened under Docker's default seccomp, plain, rotating)`);
+  const ready: Record<Side, number[]> = { hardened: [], seccompDefault: [], plain: [] };
+  for (let i = 0; i < at.starts; i++) {
+    for (const side of roundOrder(SIDES, i)) {
+      const started = await start(side);
+      ready[side].push(started.ms);
+      await started.container.remove({ force: true });
+    }
+  }
+
+  // --- throughput and handshake ---------------------------------------------------------------------------
+  log('building the native generator (debian-12 tools image with memcslap)');
+  const generator = await buildGenerator(engine, quiet);
+  const servers: Record<Side, StartedVariant> = {
+    hardened: await start('hardened'),
+    seccompDefault: await start('seccompDefault'),
+    plain: await start('plain'),
+  };
+  const { hardened, plain } = servers;
+  // Runs of a second or more, five rounds: shorter ones moved by ±15% between runs on this 2-core machine.
+  const slapLoad = { threads: 8, perThread: 50_000 };
+  const slap = (test: SlapTest, side: Side): Promise<SlapResult> =>
+    runMemcslap(engine, {
+      generator,
+      network,
+      ip: servers[side].ip,
+      test,
+      ...slapLoad,
+      labels,
+      ...credentialsFor(sides[side], user),
+    });
+  const nodeLoad = { connections: 8, depth: 16, seconds: 4 };
+  const slapRounds: Record<SlapTest, Array<Record<Side, SlapResult>>> = { get: [], set: [] };
+  const nodeRounds: Array<Sides<LoadResult>> = [];
+  for (let r = 0; r < at.rounds; r++) {
+    log(
+      `throughput round ${r + 1}/${at.rounds}: memcslap get and set on the three servers (rotating), ` +
+        'then the Node generator (hardened and plain, alternating)',
+    );
+    for (const test of ['get', 'set'] as const) {
+      const results: Partial<Record<Side, SlapResult>> = {};
+      for (const side of roundOrder(SIDES, r)) results[side] = await slap(test, side);
+      slapRounds[test].push(results as Record<Side, SlapResult>);
+    }
+    nodeRounds.push(
+      await bothSides(r, (side) =>
+        side === 'hardened'
+          ? runLoad(hardened.ip, { ...nodeLoad, user: user.name, password: user.password })
+          : runLoad(plain.ip, nodeLoad),
+      ),
+    );
+  }
+  const handshakes = await handshakeTimes(hardened.ip, user.name, user.password, 200);
+  const unauthenticated = await BinaryClient.connect(hardened.ip);
+  const refused = (await unauthenticated.get('bench-0'))?.status === Status.authError;
+  unauthenticated.close();
+  if (!refused) throw new Error('the benchmarked server served an unauthenticated get');
+  await Promise.all(Object.values(servers).map((server) => server.container.remove({ force: true })));
+
+  const nodeThroughput = throughput(nodeRounds);
+  const batch = (side: 'hardened' | 'plain', q: 'batchP50Ms' | 'batchP99Ms') =>
+    round(median(nodeRounds.map((r) => r[side][q])), 2);
+  return {
+    ready: {
+      p50Ms: round(quantile(ready.hardened, 0.5), 1),
+      p95Ms: round(quantile(ready.hardened, 0.95), 1),
+      plainP50Ms: round(quantile(ready.plain, 0.5), 1),
+      plainP95Ms: round(quantile(ready.plain, 0.95), 1),
+      starts: at.starts,
+    },
+    memcslap: {
+      get: throughput(slapRounds.get),
+      set: throughput(slapRounds.set),
+      load:
+        `--binary, ${slapLoad.threads} threads x ${slapLoad.perThread} operations, one connection each, ` +
+        `${SERVER_MEMORY_MB} MB of memory on every server (every get hits), ${at.rounds} rounds with the three ` +
+        "servers' order rotating, medians",
+    },
+    seccomp: {
+      profile: `seccomp/${at.profile}.json`,
+      ready: {
+        p50Ms: round(quantile(ready.hardened, 0.5), 1),
+        p95Ms: round(quantile(ready.hardened, 0.95), 1),
+        defaultP50Ms: round(quantile(ready.seccompDefault, 0.5), 1),
+        defaultP95Ms: round(quantile(ready.seccompDefault, 0.95), 1),
+        withinNoise: withinNoise(ready.hardened, ready.seccompDefault),
+      },
+      get: seccompThroughput(slapRounds.get),
+      set: seccompThroughput(slapRounds.set),
+    },
+    nodeLoad: {
+      ...nodeThroughput,
+      hardenedBatchP50Ms: batch('hardened', 'batchP50Ms'),
+      hardenedBatchP99Ms: batch('hardened', 'batchP99Ms'),
+      plainBatchP50Ms: batch('plain', 'batchP50Ms'),
+      plainBatchP99Ms: batch('plain', 'batchP99Ms'),
+      errors: nodeRounds.reduce((sum, r) => sum + r.hardened.errors + r.plain.errors, 0),
+      load:
+        `${nodeLoad.connections} connections x ${nodeLoad.depth} pipelined ops, 90% get / 10% set, ` +
+        `100-byte values, ${nodeLoad.seconds} s x ${at.rounds} rounds with each side first in every other, ` +
+        `medians (latency per batch of ${nodeLoad.depth})`,
+    },
+    handshake: { p50Ms: round(quantile(handshakes, 0.5), 2), p99Ms: round(quantile(handshakes, 0.99), 2) },
+  };
+}
+
+async function bench(
+  profileName: string,
+  options: { starts: number; rounds: number; suite: boolean; base: boolean },
+): Promise<BenchResults> {
   const profile = loadProfile(profileName);
   const engine = connectEngine();
   await engine.ping();
@@ -201,7 +511,10 @@ async function bench(profileName: string, options: { starts: number; rounds: num
     const cliCold = await dockerCliBuild(bakedValues, bakedSasldb, cliTag, true);
 
     // Each kind of rebuild, alternating with the docker CLI's cached build of the same rendered context.
-    const rebuilds = async (cli: () => Promise<{ seconds: number; imageId: string }>, docker: () => Promise<number>) => {
+    const rebuilds = async (
+      cli: () => Promise<{ seconds: number; imageId: string }>,
+      docker: () => Promise<number>,
+    ) => {
       await cli();
       await docker();
       const builds: Array<{ seconds: number; imageId: string }> = [];
@@ -212,14 +525,21 @@ async function bench(profileName: string, options: { starts: number; rounds: num
       }
       return { builds, references, sameImage: builds.every((b) => b.imageId === builds[0]!.imageId) };
     };
-    log(`rebuilds with nothing changed (baked users): one to settle, then ${REBUILD_RUNS} alternating CLI and docker CLI runs`);
+    log(
+      'rebuilds with nothing changed (baked users): one to settle, ' +
+        `then ${REBUILD_RUNS} alternating CLI and docker CLI runs`,
+    );
     const beforeNoChange = await layersInEngine(docker);
     const baked = await rebuilds(
       () => cliBuild(profileName, tag, users, sbomDir),
       () => dockerCliBuild(bakedValues, bakedSasldb, cliTag, false),
     );
     const noChange = baked.builds;
-    const noChangeLayers = Math.max(...(await Promise.all(noChange.map(async (b) => newLayers(beforeNoChange, await layersOf(docker, b.imageId)).length))));
+    const noChangeLayers = Math.max(
+      ...(await Promise.all(
+        noChange.map(async (b) => newLayers(beforeNoChange, await layersOf(docker, b.imageId)).length),
+      )),
+    );
 
     log(`rebuilds with nothing changed (runtime credentials): ${REBUILD_RUNS} alternating runs`);
     const runtimeValues = profileValues(profile, { credentials: 'runtime' });
@@ -240,65 +560,9 @@ async function bench(profileName: string, options: { starts: number; rounds: num
     const base = await docker.getImage(profile.base.image).inspect();
     const user = rotated[0]!;
 
-    // --- start-to-ready -----------------------------------------------------------------------------------
-    const start = async (plain: boolean) => {
-      const container = await docker.createContainer({
-        Image: credential.imageId,
-        Labels: labels,
-        // Plain: the same memcached without SASL, the reference for what hardening costs. Both get memory
-        // enough for memcslap's working set, so every get hits on both (memcslap counts only hits).
-        ...(plain ? { Entrypoint: ['memcached', '-U', '0', '-p', '11211', '-l', '0.0.0.0', '-m', String(SERVER_MEMORY_MB)] } : { Env: [`MEMCACHED_MEMORY_MB=${SERVER_MEMORY_MB}`] }),
-        HostConfig: { NetworkMode: network.id },
-      });
-      const t0 = performance.now();
-      await container.start();
-      const networks = (await container.inspect()).NetworkSettings.Networks;
-      const ip = Object.values(networks)[0]!.IPAddress;
-      for (;;) {
-        try {
-          if ((await tryAuthenticatedRoundTrip(ip, plain ? undefined : user.name, user.password)).roundTrip) break;
-        } catch {
-          /* not listening yet */
-        }
-        if (performance.now() - t0 > 20_000) throw new Error('container never became ready');
-        await new Promise((r) => setTimeout(r, 5));
-      }
-      return { ms: performance.now() - t0, ip, container };
-    };
-    log(`start-to-ready, ${options.starts} starts each (hardened and plain, alternating)`);
-    const readyHardened: number[] = [];
-    const readyPlain: number[] = [];
-    for (let i = 0; i < options.starts; i++) {
-      for (const plain of [false, true]) {
-        const started = await start(plain);
-        (plain ? readyPlain : readyHardened).push(started.ms);
-        await started.container.remove({ force: true });
-      }
-    }
-
-    // --- throughput and handshake ---------------------------------------------------------------------------
-    log('building the native generator (debian-12 tools image with memcslap)');
-    const generator = await buildGenerator(engine, quiet);
-    const hardened = await start(false);
-    const plain = await start(true);
-    // Runs of a second or more, five rounds: shorter ones moved by ±15% between runs on this 2-core machine.
-    const slapLoad = { threads: 8, perThread: 50_000 };
-    const slap = (test: SlapTest, target: { ip: string }, credentials: boolean): Promise<SlapResult> =>
-      runMemcslap(engine, { generator, network: network.id, ip: target.ip, test, ...slapLoad, labels, ...(credentials ? { user: user.name, password: user.password } : {}) });
-    const nodeLoad = { connections: 8, depth: 16, seconds: 4 };
-    const slapRounds: Record<SlapTest, Array<Sides<SlapResult>>> = { get: [], set: [] };
-    const nodeRounds: Array<Sides<LoadResult>> = [];
-    for (let r = 0; r < options.rounds; r++) {
-      log(`throughput round ${r + 1}/${options.rounds}: memcslap get and set, then the Node generator; hardened and plain, each first in every other round`);
-      for (const test of ['get', 'set'] as const) slapRounds[test].push(await bothSides(r, (side) => slap(test, side === 'hardened' ? hardened : plain, side === 'hardened')));
-      nodeRounds.push(await bothSides(r, (side) => (side === 'hardened' ? runLoad(hardened.ip, { ...nodeLoad, user: user.name, password: user.password }) : runLoad(plain.ip, nodeLoad))));
-    }
-    const handshakes = await handshakeTimes(hardened.ip, user.name, user.password, 200);
-    const unauthenticated = await BinaryClient.connect(hardened.ip);
-    const refused = (await unauthenticated.get('bench-0'))?.status === Status.authError;
-    unauthenticated.close();
-    if (!refused) throw new Error('the benchmarked server served an unauthenticated get');
-    await Promise.all([hardened.container.remove({ force: true }), plain.container.remove({ force: true })]);
+    const { starts, rounds } = options;
+    const at = { docker, engine, image: credential.imageId, profile: profileName, network: network.id, labels, user };
+    const runTime = await measureRunTime({ ...at, starts, rounds });
 
     // --- the suite ------------------------------------------------------------------------------------------
     let suite: BenchResults['suite'];
@@ -319,8 +583,6 @@ async function bench(profileName: string, options: { starts: number; rounds: num
       bootstraps = await bootstrapTwice(engine, profile, benchId);
     }
 
-    const nodeThroughput = throughput(nodeRounds);
-    const batch = (side: 'hardened' | 'plain', q: 'batchP50Ms' | 'batchP99Ms') => round(median(nodeRounds.map((r) => r[side][q])), 2);
     return {
       schema: RESULTS_SCHEMA,
       profile: profileName,
@@ -341,40 +603,161 @@ async function bench(profileName: string, options: { starts: number; rounds: num
         sameImage: runtime.sameImage,
         runs: runtime.builds.length,
       },
-      credentialRebuild: { measured: round(credential.seconds, 2), reference: round(median(noChange.map((b) => b.seconds)), 3), layersRebuilt: credentialLayers, onlyTheLastLayer: onlyLast },
+      credentialRebuild: {
+        measured: round(credential.seconds, 2),
+        reference: round(median(noChange.map((b) => b.seconds)), 3),
+        layersRebuilt: credentialLayers,
+        onlyTheLastLayer: onlyLast,
+      },
       image: { sizeBytes: image.Size, baseSizeBytes: base.Size },
-      ready: {
-        p50Ms: round(quantile(readyHardened, 0.5), 1),
-        p95Ms: round(quantile(readyHardened, 0.95), 1),
-        plainP50Ms: round(quantile(readyPlain, 0.5), 1),
-        plainP95Ms: round(quantile(readyPlain, 0.95), 1),
-        starts: options.starts,
-      },
-      memcslap: {
-        get: throughput(slapRounds.get),
-        set: throughput(slapRounds.set),
-        load: `--binary, ${slapLoad.threads} threads x ${slapLoad.perThread} operations, one connection each, ${SERVER_MEMORY_MB} MB of memory on both servers (every get hits), ${options.rounds} rounds with each side first in every other, medians`,
-      },
-      nodeLoad: {
-        ...nodeThroughput,
-        hardenedBatchP50Ms: batch('hardened', 'batchP50Ms'),
-        hardenedBatchP99Ms: batch('hardened', 'batchP99Ms'),
-        plainBatchP50Ms: batch('plain', 'batchP50Ms'),
-        plainBatchP99Ms: batch('plain', 'batchP99Ms'),
-        errors: nodeRounds.reduce((sum, r) => sum + r.hardened.errors + r.plain.errors, 0),
-        load: `${nodeLoad.connections} connections x ${nodeLoad.depth} pipelined ops, 90% get / 10% set, 100-byte values, ${nodeLoad.seconds} s x ${options.rounds} rounds with each side first in every other, medians (latency per batch of ${nodeLoad.depth})`,
-      },
-      handshake: { p50Ms: round(quantile(handshakes, 0.5), 2), p99Ms: round(quantile(handshakes, 0.99), 2) },
+      ...runTime,
       ...(suite ? { suite } : {}),
       ...(bootstraps ? { base: bootstraps } : {}),
     };
   } finally {
-    const leftovers = await docker.listContainers({ all: true, filters: JSON.stringify({ label: [`${BENCH_LABEL}=${benchId}`] }) });
-    await Promise.all(leftovers.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
+    const leftovers = await docker.listContainers({
+      all: true,
+      filters: JSON.stringify({ label: [`${BENCH_LABEL}=${benchId}`] }),
+    });
+    await Promise.all(
+      leftovers.map((c) =>
+        docker
+          .getContainer(c.Id)
+          .remove({ force: true })
+          .catch(() => undefined),
+      ),
+    );
     await network.remove().catch(() => undefined);
-    for (const image of [tag, runtimeTag, cliTag]) await docker.getImage(image).remove({ force: true }).catch(() => undefined);
+    for (const image of [tag, runtimeTag, cliTag])
+      await docker
+        .getImage(image)
+        .remove({ force: true })
+        .catch(() => undefined);
     rmSync(scratch, { recursive: true, force: true });
   }
+}
+
+/** CPU time the container's processes used since it started, from the engine's statistics. */
+async function containerCpuNanos(container: Docker.Container): Promise<number> {
+  // one-shot: no second sample (the engine would wait a second for it); only the running total is read.
+  const options = { stream: false, 'one-shot': true } as { stream: false };
+  const stats = (await container.stats(options)) as { cpu_stats: { cpu_usage: { total_usage: number } } };
+  return stats.cpu_stats.cpu_usage.total_usage;
+}
+
+/** Builds the image (cached layers) with one bench user, on a network of its own, and hands both to `measure`. */
+async function withBenchImage<T>(profileName: string, measure: (at: BenchImage) => Promise<T>): Promise<T> {
+  const engine = connectEngine();
+  await engine.ping();
+  const docker = new Docker();
+  const benchId = Date.now().toString(36);
+  const labels = { [BENCH_LABEL]: benchId };
+  const user: SaslUser = { name: 'bench', password: generatePassword() };
+  const tag = `memcached-hardened-bench:${profileName}-run-time`;
+  const network = await docker.createNetwork({ Name: `mh-bench-${benchId}`, Internal: true, Labels: labels });
+  try {
+    log('building the image (cached layers)');
+    const build = parseBuildArgs(['--profile', profileName, '--tag', tag])!;
+    const built = await buildImage(engine, build, loadProfile(profileName), [user], quiet);
+    const image = built.imageId;
+    return await measure({ docker, engine, image, profile: profileName, network: network.id, labels, user });
+  } finally {
+    const filters = JSON.stringify({ label: [`${BENCH_LABEL}=${benchId}`] });
+    const leftovers = await docker.listContainers({ all: true, filters });
+    await Promise.all(
+      leftovers.map((c) =>
+        docker
+          .getContainer(c.Id)
+          .remove({ force: true })
+          .catch(() => undefined),
+      ),
+    );
+    await network.remove().catch(() => undefined);
+    await docker
+      .getImage(tag)
+      .remove({ force: true })
+      .catch(() => undefined);
+  }
+}
+
+/**
+ * The variants a hardened/plain gap is taken apart with, the first the reference: plain memcached from the
+ * image with one thing of the hardened start added each, and the image as shipped with one thing changed.
+ * All at the image's default memory (-m 64) but the last.
+ */
+function reconcileVariants(profile: string): ServerVariant[] {
+  const seccomp = readFileSync(seccompProfilePath(profile), 'utf8');
+  const memory = 64;
+  // Cyrus keys a PLAIN login to the host name: the baked sasldb is keyed to BUILD_REALM, so is the host.
+  const sasl = `cp ${BAKED_SASLDB_PATH} /run/memcached/memcached-sasldb2 && exec "$@"`;
+  const withSasl = plainVariant('plain + -S (SASL)', memory, ['-S'], { authenticated: true, hostname: BUILD_REALM });
+  const guard = { LD_PRELOAD: MEMCACHED_GUARD, MEMCACHED_MAX_CONNECTIONS_PER_CLIENT: '128' };
+  return [
+    plainVariant('plain (reference)', memory),
+    plainVariant('plain + seccomp profile', memory, [], { seccomp }),
+    plainVariant('plain + guard (LD_PRELOAD)', memory, [], { env: guard }),
+    plainVariant('plain + -v', memory, ['-v']),
+    plainVariant('plain + -o maxconns_fast', memory, ['-o', 'maxconns_fast']),
+    { ...withSasl, entrypoint: ['sh', '-c', sasl, 'sh', ...withSasl.entrypoint!] },
+    hardenedVariant("hardened, Docker's default seccomp", memory, undefined),
+    hardenedVariant('hardened, seccomp profile', memory, seccomp),
+    hardenedVariant('hardened, seccomp profile, MEMCACHED_VERBOSITY=0', memory, seccomp, { MEMCACHED_VERBOSITY: '0' }),
+    hardenedVariant('hardened, seccomp profile, -m 512', 512, seccomp),
+  ];
+}
+
+/**
+ * --reconcile: every reconcile variant of one image under one memcslap load (the independent run's:
+ * set, 4 threads x 25000), each round in a rotated order; each variant's ratio to the reference per round.
+ */
+async function reconcile(profileName: string, rounds: number): Promise<VariantRow[]> {
+  return withBenchImage(profileName, async ({ docker, engine, image, network, labels, user }) => {
+    const generator = await buildGenerator(engine, quiet);
+    const variants = reconcileVariants(profileName);
+    const servers = [];
+    for (const variant of variants) {
+      servers.push({ variant, ...(await startVariant(docker, image, variant, { network, labels, user })) });
+    }
+    const load = { test: 'set' as const, threads: 4, perThread: 25_000 };
+    const measured: number[][] = variants.map(() => []);
+    const cpuPerOp: number[][] = variants.map(() => []);
+    // The server's own CPU time per operation: what it costs, whatever else the shared machine runs meanwhile.
+    const cpuSeen = await Promise.all(servers.map((server) => containerCpuNanos(server.container)));
+    for (let r = 0; r < rounds; r++) {
+      const what = `memcslap ${load.test} ${load.threads} x ${load.perThread}`;
+      log(`round ${r + 1}/${rounds}: ${what} on ${variants.length} servers, rotating`);
+      for (const i of roundOrder([...variants.keys()], r)) {
+        const server = servers[i]!;
+        const target = { generator, network, ip: server.ip, labels, ...credentialsFor(server.variant, user) };
+        const slapped = await runMemcslap(engine, { ...target, ...load });
+        const cpu = await containerCpuNanos(server.container);
+        measured[i]!.push(slapped.opsPerSec);
+        cpuPerOp[i]!.push((cpu - cpuSeen[i]!) / 1000 / (load.threads * load.perThread));
+        cpuSeen[i] = cpu;
+      }
+    }
+    const against = (samples: number[][], i: number) =>
+      samples[i]!.map((value, r) => ({ measured: value, reference: samples[0]![r]! }));
+    return variants.map((variant, i) => {
+      const cpu = roundRatios(against(cpuPerOp, i));
+      return {
+        name: variant.name,
+        opsPerSec: Math.round(median(measured[i]!)),
+        ...roundRatios(against(measured, i)),
+        cpuUsPerOp: round(median(cpuPerOp[i]!), 2),
+        cpuRatio: cpu.ratio,
+        cpuLow: cpu.low,
+        cpuHigh: cpu.high,
+      };
+    });
+  });
+}
+
+/** A count option: `fallback` when absent, at least `minimum`; anything but a whole number is an error. */
+function count(name: string, value: string | undefined, fallback: number, minimum: number): number {
+  const parsed = value === undefined ? fallback : Number(value);
+  if (!Number.isInteger(parsed)) throw new Error(`--${name} must be a whole number (got '${value}')`);
+  return Math.max(minimum, parsed);
 }
 
 async function main(): Promise<number> {
@@ -386,6 +769,8 @@ async function main(): Promise<number> {
       'no-suite': { type: 'boolean' },
       'no-base': { type: 'boolean' },
       readme: { type: 'boolean' },
+      reconcile: { type: 'boolean' },
+      'run-time': { type: 'boolean' },
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -396,6 +781,20 @@ async function main(): Promise<number> {
     return 0;
   }
   const profile = values.profile ?? DEFAULT_PROFILE;
+  if (values['run-time']) {
+    const starts = count('starts', values.starts, 9, 3);
+    const rounds = count('rounds', values.rounds, 5, 1);
+    const figures = await withBenchImage(profile, (at) => measureRunTime({ ...at, starts, rounds }));
+    console.log(values.json ? JSON.stringify(figures) : renderRunTimeTable(profile, figures));
+    return figures.nodeLoad.errors === 0 ? 0 : 1;
+  }
+  if (values.reconcile) {
+    const rounds = count('rounds', values.rounds, 9, 2);
+    const rows = await reconcile(profile, rounds);
+    if (values.json) console.log(JSON.stringify(rows));
+    else console.log(renderVariants(rows, `${profile}, memcslap set 4 x 25000, ${rounds} rounds rotating`));
+    return 0;
+  }
   if (values.readme) {
     const latest = latestResults(RESULTS_DIR, profile);
     if (!latest) throw new Error(`no results for ${profile} in ${RESULTS_DIR}`);
@@ -403,8 +802,8 @@ async function main(): Promise<number> {
     return 0;
   }
   const results = await bench(profile, {
-    starts: Math.max(3, Number(values.starts ?? 9)),
-    rounds: Math.max(1, Number(values.rounds ?? 5)),
+    starts: count('starts', values.starts, 9, 3),
+    rounds: count('rounds', values.rounds, 5, 1),
     suite: !values['no-suite'],
     base: !values['no-base'],
   });

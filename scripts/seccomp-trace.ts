@@ -1,5 +1,5 @@
 /**
- * Derives the seccomp profiles in seccomp/ from what the images really do (README, "Seccomp profile").
+ * Derives the seccomp profiles in seccomp/ from what the images really do (docs/seccomp.md).
  *
  *   npx tsx scripts/seccomp-trace.ts [PROFILE...]             (default: every profile in images/)
  *   npx tsx scripts/seccomp-trace.ts --rewrite [PROFILE...]   (HAND_ADDED changed: no new trace)
@@ -97,7 +97,10 @@ export const SOCKET_FAMILIES: Record<string, number> = { AF_UNIX: 1, AF_INET: 2,
 
 /** Calls that answer ENOSYS instead: glibc then uses the older call (clone for clone3). */
 const ENOSYS_CALLS = ['clone3'];
-/** Docker's default profile allows this many calls unconditionally on x86_64 (for the README's comparison). */
+/**
+ * Docker's default profile allows this many calls unconditionally on x86_64 (for the comparison in
+ * docs/seccomp.md).
+ */
 const ARCHITECTURES = ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86', 'SCMP_ARCH_X32'];
 
 interface ImageKind {
@@ -162,7 +165,9 @@ export function seccompProfile(
   defaultAction = 'SCMP_ACT_ERRNO',
 ): SeccompProfile {
   const special = (name: string) => ENOSYS_CALLS.includes(name) || name === 'socket';
-  const hand = Object.keys(HAND_ADDED).filter((name) => !special(name)).sort();
+  const hand = Object.keys(HAND_ADDED)
+    .filter((name) => !special(name))
+    .sort();
   const loggedOnly = [...new Set(logged)].filter((name) => !special(name) && !(name in HAND_ADDED)).sort();
   const seen = new Set([...hand, ...loggedOnly]);
   const tracedOnly = [...new Set(traced)].filter((name) => !seen.has(name) && !special(name)).sort();
@@ -224,7 +229,10 @@ interface Fixtures {
 
 function fixtures(): Fixtures {
   const dir = mkdtempSync(join(tmpdir(), 'mh-seccomp-'));
-  const users = [{ name: 'sammy', password: generatePassword() }, { name: 'alice', password: generatePassword() }];
+  const users = [
+    { name: 'sammy', password: generatePassword() },
+    { name: 'alice', password: generatePassword() },
+  ];
   const usersFile = writeMemcacheSecret(join(dir, 'users'), serializeUsers(users));
   const pki = issueWithReadmeCommands(join(dir, 'pki'), 'DNS:memcached');
   const tlsFiles = { 'tls.crt': pki.certificate, 'tls.key': pki.key, 'ca.crt': pki.caCertificate };
@@ -343,10 +351,10 @@ async function execute(container: Docker.Container, command: string[], user?: st
 /** A connection from the host: over TLS with a client certificate where the image has TLS. */
 function connectTo(ip: string, run: RunSettings): Promise<BinaryClient> {
   return run.kind.tls
-      ? BinaryClient.connectTls(ip, {
-          ca: readFileSync(run.fixtures.pki.caCertificate),
-          cert: readFileSync(run.fixtures.pki.clientCertificate),
-          key: readFileSync(run.fixtures.pki.clientKey),
+    ? BinaryClient.connectTls(ip, {
+        ca: readFileSync(run.fixtures.pki.caCertificate),
+        cert: readFileSync(run.fixtures.pki.clientCertificate),
+        key: readFileSync(run.fixtures.pki.clientKey),
         checkServerIdentity: () => undefined,
       })
     : BinaryClient.connect(ip);
@@ -396,7 +404,7 @@ async function addressOf(container: Docker.Container, network: string): Promise<
 const MEMCACHED_PID =
   'for p in /proc/[0-9]*; do [ "$(cat $p/comm 2>/dev/null)" = memcached ] && echo ${p#/proc/}; done';
 /** What strace (PID 1) runs: its child. Without strace, PID 1 itself. */
-const TOP_PID = 'cat /proc/1/task/1/children 2>/dev/null | awk \'{ print $1 }\'';
+const TOP_PID = "cat /proc/1/task/1/children 2>/dev/null | awk '{ print $1 }'";
 
 /** One whole scenario: start, exercise, probe, SIGTERM, start again, exercise, SIGKILL memcached. */
 async function scenario(run: RunSettings): Promise<void> {
@@ -410,10 +418,14 @@ async function scenario(run: RunSettings): Promise<void> {
         if (!Running) throw new Error(`the server exited: ${logs.trim().slice(-800)}`);
         return /listening on/.test(logs) ? addressOf(container, run.network) : undefined;
       });
-      await waitFor('memcached to answer', async () => {
-        (await connectTo(ip, run)).close();
-        return true;
-      }, 60_000);
+      await waitFor(
+        'memcached to answer',
+        async () => {
+          (await connectTo(ip, run)).close();
+          return true;
+        },
+        60_000,
+      );
       await sleep(500);
       await exercise(ip, run);
       for (const probe of probes(run.kind)) {
@@ -551,16 +563,27 @@ async function main(): Promise<void> {
       );
       for (const call of plain) tls.add(call);
       const logged = new Map<string, string>();
-      for (const [which, calls] of [['plain', plain], ['tls', tls]] as const) {
+      for (const [which, calls] of [
+        ['plain', plain],
+        ['tls', tls],
+      ] as const) {
         say(`${profileName} (${which}): checking under SCMP_ACT_LOG`);
-        const found = await check(images.filter(([, kind]) => kind.tls === (which === 'tls')), fx, calls, names);
+        const found = await check(
+          images.filter(([, kind]) => kind.tls === (which === 'tls')),
+          fx,
+          calls,
+          names,
+        );
         for (const [call, comm] of found) {
           logged.set(call, comm);
           calls.add(call);
           tls.add(call);
         }
       }
-      for (const [suffix, calls] of [['', plain], ['-tls', tls]] as const) {
+      for (const [suffix, calls] of [
+        ['', plain],
+        ['-tls', tls],
+      ] as const) {
         const loggedHere = [...logged.keys()].filter((call) => calls.has(call));
         writeProfile(`${profileName}${suffix}`, seccompProfile(calls, loggedHere));
       }

@@ -7,6 +7,7 @@ import { attachedNetworks, docker, suiteLabels } from './docker.js';
 import { pollUntil } from './poll.js';
 import { socketsOnPort, TCP_LISTEN } from './proc-net.js';
 import type { TestTarget } from './targets.js';
+import { seccompWeakeningFrom, type SeccompProfile, type SeccompWeakening } from './weakenings.js';
 
 export interface ServerOptions {
   readonly hostname?: string;
@@ -37,18 +38,31 @@ export interface ServerOptions {
 /** The engine's endpoint settings for fixed addresses on `network`, if any are asked for. */
 function fixedAddressing(network: string, options: ServerOptions): Docker.ContainerCreateOptions['NetworkingConfig'] {
   if (!options.ipv4Address && !options.ipv6Address) return undefined;
-  return { EndpointsConfig: { [network]: { IPAMConfig: { IPv4Address: options.ipv4Address, IPv6Address: options.ipv6Address } } } };
+  return {
+    EndpointsConfig: {
+      [network]: { IPAMConfig: { IPv4Address: options.ipv4Address, IPv6Address: options.ipv6Address } },
+    },
+  };
 }
 
-/** testcontainers' GenericContainer plus what it has no method for: a read-only root, fixed addresses, more networks. */
+/**
+ * testcontainers' GenericContainer plus what it has no method for: a read-only root, fixed addresses, more
+ * networks.
+ */
 class ServerContainer extends GenericContainer {
   private extraNetworks: readonly string[] = [];
 
   /** Takes the settings from containerSpec; testcontainers keeps the network mode and its own labels. */
   withSpec(spec: Docker.ContainerCreateOptions): this {
     const { HostConfig, ...create } = spec;
-    Object.assign(this.createOpts, Object.fromEntries(Object.entries(create).filter(([, value]) => value !== undefined)));
-    Object.assign(this.hostConfig, Object.fromEntries(Object.entries(HostConfig ?? {}).filter(([, value]) => value !== undefined)));
+    Object.assign(
+      this.createOpts,
+      Object.fromEntries(Object.entries(create).filter(([, value]) => value !== undefined)),
+    );
+    Object.assign(
+      this.hostConfig,
+      Object.fromEntries(Object.entries(HostConfig ?? {}).filter(([, value]) => value !== undefined)),
+    );
     return this;
   }
 
@@ -83,7 +97,11 @@ export interface RunningServer {
 export const READY_TIMEOUT_MS = 30_000;
 
 /** Waits until memcached answers a binary `version` request from the host. */
-export async function waitUntilServing(ip: string, timeoutMs = READY_TIMEOUT_MS, diagnose?: () => Promise<string>): Promise<void> {
+export async function waitUntilServing(
+  ip: string,
+  timeoutMs = READY_TIMEOUT_MS,
+  diagnose?: () => Promise<string>,
+): Promise<void> {
   await pollUntil(
     async () => {
       const client = await BinaryClient.connect(ip, 11211, 1000);
@@ -141,19 +159,37 @@ export function seccompProfileFile(target: TestTarget): string {
   return projectPath('seccomp', `${target.profile}${tls ? '-tls' : ''}.json`);
 }
 
-/** A target's servers run under its image's seccomp profile, unless the test passes a seccomp option of its own. */
+/**
+ * A target's servers run under its image's seccomp profile, unless the test passes a seccomp option of its
+ * own; in a mutation-check run of a seccomp weakening (SECCOMP_WEAKENING_ENV), under that profile weakened.
+ */
 function seccompOption(target: TestTarget | undefined, options: ServerOptions): string[] {
   if (!target || options.securityOpt?.some((option) => option.startsWith('seccomp'))) return [];
-  return [`seccomp=${readFileSync(seccompProfileFile(target), 'utf8')}`];
+  const weakening = seccompWeakeningFrom(process.env);
+  if (!weakening) return [`seccomp=${readFileSync(seccompProfileFile(target), 'utf8')}`];
+  return [`seccomp=${weakenedSeccompProfile(target, weakening)}`];
+}
+
+/** The target's image's seccomp profile with `weakening` applied, as the JSON a seccomp option takes. */
+export function weakenedSeccompProfile(target: TestTarget, weakening: SeccompWeakening): string {
+  const profile = JSON.parse(readFileSync(seccompProfileFile(target), 'utf8')) as SeccompProfile;
+  return JSON.stringify(weakening.seccomp(profile));
 }
 
 /**
  * The engine's create options for a server (a target: its users secret is mounted) or a plain image: the
  * one place container settings are assembled, for testcontainers and for direct engine calls alike.
  */
-export function containerSpec(imageOrTarget: string | TestTarget, network: string, options: ServerOptions = {}): Docker.ContainerCreateOptions {
+export function containerSpec(
+  imageOrTarget: string | TestTarget,
+  network: string,
+  options: ServerOptions = {},
+): Docker.ContainerCreateOptions {
   const target = typeof imageOrTarget === 'string' ? undefined : imageOrTarget;
-  const binds = [...(target ? secretMounts(target, options).map((m) => `${m.source}:${m.target}:ro`) : []), ...(options.binds ?? [])];
+  const binds = [
+    ...(target ? secretMounts(target, options).map((m) => `${m.source}:${m.target}:ro`) : []),
+    ...(options.binds ?? []),
+  ];
   const health = options.healthCheck;
   const nanoseconds = (ms: number | undefined) => (ms === undefined ? undefined : ms * 1e6);
   return {
@@ -165,7 +201,13 @@ export function containerSpec(imageOrTarget: string | TestTarget, network: strin
     Env: Object.entries(options.env ?? {}).map(([k, v]) => `${k}=${v}`),
     Labels: suiteLabels(),
     Healthcheck: health
-      ? { Test: health.test, Interval: nanoseconds(health.interval), Timeout: nanoseconds(health.timeout), Retries: health.retries, StartPeriod: nanoseconds(health.startPeriod) }
+      ? {
+          Test: health.test,
+          Interval: nanoseconds(health.interval),
+          Timeout: nanoseconds(health.timeout),
+          Retries: health.retries,
+          StartPeriod: nanoseconds(health.startPeriod),
+        }
       : undefined,
     HostConfig: {
       NetworkMode: network,
@@ -181,18 +223,26 @@ export function containerSpec(imageOrTarget: string | TestTarget, network: strin
 }
 
 function configure(target: TestTarget, network: string, options: ServerOptions): ServerContainer {
-  const container = new ServerContainer(target.image).withSpec(containerSpec(target, network, options)).withNetworkMode(network);
+  const container = new ServerContainer(target.image)
+    .withSpec(containerSpec(target, network, options))
+    .withNetworkMode(network);
   return options.extraNetworks ? container.withExtraNetworks(options.extraNetworks) : container;
 }
 
 /** Starts the server image on one isolated network and waits until memcached answers. */
-export async function startServer(target: TestTarget, network: string, options: ServerOptions = {}): Promise<RunningServer> {
+export async function startServer(
+  target: TestTarget,
+  network: string,
+  options: ServerOptions = {},
+): Promise<RunningServer> {
   let container = configure(target, network, options).withStartupTimeout(30_000);
   // The entrypoint announces itself just before exec'ing memcached; controls are waited for by probing.
   if (!options.entrypoint) container = container.withWaitStrategy(Wait.forLogMessage(/listening on/));
   const started = await container.start();
   // In another container's network namespace (`container:ID`), the server has that container's address.
-  const ip = network.startsWith('container:') ? await firstIpv4(network.slice('container:'.length)) : started.getIpAddress(network);
+  const ip = network.startsWith('container:')
+    ? await firstIpv4(network.slice('container:'.length))
+    : started.getIpAddress(network);
   if (!ip) {
     const logs = await containerLogs(started.getId()).catch(() => '');
     await started.stop({ remove: true }).catch(() => undefined);
@@ -224,14 +274,21 @@ export interface ExitedContainer {
 }
 
 /** Runs a container to its end: a client command, or a server (a target) expected to refuse to start. */
-export async function runToExit(imageOrTarget: string | TestTarget, network: string, options: ServerOptions & { timeoutMs?: number } = {}): Promise<ExitedContainer> {
+export async function runToExit(
+  imageOrTarget: string | TestTarget,
+  network: string,
+  options: ServerOptions & { timeoutMs?: number } = {},
+): Promise<ExitedContainer> {
   const image = typeof imageOrTarget === 'string' ? imageOrTarget : imageOrTarget.image;
   const container: Docker.Container = await docker.createContainer(containerSpec(imageOrTarget, network, options));
   try {
     await container.start();
     const waited = container.wait() as Promise<{ StatusCode: number }>;
     const timeout = new Promise<never>((_, reject) =>
-      setTimeout(() => reject(new Error(`${image} ${options.command?.join(' ') ?? ''} did not exit`)), options.timeoutMs ?? 30_000),
+      setTimeout(
+        () => reject(new Error(`${image} ${options.command?.join(' ') ?? ''} did not exit`)),
+        options.timeoutMs ?? 30_000,
+      ),
     );
     const { StatusCode } = await Promise.race([waited, timeout]);
     return { exitCode: StatusCode, output: await containerLogs(container.id) };
@@ -241,7 +298,13 @@ export async function runToExit(imageOrTarget: string | TestTarget, network: str
 }
 
 /** The tutorial's check: memcstat from the client image on the same network. Returns what it printed. */
-export async function memcstat(target: TestTarget, network: string, server: string, user?: string, password?: string): Promise<ExitedContainer> {
+export async function memcstat(
+  target: TestTarget,
+  network: string,
+  server: string,
+  user?: string,
+  password?: string,
+): Promise<ExitedContainer> {
   // --binary: libmemcached 1.1 needs it spelled out for SASL; 1.0.18 switches by itself.
   const command = ['memcstat', '--binary', `--servers=${server}`];
   if (user !== undefined) command.push(`--username=${user}`, `--password=${password ?? ''}`);
@@ -250,7 +313,9 @@ export async function memcstat(target: TestTarget, network: string, server: stri
 
 /** True when memcstat's output shows the server's stats (its exit code alone proves nothing). */
 export function memcstatShowsStats(output: string, server: string): boolean {
-  return output.includes(`Server: ${server} (11211)`) && /^\s*pid: \d+$/m.test(output) && /^\s*version: \d/m.test(output);
+  return (
+    output.includes(`Server: ${server} (11211)`) && /^\s*pid: \d+$/m.test(output) && /^\s*version: \d/m.test(output)
+  );
 }
 
 /** The networks a container is attached to, by name (to assert: only the test's isolated ones). */
@@ -262,12 +327,21 @@ export async function networksOf(container: StartedTestContainer): Promise<strin
  * A control server: the same image, memcached started directly with the given options (as the image's
  * non-root user), bypassing the entrypoint. Used to show that a probe does detect what it looks for.
  */
-export function startControl(target: TestTarget, network: string, memcachedArgs: string[], options: ServerOptions = {}): Promise<RunningServer> {
+export function startControl(
+  target: TestTarget,
+  network: string,
+  memcachedArgs: string[],
+  options: ServerOptions = {},
+): Promise<RunningServer> {
   return startServer(target, network, { ...options, entrypoint: ['memcached', ...memcachedArgs] });
 }
 
 /** Runs a command inside a running container; returns its output and exit code. */
-export async function execIn(container: StartedTestContainer, command: string[], user?: string): Promise<{ output: string; exitCode: number }> {
+export async function execIn(
+  container: StartedTestContainer,
+  command: string[],
+  user?: string,
+): Promise<{ output: string; exitCode: number }> {
   const result = await container.exec(command, user ? { user } : {});
   return { output: result.output, exitCode: result.exitCode };
 }
@@ -286,13 +360,22 @@ export async function hostConnects(ip: string): Promise<boolean> {
  * A client container that stays up so tests can run probes from it (its IP is known in advance): the
  * target's client image, or another image (the clients image, say).
  */
-export async function startClientHost(imageOrTarget: string | TestTarget, network: string): Promise<{ container: StartedTestContainer; ip: string; stop: () => Promise<void> }> {
-  const started = await new GenericContainer(typeof imageOrTarget === 'string' ? imageOrTarget : imageOrTarget.clientImage)
+export async function startClientHost(
+  imageOrTarget: string | TestTarget,
+  network: string,
+): Promise<{ container: StartedTestContainer; ip: string; stop: () => Promise<void> }> {
+  const started = await new GenericContainer(
+    typeof imageOrTarget === 'string' ? imageOrTarget : imageOrTarget.clientImage,
+  )
     .withNetworkMode(network)
     .withLabels(suiteLabels())
     .withEntrypoint(['sleep', 'infinity'])
     .start();
-  return { container: started, ip: started.getIpAddress(network), stop: () => started.stop({ remove: true }).then(() => undefined) };
+  return {
+    container: started,
+    ip: started.getIpAddress(network),
+    stop: () => started.stop({ remove: true }).then(() => undefined),
+  };
 }
 
 /** Bash's /dev/tcp from inside a client container: 'connected' or 'failed' within 3 s. */
@@ -309,6 +392,8 @@ export const UDP_STATS_REQUEST = '\\x00\\x01\\x00\\x00\\x00\\x01\\x00\\x00stats\
 
 /** Sends a UDP `stats` from inside a client container; returns what came back within 2 s. */
 export async function udpStatsProbe(client: StartedTestContainer, ip: string, port = 11211): Promise<string> {
-  const script = `exec 3<>/dev/udp/${ip}/${port}; printf '${UDP_STATS_REQUEST}' >&3; timeout 2 head -c 200 <&3 | tr -d '\\000' ; true`;
+  const script =
+    `exec 3<>/dev/udp/${ip}/${port}; printf '${UDP_STATS_REQUEST}' >&3; ` +
+    "timeout 2 head -c 200 <&3 | tr -d '\\000' ; true";
   return (await execIn(client, ['bash', '-c', script])).output;
 }

@@ -20,7 +20,8 @@ export interface IntendedCheck {
   readonly tls?: boolean;
 }
 
-export interface Weakening {
+/** What every weakening says: its name, the weakness and the check that must catch it. */
+interface WeakeningBase {
   readonly name: string;
   readonly weakness: string;
   /** The check that must catch it: the mutation check runs that one and reports whether it did; a control
@@ -28,6 +29,9 @@ export interface Weakening {
   readonly caughtBy: IntendedCheck;
   /** Built on the runtime-credentials image where the weakness only shows there (a baked image has no such path). */
   readonly credentials?: 'runtime';
+}
+
+export interface Weakening extends WeakeningBase {
   /** Build stages before the weakened image's own FROM (e.g. to take files from the client image). */
   stages?(context: WeakeningContext): string[];
   lines(context: WeakeningContext): string[];
@@ -35,6 +39,9 @@ export interface Weakening {
 
 export const ENTRYPOINT = '/usr/local/bin/memcached-entrypoint';
 export const HEALTHCHECK = '/usr/local/bin/memcached-healthcheck';
+/** Two of the entrypoint's phases (the files it sources). */
+export const TLS_PHASE = '/usr/local/lib/memcached-hardened/tls.sh';
+export const CREDENTIALS_PHASE = '/usr/local/lib/memcached-hardened/credentials.sh';
 export const BAKED_SASLDB = '/etc/sasl2/memcached-sasldb2';
 export const RUNTIME_SASLDB = '/run/memcached/memcached-sasldb2';
 
@@ -88,7 +95,8 @@ export function withMechanism(mechanism: 'anonymous' | 'login', name: string, we
       'COPY --from=sasl-plugins /plugins/ /tmp/plugins/',
       'USER memcache',
       ...edit(
-        `cp -a /tmp/plugins/* "$(dirname "$(find /usr/lib -name 'libplain.so*' | head -n 1)")"/; rm -rf /tmp/plugins; sed -i 's/^mech_list: .*/& ${mechanism}/' /etc/sasl2/memcached.conf`,
+        `cp -a /tmp/plugins/* "$(dirname "$(find /usr/lib -name 'libplain.so*' | head -n 1)")"/; ` +
+          `rm -rf /tmp/plugins; sed -i 's/^mech_list: .*/& ${mechanism}/' /etc/sasl2/memcached.conf`,
         `grep -q '^mech_list: .* ${mechanism}$' /etc/sasl2/memcached.conf`,
       ),
     ],
@@ -102,13 +110,18 @@ export const SASL_OFF: Weakening = {
   lines: () => edit(`sed -i '/^-S$/d' /etc/memcached.conf`, `! grep -qx -- '-S' /etc/memcached.conf`),
 };
 
-export const ANONYMOUS_MECHANISM = withMechanism('anonymous', 'anonymous-mechanism', 'also offers ANONYMOUS: no password needed');
+export const ANONYMOUS_MECHANISM = withMechanism(
+  'anonymous',
+  'anonymous-mechanism',
+  'also offers ANONYMOUS: no password needed',
+);
 
 export const EXTRA_USER_BAKED: Weakening = {
   name: 'extra-user',
   weakness: `a user not in the users file (${EXTRA_USER.name}) in the sasldb`,
   caughtBy: { file: 'users', test: 'the running sasldb holds exactly the users file' },
-  lines: () => edit(addSasldbUserScript(BAKED_SASLDB), `db5.3_dump -p ${BAKED_SASLDB} | grep -q '^ ${EXTRA_USER.name}'`),
+  lines: () =>
+    edit(addSasldbUserScript(BAKED_SASLDB), `db5.3_dump -p ${BAKED_SASLDB} | grep -q '^ ${EXTRA_USER.name}'`),
 };
 
 export const HEALTHCHECK_CONNECT_ONLY: Weakening = {
@@ -126,7 +139,8 @@ export const HEALTHCHECK_ANY_ANSWER: Weakening = {
   name: 'healthcheck-any-answer',
   weakness: 'health check accepts any answer (healthy without authentication)',
   caughtBy: { file: 'healthcheck', test: 'is unhealthy when the server answers without authentication' },
-  lines: () => edit(`sed -i 's/ && \\[ "\\\${header:12:4}" = 0020 \\]//' ${HEALTHCHECK}`, `! grep -q '= 0020 ]' ${HEALTHCHECK}`),
+  lines: () =>
+    edit(`sed -i 's/ && \\[ "\\\${header:12:4}" = 0020 \\]//' ${HEALTHCHECK}`, `! grep -q '= 0020 ]' ${HEALTHCHECK}`),
 };
 
 /** A second memcached, without SASL, on every address: started before anything else, so in every TLS mode too. */
@@ -161,10 +175,16 @@ export const TLS_PERMISSIVE_CIPHERS: Weakening = {
   weakness: 'the TLS cipher list accepts every suite the OpenSSL has (RSA key exchange, CBC, 3DES where present)',
   caughtBy: { file: 'tls-policy', test: 'forward-secret AEAD suites only', tls: true },
   lines: () =>
-    edit(`sed -i "s/^TLS12_CIPHERS=.*/TLS12_CIPHERS='ALL'/" ${ENTRYPOINT}`, `grep -qx "TLS12_CIPHERS='ALL'" ${ENTRYPOINT}`),
+    edit(
+      `sed -i "s/^TLS12_CIPHERS=.*/TLS12_CIPHERS='ALL'/" ${TLS_PHASE}`,
+      `grep -qx "TLS12_CIPHERS='ALL'" ${TLS_PHASE}`,
+    ),
 };
 
-/** The entrypoint owned by the runtime user: memcached (or whoever has its uid) can rewrite what the next start runs. */
+/**
+ * The entrypoint owned by the runtime user: memcached (or whoever has its uid) can rewrite what the next
+ * start runs.
+ */
 export const ENTRYPOINT_OWNED_BY_RUNTIME_USER: Weakening = {
   name: 'entrypoint-owned-by-runtime-user',
   weakness: 'the entrypoint belongs to memcache, so the runtime user can rewrite what every later start runs as it',
@@ -172,7 +192,10 @@ export const ENTRYPOINT_OWNED_BY_RUNTIME_USER: Weakening = {
   lines: () => edit(`chown memcache ${ENTRYPOINT}`, `[ "$(stat -c %U ${ENTRYPOINT})" = memcache ]`),
 };
 
-/** The entrypoint traces its commands (set -x): with runtime credentials the trace shows each password it feeds saslpasswd2. */
+/**
+ * The entrypoint traces its commands (set -x): with runtime credentials the trace shows each password it
+ * feeds saslpasswd2.
+ */
 export const ENTRYPOINT_TRACED: Weakening = {
   name: 'entrypoint-traced',
   weakness: "the entrypoint traces its commands into the container's log, with the passwords it is given",
@@ -188,8 +211,8 @@ export const SASLDB_DUMP_LOGGED: Weakening = {
   caughtBy: { file: 'logs', test: 'no password and no private key line in any log' },
   lines: () =>
     edit(
-      `sed -i '/^users=\\$(db5.3_dump/i db5.3_dump -p "$RUNTIME_SASLDB" >&2' ${ENTRYPOINT}`,
-      `grep -qxF 'db5.3_dump -p "$RUNTIME_SASLDB" >&2' ${ENTRYPOINT}`,
+      `sed -i '/^ *users=\\$(db5.3_dump/i db5.3_dump -p "$RUNTIME_SASLDB" >&2' ${CREDENTIALS_PHASE}`,
+      `grep -qxF 'db5.3_dump -p "$RUNTIME_SASLDB" >&2' ${CREDENTIALS_PHASE}`,
     ),
 };
 
@@ -253,11 +276,11 @@ export const SHELL_FILE_CAPABILITY: Weakening = {
         'RUN set -e; target="$(readlink -f /bin/dash)"; name="${target#/}"; size="$(stat -c %s "$target")"; \\',
         '    header() { \\',
         '      { printf %s "$1"; head -c $((100 - ${#1})) /dev/zero; \\',
-        "        printf '%07d\\000%07o\\000%07o\\000' \"$(stat -c %a \"$target\")\" 0 0; \\",
-        "        printf '%011o\\000%011o\\000        %s' \"$2\" \"$(stat -c %Y \"$target\")\" \"$3\"; \\",
+        '        printf \'%07d\\000%07o\\000%07o\\000\' "$(stat -c %a "$target")" 0 0; \\',
+        '        printf \'%011o\\000%011o\\000        %s\' "$2" "$(stat -c %Y "$target")" "$3"; \\',
         "        head -c 100 /dev/zero; printf 'ustar\\00000'; head -c 247 /dev/zero; } > /tmp/header; \\",
-        "      sum=\"$(od -An -v -tu1 /tmp/header | awk '{ for (i = 1; i <= NF; i++) s += $i } END { print s }')\"; \\",
-        "      printf '%06o\\000 ' \"$sum\" | dd of=/tmp/header bs=1 seek=148 conv=notrunc 2>/dev/null; \\",
+        '      sum="$(od -An -v -tu1 /tmp/header | awk \'{ for (i = 1; i <= NF; i++) s += $i } END { print s }\')"; \\',
+        '      printf \'%06o\\000 \' "$sum" | dd of=/tmp/header bs=1 seek=148 conv=notrunc 2>/dev/null; \\',
         '      cat /tmp/header; }; \\',
         '    pad() { head -c $(((512 - $1 % 512) % 512)) /dev/zero; }; \\',
         '    { header "PaxHeaders/$name" 57 x; \\',
@@ -272,3 +295,50 @@ export const SHELL_FILE_CAPABILITY: Weakening = {
     ];
   },
 };
+
+// --- Issue S: run-time weakenings (test/integration/seccomp.test.ts)
+
+/** A Docker seccomp profile, as far as a weakening needs to know it. */
+export interface SeccompProfile {
+  readonly defaultAction: string;
+  readonly [key: string]: unknown;
+}
+
+/**
+ * A run-time weakening: the image as shipped, its servers started under a seccomp profile made from their
+ * image's own by `seccomp`. The mutation check names it in SECCOMP_WEAKENING_ENV; the suite's servers then
+ * get the weakened profile (test/helpers/server.ts), so the check that proves the profile active sees it.
+ */
+export interface SeccompWeakening extends WeakeningBase {
+  seccomp(profile: SeccompProfile): SeccompProfile;
+}
+
+/** The environment variable that makes every server of a suite run start under a seccomp weakening. */
+export const SECCOMP_WEAKENING_ENV = 'MEMCACHED_SECCOMP_WEAKENING';
+
+export function isSeccompWeakening(weakening: Weakening | SeccompWeakening): weakening is SeccompWeakening {
+  return 'seccomp' in weakening;
+}
+
+/** The profile shipped with a default action that allows every call it does not list: it refuses nothing. */
+export const SECCOMP_ALLOW_ALL: SeccompWeakening = {
+  name: 'seccomp-allow-all',
+  weakness: 'the image started under a seccomp profile that allows every call (defaultAction SCMP_ACT_ALLOW)',
+  caughtBy: {
+    file: 'seccomp',
+    test: 'a serving server runs under the profile: every probe call is refused with EPERM',
+  },
+  seccomp: (profile) => ({ ...profile, defaultAction: 'SCMP_ACT_ALLOW' }),
+};
+
+const SECCOMP_WEAKENINGS: readonly SeccompWeakening[] = [SECCOMP_ALLOW_ALL];
+
+/** The seccomp weakening the environment names, if any; an unknown name is an error, not the real profile. */
+export function seccompWeakeningFrom(env: NodeJS.ProcessEnv): SeccompWeakening | undefined {
+  const name = env[SECCOMP_WEAKENING_ENV];
+  if (name === undefined || name === '') return undefined;
+  const weakening = SECCOMP_WEAKENINGS.find((w) => w.name === name);
+  const known = SECCOMP_WEAKENINGS.map((w) => w.name).join(', ');
+  if (!weakening) throw new Error(`${SECCOMP_WEAKENING_ENV}: unknown seccomp weakening '${name}' (known: ${known})`);
+  return weakening;
+}

@@ -16,14 +16,17 @@ import {
   ENTRYPOINT_OWNED_BY_RUNTIME_USER,
   ENTRYPOINT_TRACED,
   SASLDB_DUMP_LOGGED,
+  SECCOMP_ALLOW_ALL,
   withMechanism,
   withoutFlag,
+  type SeccompWeakening,
   type Weakening,
 } from '../helpers/weakenings.js';
 
 export { weakenedDockerfile as mutantDockerfile, type Weakening as Mutant } from '../helpers/weakenings.js';
 
-export const MUTANTS: readonly Weakening[] = [
+/** Image variants (Dockerfile lines on the real image) and run-time ones (the real image, a weakened profile). */
+export const MUTANTS: ReadonlyArray<Weakening | SeccompWeakening> = [
   {
     name: 'udp-on',
     weakness: 'UDP enabled (-U 11211)',
@@ -40,15 +43,22 @@ export const MUTANTS: readonly Weakening[] = [
   {
     name: 'allowlist-ignored',
     weakness: 'allowlist silently not applied (iptables calls do nothing)',
-    caughtBy: { file: 'firewall', test: 'with the allowlist, the allowed client authenticates and the other cannot connect' },
-    lines: () => edit(`sed -i '2i iptables() { return 0; }' ${ENTRYPOINT}`, `grep -q '^iptables() { return 0; }' ${ENTRYPOINT}`),
+    caughtBy: {
+      file: 'firewall',
+      test: 'with the allowlist, the allowed client authenticates and the other cannot connect',
+    },
+    lines: () =>
+      edit(`sed -i '2i iptables() { return 0; }' ${ENTRYPOINT}`, `grep -q '^iptables() { return 0; }' ${ENTRYPOINT}`),
   },
   {
     name: 'memcached-as-root',
     weakness: 'memcached runs as root',
     caughtBy: { file: 'hardening', test: 'memcached and every other process are not root' },
     lines: () => [
-      ...edit(`sed -i '/refusing to run as root/d' ${ENTRYPOINT}; echo '-u root' >> /etc/memcached.conf`, `grep -qx -- '-u root' /etc/memcached.conf`),
+      ...edit(
+        `sed -i '/refusing to run as root/d' ${ENTRYPOINT}; echo '-u root' >> /etc/memcached.conf`,
+        `grep -qx -- '-u root' /etc/memcached.conf`,
+      ),
       'USER root',
     ],
   },
@@ -56,7 +66,8 @@ export const MUTANTS: readonly Weakening[] = [
     name: 'sasldb-world-readable',
     weakness: 'sasldb mode 0644',
     caughtBy: { file: 'hardening', test: 'the sasldb (baked and runtime copy) belongs to memcache with mode 0600' },
-    lines: () => edit('chmod 0644 /etc/sasl2/memcached-sasldb2', `[ "$(stat -c %a /etc/sasl2/memcached-sasldb2)" = 644 ]`),
+    lines: () =>
+      edit('chmod 0644 /etc/sasl2/memcached-sasldb2', `[ "$(stat -c %a /etc/sasl2/memcached-sasldb2)" = 644 ]`),
   },
   {
     name: 'password-in-label',
@@ -81,4 +92,5 @@ export const MUTANTS: readonly Weakening[] = [
   ENTRYPOINT_OWNED_BY_RUNTIME_USER,
   ENTRYPOINT_TRACED,
   SASLDB_DUMP_LOGGED,
+  SECCOMP_ALLOW_ALL,
 ];

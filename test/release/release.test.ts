@@ -329,7 +329,13 @@ describe('npm run release: build, verify, push only if green, sign and attest wh
     const composeConfig = (extra: NodeJS.ProcessEnv) =>
       run('docker-compose', ['-f', projectPath('examples/compose.yaml'), 'config'], {
         cwd: scratch,
-        env: { ...process.env, MEMCACHED_USERS_SECRET: usersFile, ...extra },
+        // The example names the seccomp profile relative to the project; Compose reads it from the cwd.
+        env: {
+          ...process.env,
+          MEMCACHED_USERS_SECRET: usersFile,
+          MEMCACHED_SECCOMP_PROFILE: projectPath('seccomp', 'ubuntu-16.04.json'),
+          ...extra,
+        },
       }).then(
         ({ stdout }) => ({ ok: true, out: stdout }),
         (error: { stderr: string }) => ({ ok: false, out: error.stderr }),

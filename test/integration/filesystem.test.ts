@@ -2,7 +2,7 @@ import { chmodSync, chownSync, mkdtempSync, readdirSync, readFileSync, rmSync } 
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
 import type { StartedTestContainer } from 'testcontainers';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { Status, tryAuthenticatedRoundTrip } from '../../lib/binary-client.js';
 import { loadProfile } from '../../src/profiles.js';
 import { projectPath } from '../../src/paths.js';
@@ -14,15 +14,9 @@ import {
   MEMCACHED_GUARD,
 } from '../../src/render.js';
 import { TLS_SECRET_DIR, TLS_SECRET_FILES } from '../../src/tls.js';
-import { createIsolatedNetwork, docker, type IsolatedNetwork } from '../helpers/docker.js';
-import {
-  buildTracerImage,
-  parentsOf,
-  parseFileTrace,
-  straceCommand,
-  type FileTrace,
-  type TracerImage,
-} from '../helpers/file-trace.js';
+import { docker } from '../helpers/docker.js';
+import { isolatedServers } from '../helpers/fixture.js';
+import { buildTracerImage, parentsOf, parseFileTrace, straceCommand, type FileTrace } from '../helpers/file-trace.js';
 import { pollUntil } from '../helpers/poll.js';
 import { execIn, runToExit, type RunningServer } from '../helpers/server.js';
 import {
@@ -35,7 +29,7 @@ import {
 } from '../helpers/surface.js';
 import { firstUser, type TestTarget } from '../helpers/targets.js';
 import { tlsRoundTrip } from '../helpers/tls.js';
-import { buildVariant, type Variant } from '../helpers/variants.js';
+import { buildVariant } from '../helpers/variants.js';
 import { ENTRYPOINT, ENTRYPOINT_OWNED_BY_RUNTIME_USER, HEALTHCHECK } from '../helpers/weakenings.js';
 
 // Files, by inventory: (a) what the runtime user (uid/gid 11211, memcache) can write or owns, walked over the
@@ -441,48 +435,34 @@ describe.each(surfaceRows())('%s', (_name, target, surface) => {
     ...(target.credentials === 'runtime' ? [USERS_SECRET] : []),
     ...(surface === 'tls' ? [TLS_SECRET_DIR] : []),
   ];
-  let network: IsolatedNetwork;
+  const bench = isolatedServers('filesystem');
   let secret: TlsSecret | undefined;
-  let tracer: TracerImage | undefined;
-  let variant: Variant | undefined;
   let server: RunningServer;
   let weakened: RunningServer;
   let stickyDirs: string[];
   let tracing: Promise<FileTrace>;
-  const servers: RunningServer[] = [];
 
   /** The target with `image` in place of this surface's image. */
   const onImage = (image: string): TestTarget =>
     surface === 'tls' ? { ...target, tlsImage: image } : { ...target, image };
-  const started = async (running: Promise<RunningServer>) => {
-    const s = await running;
-    servers.push(s);
-    return s;
-  };
 
   beforeAll(async () => {
-    network = await createIsolatedNetwork('filesystem');
-    if (surface === 'tls') secret = issueTlsSecret();
+    const network = bench.network.name;
+    if (surface === 'tls') secret = bench.keep(issueTlsSecret());
     const image = surfaceTarget(target, surface);
-    [tracer, variant] = await Promise.all([
-      buildTracerImage(image.image, `${target.profile}-${target.credentials}-${surface}`, target.clientImage),
-      buildVariant(image, ENTRYPOINT_OWNED_BY_RUNTIME_USER),
+    const label = `${target.profile}-${target.credentials}-${surface}`;
+    const [tracer, variant] = await Promise.all([
+      buildTracerImage(image.image, label, target.clientImage).then(bench.keep),
+      buildVariant(image, ENTRYPOINT_OWNED_BY_RUNTIME_USER).then(bench.keep),
     ]);
-    tracing = traceStart(onImage(tracer.image), surface, network.name, secret);
+    tracing = traceStart(onImage(tracer.image), surface, network, secret);
     tracing.catch(() => undefined); // awaited by the test of (b), which reports its failure
     [server, weakened, stickyDirs] = await Promise.all([
-      started(startSurface(target, surface, network.name, { secret })),
-      started(startSurface(onImage(variant.target.image), surface, network.name, { secret })),
-      baseStickyDirs(target, network.name),
+      startSurface(target, surface, network, { secret }).then(bench.keep),
+      startSurface(onImage(variant.target.image), surface, network, { secret }).then(bench.keep),
+      baseStickyDirs(target, network),
     ]);
     await tracing.catch(() => undefined);
-  });
-
-  afterAll(async () => {
-    await Promise.all(servers.map((s) => s.stop().catch(() => undefined)));
-    await Promise.all([tracer?.remove(), variant?.remove()]);
-    secret?.remove();
-    await network?.remove();
   });
 
   it('the runtime user writes and owns only what the allow list names; an entrypoint it owns is caught', async () => {

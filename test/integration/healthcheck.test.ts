@@ -1,9 +1,10 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createIsolatedNetwork, docker } from '../helpers/docker.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { docker } from '../helpers/docker.js';
+import { isolatedServers } from '../helpers/fixture.js';
 import { pollUntil } from '../helpers/poll.js';
-import { execIn, startServer, type RunningServer, type ServerOptions } from '../helpers/server.js';
+import { execIn, type RunningServer, type ServerOptions } from '../helpers/server.js';
 import { targetRows } from '../helpers/targets.js';
-import { buildVariant, type Variant } from '../helpers/variants.js';
+import { buildVariant } from '../helpers/variants.js';
 import { HEALTHCHECK, SASL_OFF } from '../helpers/weakenings.js';
 
 type HealthStatus = 'starting' | 'healthy' | 'unhealthy';
@@ -29,14 +30,12 @@ async function scriptSays(server: RunningServer): Promise<'healthy' | 'unhealthy
 }
 
 describe.each(targetRows())('%s', (_profile, target) => {
-  let network: Awaited<ReturnType<typeof createIsolatedNetwork>>;
-  let saslOff: Variant;
+  const bench = isolatedServers('health');
   let server: RunningServer;
   let unauthenticated: RunningServer;
   let gone: RunningServer;
 
   beforeAll(async () => {
-    network = await createIsolatedNetwork('health');
     const imageTest = (await docker.getImage(target.image).inspect()).Config.Healthcheck?.Test;
     if (!imageTest || imageTest[0] !== 'CMD')
       throw new Error(`the image has no CMD health check: ${JSON.stringify(imageTest)}`);
@@ -50,23 +49,17 @@ describe.each(targetRows())('%s', (_profile, target) => {
         startPeriod: 0,
       },
     };
-    saslOff = await buildVariant(target, SASL_OFF);
+    const saslOff = bench.keep(await buildVariant(target, SASL_OFF));
     [server, unauthenticated, gone] = await Promise.all([
-      startServer(target, network.name, options),
-      startServer(saslOff.target, network.name, options),
+      bench.start(target, options),
+      bench.start(saslOff.target, options),
       // memcached gone: the listen address is recorded as the entrypoint would, but nothing serves it.
-      startServer(target, network.name, {
+      bench.start(target, {
         ...options,
         entrypoint: ['sh', '-c', 'echo 127.0.0.1 > /run/memcached/listen && exec sleep 3600'],
         unreachableFromHost: true,
       }),
     ]);
-  });
-
-  afterAll(async () => {
-    await Promise.all([server, unauthenticated, gone].map((s) => s?.stop()));
-    await saslOff?.remove();
-    await network?.remove();
   });
 
   it('is healthy while memcached serves: the script and the engine agree', async () => {

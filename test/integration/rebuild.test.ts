@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, describe, expect, inject, it } from 'vitest';
 import { tryAuthenticatedRoundTrip } from '../../lib/binary-client.js';
 import { buildImage, INPUTS_LABEL } from '../../src/build.js';
 import { parseBuildArgs } from '../../src/config.js';
@@ -6,7 +6,8 @@ import { connectEngine, type Engine } from '../../src/engine/index.js';
 import { loadProfile } from '../../src/profiles.js';
 import type { SaslUser } from '../../src/credentials.js';
 import { generatePassword } from '../../src/sasldb.js';
-import { createIsolatedNetwork, runId } from '../helpers/docker.js';
+import { runId } from '../helpers/docker.js';
+import { isolatedServers } from '../helpers/fixture.js';
 import { startServer } from '../helpers/server.js';
 import type { TestTarget } from '../helpers/targets.js';
 
@@ -45,7 +46,7 @@ describe.each(profiles)('rebuilds of %s', (profileName) => {
   const engine = countingEngine();
   const tag = (kind: string) => `memcached-hardened-test/rebuild-${runId()}:${profileName}-${kind}`;
   const tags = new Set<string>();
-  let network: Awaited<ReturnType<typeof createIsolatedNetwork>>;
+  const bench = isolatedServers('rebuild');
 
   /** One CLI-equivalent build: the arguments as a user types them, the users as read from their file. */
   async function build(
@@ -69,7 +70,7 @@ describe.each(profiles)('rebuilds of %s', (profileName) => {
       image: imageId,
       users,
     };
-    const server = await startServer(target, network.name);
+    const server = await startServer(target, bench.network.name);
     try {
       const answers: boolean[] = [];
       for (const user of users)
@@ -80,13 +81,8 @@ describe.each(profiles)('rebuilds of %s', (profileName) => {
     }
   }
 
-  beforeAll(async () => {
-    network = await createIsolatedNetwork('rebuild');
-  });
-
   afterAll(async () => {
     for (const reference of tags) await engine.removeImage(reference).catch(() => undefined);
-    await network.remove();
   });
 
   it(

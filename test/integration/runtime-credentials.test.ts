@@ -1,9 +1,10 @@
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, describe, expect, inject, it } from 'vitest';
 import { Status, tryAuthenticatedRoundTrip } from '../../lib/binary-client.js';
-import { createIsolatedNetwork, docker } from '../helpers/docker.js';
+import { docker } from '../helpers/docker.js';
+import { isolatedServers } from '../helpers/fixture.js';
 import { writeMemcacheSecret } from '../helpers/secrets.js';
 import { runToExit, startServer } from '../helpers/server.js';
 import type { TestTarget } from '../helpers/targets.js';
@@ -20,25 +21,20 @@ function secret(name: string, content: string): string {
 
 describe.each(runtimeTargets.map((t): [string, TestTarget] => [t.name, t]))('%s', (_name, target) => {
   const user = target.users[0]!;
-  let network: Awaited<ReturnType<typeof createIsolatedNetwork>>;
-
-  beforeAll(async () => {
-    network = await createIsolatedNetwork('runtime');
-  });
-  afterAll(async () => {
-    await network?.remove();
-  });
+  const bench = isolatedServers('runtime');
 
   it('carries no users: its label says runtime and the image holds no sasldb', async () => {
     const image = await docker.getImage(target.image).inspect();
     expect(image.Config.Labels?.['memcached-hardened.credentials']).toBe('runtime');
-    const probe = await runToExit(target.image, network.name, { entrypoint: ['sh', '-c', 'ls /etc/sasl2; echo done'] });
+    const probe = await runToExit(target.image, bench.network.name, {
+      entrypoint: ['sh', '-c', 'ls /etc/sasl2; echo done'],
+    });
     expect(probe.output).toContain('memcached.conf');
     expect(probe.output).not.toContain('sasldb');
   });
 
   it('refuses to start with no credentials at all, with one clear line', async () => {
-    const refused = await runToExit(target.image, network.name, {});
+    const refused = await runToExit(target.image, bench.network.name, {});
     expect(refused.exitCode).not.toBe(0);
     expect(refused.output.trim()).toMatch(/^memcached-hardened: no credentials: mount a users file/);
     expect(refused.output.trim().split('\n')).toHaveLength(1);
@@ -46,7 +42,7 @@ describe.each(runtimeTargets.map((t): [string, TestTarget] => [t.name, t]))('%s'
 
   it('authenticates Bitnami-style MEMCACHED_USERNAME + MEMCACHED_PASSWORD_FILE under a random hostname', async () => {
     const passwordFile = secret('password', 'bitnami-style-password-1');
-    const server = await startServer({ ...target, usersSecret: undefined }, network.name, {
+    const server = await startServer({ ...target, usersSecret: undefined }, bench.network.name, {
       hostname: `pod-${Math.random().toString(36).slice(2, 10)}`,
       env: { MEMCACHED_USERNAME: 'app', MEMCACHED_PASSWORD_FILE: '/run/secrets/memcached_password' },
       binds: [`${passwordFile}:/run/secrets/memcached_password:ro`],
@@ -71,7 +67,7 @@ describe.each(runtimeTargets.map((t): [string, TestTarget] => [t.name, t]))('%s'
       writeFileSync(join(cases, `case-${String(index).padStart(2, '0')}`), bytesOf(content)),
     );
     writeFileSync(join(cases, 'driver.sh'), `. ${IMAGE_VALUES_PATH}\n. ${CREDENTIAL_RULES_PATH}\n${SHELL_DRIVER}`);
-    const run = await runToExit(target.image, network.name, {
+    const run = await runToExit(target.image, bench.network.name, {
       entrypoint: [
         'sh',
         '-c',
@@ -98,7 +94,7 @@ describe.each(runtimeTargets.map((t): [string, TestTarget] => [t.name, t]))('%s'
       const password = 'пароль-пароль';
       const server = await startServer(
         { ...target, usersSecret: secret('cyrillic-users', `ivan:${password}\n`) },
-        network.name,
+        bench.network.name,
       );
       try {
         expect(await tryAuthenticatedRoundTrip(server.ip, 'ivan', password)).toEqual({
@@ -110,7 +106,7 @@ describe.each(runtimeTargets.map((t): [string, TestTarget] => [t.name, t]))('%s'
       }
       const refused = await runToExit(
         { ...target, usersSecret: secret('accented-users', 'josé:correct-horse-battery\n') },
-        network.name,
+        bench.network.name,
         {},
       );
       expect(refused.exitCode).toBe(78);
@@ -123,7 +119,7 @@ describe.each(runtimeTargets.map((t): [string, TestTarget] => [t.name, t]))('%s'
   it('refuses a bad users file without echoing its passwords', async () => {
     const leaked = 'Secret-value-999';
     const bad = secret('bad-users', `sammy:${leaked}\nsammy:${leaked}-2\n`);
-    const refused = await runToExit(target.image, network.name, {
+    const refused = await runToExit(target.image, bench.network.name, {
       env: { MEMCACHED_USERS_FILE: '/run/users' },
       binds: [`${bad}:/run/users:ro`],
     });
@@ -137,18 +133,15 @@ if (runtimeTargets.length === 0) {
   // A run of baked images only (a release or a mutant of a baked image): then each must really be one, or
   // a runtime-credentials image mislabelled as baked would skip every check of this file.
   describe.each(inject('targets').map((t): [string, TestTarget] => [t.name, t]))('%s', (_name, target) => {
+    const bench = isolatedServers('runtime-none');
+
     it('is a baked image: its label says baked and it holds a sasldb, so no runtime check applies', async () => {
       const image = await docker.getImage(target.image).inspect();
       expect(image.Config.Labels?.['memcached-hardened.credentials']).toBe('baked');
-      const network = await createIsolatedNetwork('runtime-none');
-      try {
-        const probe = await runToExit(target.image, network.name, {
-          entrypoint: ['sh', '-c', 'ls /etc/sasl2; echo done'],
-        });
-        expect(probe.output).toContain('memcached-sasldb2');
-      } finally {
-        await network.remove();
-      }
+      const probe = await runToExit(target.image, bench.network.name, {
+        entrypoint: ['sh', '-c', 'ls /etc/sasl2; echo done'],
+      });
+      expect(probe.output).toContain('memcached-sasldb2');
     });
   });
 }

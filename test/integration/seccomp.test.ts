@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { projectPath } from '../../src/paths.js';
-import { createIsolatedNetwork, type IsolatedNetwork } from '../helpers/docker.js';
+import { isolatedServers } from '../helpers/fixture.js';
 import {
   execIn,
   runToExit,
@@ -54,26 +54,20 @@ afterAll(() => {
 });
 
 describe.each(targetRows())('%s', (_profile, target) => {
-  let network: IsolatedNetwork;
+  const bench = isolatedServers('seccomp');
   let server: RunningServer;
   const probeMount = (): string[] => [`${probeDir}:${PROBE_DIR}:ro`];
   /** The probe as a container's only process (as the image's user), under the options' seccomp setting. */
   const probeRun = async (image: string | TestTarget, options: ServerOptions = {}): Promise<string> => {
     const entrypoint = [`${PROBE_DIR}/probe`];
-    const run = await runToExit(image, network.name, { ...options, entrypoint, binds: probeMount() });
+    const run = await runToExit(image, bench.network.name, { ...options, entrypoint, binds: probeMount() });
     expect(run.exitCode, run.output).toBe(0);
     return run.output;
   };
 
   beforeAll(async () => {
-    network = await createIsolatedNetwork('seccomp');
     // A server exactly as every other file of the suite starts one: containerSpec adds the profile.
-    server = await startServer(target, network.name, { binds: probeMount() });
-  });
-
-  afterAll(async () => {
-    await server?.stop();
-    await network?.remove();
+    server = await bench.start(target, { binds: probeMount() });
   });
 
   /** The probe run inside a serving server, as the suite's own commands run there. */
@@ -108,7 +102,7 @@ describe.each(targetRows())('%s', (_profile, target) => {
   it(`mutant: ${SECCOMP_ALLOW_ALL.name}, a server under its profile allowing all, fails that check`, async () => {
     // The mutation check's run-time variant (test/helpers/weakenings.ts), here as this file's own control.
     const securityOpt = [`seccomp=${weakenedSeccompProfile(target, SECCOMP_ALLOW_ALL)}`];
-    const weakened = await startServer(target, network.name, { binds: probeMount(), securityOpt });
+    const weakened = await startServer(target, bench.network.name, { binds: probeMount(), securityOpt });
     try {
       expect(await probeIn(weakened)).toEqual([]);
     } finally {

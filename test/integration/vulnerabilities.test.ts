@@ -3,15 +3,16 @@ import { createSocket } from 'node:dgram';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { ConnectionOptions } from 'node:tls';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { BinaryClient, encodeRequest, Op, Status, tryAuthenticatedRoundTrip } from '../../lib/binary-client.js';
 import { loadProfile } from '../../src/profiles.js';
 import { MEMCACHED_GUARD } from '../../src/render.js';
 import { claimedOutcome, openVex, runVexPath, type ProbeOutcome, type ProbeResult } from '../../src/vex.js';
 import { loadVulnerabilityTable, type VulnerabilityEntry } from '../../src/vulnerabilities.js';
-import { createIsolatedNetwork, docker } from '../helpers/docker.js';
+import { docker } from '../helpers/docker.js';
+import { isolatedServers } from '../helpers/fixture.js';
 import { pollUntil } from '../helpers/poll.js';
-import { execIn, runToExit, startControl, startServer, type RunningServer } from '../helpers/server.js';
+import { execIn, runToExit, startServer, type RunningServer } from '../helpers/server.js';
 import {
   issueTlsSecret,
   startSurface,
@@ -338,7 +339,7 @@ describe.each(targetRows())('%s', (_name, target: TestTarget) => {
   const profile = loadProfile(target.profile);
   const xenial = target.profile === 'ubuntu-16.04';
   const results: ProbeResult[] = [];
-  let network: Awaited<ReturnType<typeof createIsolatedNetwork>>;
+  const bench = isolatedServers('vulns');
   let server: RunningServer;
   let serverPid: number;
   /** The same image with UDP on (and SASL on where this memcached allows both: 1.4.25). */
@@ -396,10 +397,13 @@ describe.each(targetRows())('%s', (_name, target: TestTarget) => {
 
   /** One surface's server: the image (or `image`, a variant of that surface), with its memcached PID. */
   const startOn = async (surface: Surface, image?: string): Promise<{ s: RunningServer; pid: number }> => {
-    const s =
+    const network = bench.network.name;
+    // Kept by the bench too: a test stops its TLS servers itself, the bench ends whatever a failure left running.
+    const s = bench.keep(
       surface === 'plain'
-        ? await startServer({ ...target, image: image ?? target.image }, network.name)
-        : await startSurface({ ...target, tlsImage: image ?? target.tlsImage }, 'tls', network.name, { secret });
+        ? await startServer({ ...target, image: image ?? target.image }, network)
+        : await startSurface({ ...target, tlsImage: image ?? target.tlsImage }, 'tls', network, { secret }),
+    );
     const pid = await memcachedPid(s.container.getId());
     if (pid === undefined) throw new Error(`${target.name} (${surface}): no memcached running`);
     return { s, pid };
@@ -409,19 +413,21 @@ describe.each(targetRows())('%s', (_name, target: TestTarget) => {
   const originalServer = async (): Promise<RunningServer> => {
     if (original && (await memcachedPid(original.container.getId())) !== undefined) return original;
     await original?.stop();
-    original = await startServer({ ...target, image: originalImage! }, network.name, {
-      hostname: 'xenial-control',
-      env: { CONTROL_USER: user.name, CONTROL_PASSWORD: user.password },
-      entrypoint: ['sh', '-c', XENIAL_START],
-      // Not the image's seccomp profile (traced for the image's own processes): the control is another build.
-      securityOpt: ['seccomp=unconfined'],
-    });
+    original = await bench.start(
+      { ...target, image: originalImage! },
+      {
+        hostname: 'xenial-control',
+        env: { CONTROL_USER: user.name, CONTROL_PASSWORD: user.password },
+        entrypoint: ['sh', '-c', XENIAL_START],
+        // Not the image's seccomp profile (traced for the image's own processes): the control is another build.
+        securityOpt: ['seccomp=unconfined'],
+      },
+    );
     return original;
   };
 
   beforeAll(async () => {
-    network = await createIsolatedNetwork('vulns');
-    if (target.tlsImage) secret = issueTlsSecret();
+    if (target.tlsImage) secret = bench.keep(issueTlsSecret());
     if (xenial) {
       const dockerfile = xenialControlDockerfile(target.baseImage, profile.apt.suites, profile.apt.components);
       const tag = `memcached-hardened-test/vuln-control:xenial-${XENIAL_ORIGINAL}`;
@@ -429,26 +435,20 @@ describe.each(targetRows())('%s', (_name, target: TestTarget) => {
     }
     const listen = ['-p', '11211', '-l', '0.0.0.0'];
     const started = Promise.all([
-      startServer(target, network.name),
+      bench.start(target),
       // 1.4.25 takes SASL and UDP together (issue 501); 1.6 refuses them together, so its UDP control has SASL off.
       // Not under the image's seccomp profile: it is traced for the image's own configuration (UDP off) and
       // leaves out what a UDP listener needs, which would hide the behaviour this control is there to show.
-      startControl(target, network.name, [...(xenial ? ['-S'] : []), '-U', '11211', ...listen], {
+      bench.control(target, [...(xenial ? ['-S'] : []), '-U', '11211', ...listen], {
         securityOpt: ['seccomp=unconfined'],
       }),
-      startControl(target, network.name, ['-U', '0', ...listen]),
+      bench.control(target, ['-U', '0', ...listen]),
     ]);
     if (xenial) await originalServer();
     unguarded = (await startOn('plain', await unguardedImage('plain'))).s;
     [server, udpControl, plainControl] = await started;
     serverPid = (await memcachedPid(server.container.getId()))!;
     expect(serverPid).toBeGreaterThan(0);
-  });
-
-  afterAll(async () => {
-    await Promise.all([server?.stop(), udpControl?.stop(), plainControl?.stop(), original?.stop(), unguarded?.stop()]);
-    await network?.remove();
-    secret?.remove();
   });
 
   it('has a table of every entry issue V names, for the memcached the image ships, each probed here', async () => {
@@ -637,7 +637,7 @@ describe.each(targetRows())('%s', (_name, target: TestTarget) => {
     if (!xenial) {
       // 1.6 refuses SASL with UDP at start: the issue-501 fix, shown on the same image.
       const entrypoint = ['memcached', '-S', '-U', '11211', '-p', '11211'];
-      const refused = await runToExit(target, network.name, { entrypoint });
+      const refused = await runToExit(target, bench.network.name, { entrypoint });
       expect(refused.exitCode).not.toBe(0);
       expect(refused.output).toMatch(/udp/i);
       const said = `-S with UDP on: exit ${refused.exitCode}: ${refused.output.trim()}`;
@@ -733,7 +733,7 @@ describe.each(targetRows())('%s', (_name, target: TestTarget) => {
     if (!xenial) {
       const script =
         `printf '%s\\n' '${user.name}:${user.password}' > /tmp/auth && ` + 'exec memcached -Y /tmp/auth -U 0 -p 11211';
-      const withAuthFile = await startServer(target, network.name, {
+      const withAuthFile = await startServer(target, bench.network.name, {
         entrypoint: ['sh', '-c', script],
         unreachableFromHost: true,
       });

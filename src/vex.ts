@@ -135,17 +135,27 @@ function statement(
 /** One statement per table entry, in the table's order. */
 export function openVex(input: VexInput): VexDocument {
   const byProbe = new Map(input.results.map((result) => [result.probe, result]));
+  const tooling = 'memcached-hardened vulnerability probes (test/integration/vulnerabilities.test.ts)';
+  return vexDocument(input, tooling, (entry) => {
+    const result = byProbe.get(entry.probe);
+    return statement(entry, result?.outcome, evidence(entry, result, input.runId), input);
+  });
+}
+
+/** The document around one statement per table entry, in the table's order. */
+function vexDocument(
+  input: TableVexInput,
+  tooling: string,
+  statementOf: (entry: TableVexInput['table']['entries'][number]) => VexDocument['statements'][number],
+): VexDocument {
   return {
     '@context': OPENVEX_CONTEXT,
     '@id': input.documentId,
     author: input.author,
     timestamp: input.timestamp,
     version: 1,
-    tooling: 'memcached-hardened vulnerability probes (test/integration/vulnerabilities.test.ts)',
-    statements: input.table.entries.map((entry) => {
-      const result = byProbe.get(entry.probe);
-      return statement(entry, result?.outcome, evidence(entry, result, input.runId), input);
-    }),
+    tooling,
+    statements: input.table.entries.map(statementOf),
   };
 }
 
@@ -157,18 +167,11 @@ export type TableVexInput = Omit<VexInput, 'results' | 'runId'>;
  */
 export function tableVex(input: TableVexInput): VexDocument {
   const file = `vulnerabilities/${input.table.profile}.json`;
-  return {
-    '@context': OPENVEX_CONTEXT,
-    '@id': input.documentId,
-    author: input.author,
-    timestamp: input.timestamp,
-    version: 1,
-    tooling: `memcached-hardened vulnerability table (${file}); no probe ran for this document`,
-    statements: input.table.entries.map((entry) => {
-      const notes =
-        `no probe ran for this document: the claim of ${file}; probe ${entry.probe} ` +
-        '(test/integration/vulnerabilities.test.ts) checks it in a verification run, whose document cites the result';
-      return statement(entry, claimedOutcome(entry), notes, input);
-    }),
-  };
+  const tooling = `memcached-hardened vulnerability table (${file}); no probe ran for this document`;
+  return vexDocument(input, tooling, (entry) => {
+    const notes =
+      `no probe ran for this document: the claim of ${file}; probe ${entry.probe} ` +
+      '(test/integration/vulnerabilities.test.ts) checks it in a verification run, whose document cites the result';
+    return statement(entry, claimedOutcome(entry), notes, input);
+  });
 }

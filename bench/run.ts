@@ -33,6 +33,7 @@ import {
   type Throughput,
   type VariantRow,
 } from './report.js';
+import { pollUntil } from '../test/helpers/poll.js';
 import { newLayers, quantile, round, roundOrder, roundRatios, withinNoise } from './stats.js';
 
 const USAGE = `Usage: npm run bench -- [--profile NAME] [--starts N] [--rounds N] [--no-suite] [--no-base] [--json]
@@ -271,19 +272,13 @@ async function startVariant(
   await container.start();
   const networks = (await container.inspect()).NetworkSettings.Networks;
   const ip = Object.values(networks)[0]!.IPAddress;
-  for (;;) {
-    try {
-      const name = variant.authenticated ? at.user.name : undefined;
-      if ((await tryAuthenticatedRoundTrip(ip, name, at.user.password)).roundTrip) break;
-    } catch {
-      /* not listening yet */
-    }
-    if (performance.now() - t0 > 20_000) {
-      await container.remove({ force: true }).catch(() => undefined);
-      throw new Error(`${variant.name}: the container never became ready`);
-    }
-    await new Promise((r) => setTimeout(r, 5));
-  }
+  const name = variant.authenticated ? at.user.name : undefined;
+  const served = async () => (await tryAuthenticatedRoundTrip(ip, name, at.user.password)).roundTrip || undefined;
+  // Polled every 5 ms: the figure is start-to-ready, so the poll must not add to it.
+  await pollUntil(served, { timeoutMs: 20_000, intervalMs: 5, what: `${variant.name} serves` }).catch(async () => {
+    await container.remove({ force: true }).catch(() => undefined);
+    throw new Error(`${variant.name}: the container never became ready`);
+  });
   return { ms: performance.now() - t0, ip, container };
 }
 

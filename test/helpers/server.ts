@@ -305,10 +305,23 @@ export async function memcstat(
   user?: string,
   password?: string,
 ): Promise<ExitedContainer> {
+  return runToExit(target.clientImage, network, { command: memcstatCommand(server, user, password) });
+}
+
+/** The same check from a client container already running (the tests' client hosts); what it printed. */
+export async function memcstatIn(
+  container: StartedTestContainer,
+  server: string,
+  user: { name: string; password: string },
+): Promise<string> {
+  return (await execIn(container, memcstatCommand(server, user.name, user.password))).output;
+}
+
+function memcstatCommand(server: string, user?: string, password?: string): string[] {
   // --binary: libmemcached 1.1 needs it spelled out for SASL; 1.0.18 switches by itself.
   const command = ['memcstat', '--binary', `--servers=${server}`];
   if (user !== undefined) command.push(`--username=${user}`, `--password=${password ?? ''}`);
-  return runToExit(target.clientImage, network, { command });
+  return command;
 }
 
 /** True when memcstat's output shows the server's stats (its exit code alone proves nothing). */

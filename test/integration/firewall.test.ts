@@ -4,6 +4,7 @@ import { isolatedServers, type ClientHost } from '../helpers/fixture.js';
 import {
   execIn,
   memcstatShowsStats,
+  memcstatIn,
   runToExit,
   tcpProbe,
   udpStatsProbe,
@@ -24,16 +25,7 @@ describe.each(targetRows())('%s', (_profile, target) => {
   let client2: ClientHost;
   let outsider: ClientHost;
 
-  const memcstatFrom = async (client: typeof client1, ip: string) =>
-    (
-      await execIn(client.container, [
-        'memcstat',
-        '--binary',
-        `--servers=${ip}`,
-        `--username=${user.name}`,
-        `--password=${user.password}`,
-      ])
-    ).output;
+  const memcstatFrom = (client: typeof client1, ip: string) => memcstatIn(client.container, ip, user);
 
   beforeAll(async () => {
     networkA = bench.network;

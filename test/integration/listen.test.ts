@@ -8,6 +8,7 @@ import {
   execIn,
   hostConnects,
   memcstatShowsStats,
+  memcstatIn,
   type RunningServer,
   runToExit,
   type ServerOptions,
@@ -38,16 +39,7 @@ describe.each(targetRows())('%s', (_profile, target) => {
   let ipv6Server: RunningServer;
   let ipv6Address: string;
   const start = (of: typeof target, network: string, options?: ServerOptions) => bench.start(of, options, network);
-  const memcstatFrom = async (client: typeof privateClient, ip: string) =>
-    (
-      await execIn(client.container, [
-        'memcstat',
-        '--binary',
-        `--servers=${ip}`,
-        `--username=${user.name}`,
-        `--password=${user.password}`,
-      ])
-    ).output;
+  const memcstatFrom = (client: typeof privateClient, ip: string) => memcstatIn(client.container, ip, user);
 
   beforeAll(async () => {
     privateNet = bench.network;

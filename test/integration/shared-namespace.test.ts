@@ -4,7 +4,15 @@ import { dirname, join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadProfile } from '../../src/profiles.js';
 import { isolatedServers, type ClientHost } from '../helpers/fixture.js';
-import { execIn, memcstatShowsStats, runToExit, startServer, tcpProbe, type RunningServer } from '../helpers/server.js';
+import {
+  execIn,
+  memcstatShowsStats,
+  memcstatIn,
+  runToExit,
+  startServer,
+  tcpProbe,
+  type RunningServer,
+} from '../helpers/server.js';
 import { firstUser, targetRows } from '../helpers/targets.js';
 
 // What --network host would be, without ever touching the host: the server joins the network namespace
@@ -31,16 +39,7 @@ describe.each(targetRows())('%s', (_profile, target) => {
     ipv4: (await execIn(owner.container, ['iptables', '-w', '-S'], 'root')).output,
     ipv6: (await execIn(owner.container, ['ip6tables', '-w', '-S'], 'root')).output,
   });
-  const memcstatFrom = async (client: typeof allowed, ip: string) =>
-    (
-      await execIn(client.container, [
-        'memcstat',
-        '--binary',
-        `--servers=${ip}`,
-        `--username=${user.name}`,
-        `--password=${user.password}`,
-      ])
-    ).output;
+  const memcstatFrom = (client: typeof allowed, ip: string) => memcstatIn(client.container, ip, user);
   const allowlisted = (env: Record<string, string> = {}) => ({
     capAdd: ['NET_ADMIN'],
     env: { MEMCACHED_ALLOW_FROM: `${allowed.ip}/32`, ...env },

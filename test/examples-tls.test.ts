@@ -42,7 +42,12 @@ describe('TLS examples', () => {
         kind: 'Certificate',
         spec: { secretName: secret.metadata!.name, usages: ['server auth'] },
       });
-      expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: MEMCACHE_UID, fsGroup: MEMCACHE_UID });
+      expect(pod.securityContext).toMatchObject({
+        runAsNonRoot: true,
+        runAsUser: MEMCACHE_UID,
+        fsGroup: MEMCACHE_UID,
+        seccompProfile: { type: 'Localhost', localhostProfile: 'memcached-hardened/ubuntu-16.04-tls.json' },
+      });
       expect(container.securityContext).toMatchObject({
         allowPrivilegeEscalation: false,
         readOnlyRootFilesystem: true,
@@ -55,7 +60,14 @@ describe('TLS examples', () => {
 
   it('Compose: the certificate files are secrets under the image’s secret folder, with its file names', () => {
     const compose = parse(readFileSync(projectPath('examples/tls/compose.yaml'), 'utf8')) as {
-      services: { memcached: { image: string; secrets: Array<string | { source: string; target: string }> } };
+      services: {
+        memcached: {
+          image: string;
+          secrets: Array<string | { source: string; target: string }>;
+          security_opt: string[];
+          pids_limit: number;
+        };
+      };
       secrets: Record<string, { file: string }>;
     };
     const mounted = compose.services.memcached.secrets.flatMap((s) => (typeof s === 'string' ? [] : [s]));
@@ -65,5 +77,10 @@ describe('TLS examples', () => {
     for (const { source, target } of mounted)
       expect(compose.secrets[source]?.file).toMatch(new RegExp(`/${target.split('/').pop()!.replace('.', '\\.')}$`));
     expect(compose.services.memcached.image).toMatch(/^\$\{MEMCACHED_IMAGE:\?[^}]*--tls release by digest/);
+    // Under the TLS image's own seccomp profile, with a pids limit that leaves the 16.04 front its threads.
+    expect(compose.services.memcached.security_opt).toEqual([
+      expect.stringMatching(/^seccomp=\$\{MEMCACHED_SECCOMP_PROFILE:-seccomp\/debian-12-tls\.json\}$/),
+    ]);
+    expect(compose.services.memcached.pids_limit).toBe(1088);
   });
 });

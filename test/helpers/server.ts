@@ -3,6 +3,7 @@ import Docker from 'dockerode';
 import { GenericContainer, Wait, type StartedTestContainer } from 'testcontainers';
 import { BinaryClient, Op } from '../../lib/binary-client.js';
 import { projectPath } from '../../src/paths.js';
+import { loadProfile } from '../../src/profiles.js';
 import { attachedNetworks, docker, suiteLabels } from './docker.js';
 import { pollUntil } from './poll.js';
 import { socketsOnPort, TCP_LISTEN } from './proc-net.js';
@@ -12,11 +13,17 @@ import { seccompWeakeningFrom, type SeccompProfile, type SeccompWeakening } from
 export interface ServerOptions {
   readonly hostname?: string;
   readonly env?: Record<string, string>;
-  readonly capAdd?: string[];
+  readonly capAdd?: readonly string[];
   readonly capDrop?: string[];
   readonly securityOpt?: string[];
   readonly readOnly?: boolean;
   readonly tmpfs?: Record<string, string>;
+  readonly pidsLimit?: number;
+  /**
+   * false: the engine's defaults instead of the locked-down run (LOCKED_DOWN), for a test whose check needs
+   * them (say why where it is passed).
+   */
+  readonly lockedDown?: boolean;
   /** Replaces the entrypoint: for controls that start memcached differently from the image. */
   readonly entrypoint?: string[];
   readonly command?: string[];
@@ -177,6 +184,41 @@ export function weakenedSeccompProfile(target: TestTarget, weakening: SeccompWea
 }
 
 /**
+ * What the allowlist needs under --cap-drop ALL: the image's iptables carries both as file capabilities
+ * (its exec fails without either), and the legacy iptables opens a raw socket.
+ */
+export const ALLOWLIST_CAPABILITIES: readonly string[] = ['NET_ADMIN', 'NET_RAW'];
+
+/** memcached's run folder as a tmpfs owned by the image's memcache user: what a read-only root needs. */
+export const RUN_TMPFS: Readonly<Record<string, string>> = { '/run/memcached': 'uid=11211,gid=11211,mode=0700' };
+
+/**
+ * The locked-down run of docs/image.md, every target server's default: read-only root (the run folder on
+ * tmpfs), no capabilities, no privilege gain, a pids limit. The image's seccomp profile is added below.
+ * memcached runs 6 threads (1.4.25) or 10 (1.6.18) at -t 4; stunnel, the 16.04 TLS front, runs one more per
+ * connection (up to -c).
+ */
+export const LOCKED_DOWN = { pidsLimit: 64, tlsFrontPidsLimit: 64 + 1024 } as const;
+
+/**
+ * The host settings of the locked-down run, each one the test's own where it names it. A test that adds
+ * capabilities (the allowlist's NET_ADMIN and NET_RAW) gets no no-new-privileges: that would void the
+ * file capabilities the image's iptables runs with.
+ */
+function lockedDownHost(target: TestTarget, options: ServerOptions): Docker.HostConfig {
+  const tlsFront = target.image === target.tlsImage && loadProfile(target.profile).tls.via === 'stunnel';
+  const asked = options.securityOpt ?? [];
+  const noNewPrivileges = options.capAdd?.length || asked.includes('no-new-privileges') ? [] : ['no-new-privileges'];
+  return {
+    ReadonlyRootfs: options.readOnly ?? true,
+    Tmpfs: { ...RUN_TMPFS, ...options.tmpfs },
+    CapDrop: options.capDrop ?? ['ALL'],
+    SecurityOpt: [...asked, ...noNewPrivileges],
+    PidsLimit: options.pidsLimit ?? (tlsFront ? LOCKED_DOWN.tlsFrontPidsLimit : LOCKED_DOWN.pidsLimit),
+  };
+}
+
+/**
  * The engine's create options for a server (a target: its users secret is mounted) or a plain image: the
  * one place container settings are assembled, for testcontainers and for direct engine calls alike.
  */
@@ -191,6 +233,16 @@ export function containerSpec(
     ...(options.binds ?? []),
   ];
   const health = options.healthCheck;
+  const host: Docker.HostConfig =
+    target && options.lockedDown !== false
+      ? lockedDownHost(target, options)
+      : {
+          ReadonlyRootfs: options.readOnly,
+          Tmpfs: options.tmpfs,
+          CapDrop: options.capDrop,
+          SecurityOpt: options.securityOpt ?? [],
+          PidsLimit: options.pidsLimit,
+        };
   const nanoseconds = (ms: number | undefined) => (ms === undefined ? undefined : ms * 1e6);
   return {
     Image: target?.image ?? (imageOrTarget as string),
@@ -213,10 +265,8 @@ export function containerSpec(
       NetworkMode: network,
       Binds: binds,
       CapAdd: options.capAdd,
-      CapDrop: options.capDrop,
-      SecurityOpt: [...(options.securityOpt ?? []), ...seccompOption(target, options)],
-      ReadonlyRootfs: options.readOnly,
-      Tmpfs: options.tmpfs,
+      ...host,
+      SecurityOpt: [...(host.SecurityOpt ?? []), ...seccompOption(target, options)],
     },
     NetworkingConfig: fixedAddressing(network, options),
   };

@@ -107,6 +107,7 @@ describe('examples/compose.yaml', () => {
     const info = await memcached.inspect();
     expect(info.HostConfig.ReadonlyRootfs).toBe(true);
     expect(info.HostConfig.CapDrop).toEqual(['ALL']);
+    expect(info.HostConfig.PidsLimit).toBe(64);
     const escapedPrefix = prefix.replace(/\./g, '\\.');
     expect(await containerLogs(memcached.id)).toMatch(
       new RegExp(`listening on ${escapedPrefix}\\.2 .*runtime user.*allowlist: ${escapedPrefix}\\.10/32`),

@@ -293,6 +293,7 @@ async function traceStart(
       binds,
       entrypoint: straceCommand('/trace/start', [ENTRYPOINT]),
       securityOpt: ['seccomp=unconfined'],
+      lockedDown: false,
     });
     const traced = server;
     await pollUntil(async () => ((await execIn(traced.container, [HEALTHCHECK])).exitCode === 0 ? true : undefined), {
@@ -446,6 +447,13 @@ describe.each(surfaceRows())('%s', (_name, target, surface) => {
   const onImage = (image: string): TestTarget =>
     surface === 'tls' ? { ...target, tlsImage: image } : { ...target, image };
 
+  /**
+   * The engine's defaults, not the suite's locked-down run: the inventory judges the image's own permissions
+   * where nothing but them protects it (a writable root), and the walk as root needs the engine's
+   * capabilities to see into memcache's 0700 folders.
+   */
+  const engineDefaults = { lockedDown: false } as const;
+
   beforeAll(async () => {
     const network = bench.network.name;
     if (surface === 'tls') secret = bench.keep(issueTlsSecret());
@@ -458,8 +466,8 @@ describe.each(surfaceRows())('%s', (_name, target, surface) => {
     tracing = traceStart(onImage(tracer.image), surface, network, secret);
     tracing.catch(() => undefined); // awaited by the test of (b), which reports its failure
     [server, weakened, stickyDirs] = await Promise.all([
-      startSurface(target, surface, network, { secret }).then(bench.keep),
-      startSurface(onImage(variant.target.image), surface, network, { secret }).then(bench.keep),
+      startSurface(target, surface, network, { secret, ...engineDefaults }).then(bench.keep),
+      startSurface(onImage(variant.target.image), surface, network, { secret, ...engineDefaults }).then(bench.keep),
       baseStickyDirs(target, network),
     ]);
     await tracing.catch(() => undefined);

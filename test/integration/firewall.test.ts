@@ -2,13 +2,14 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { IsolatedNetwork } from '../helpers/docker.js';
 import { isolatedServers, type ClientHost } from '../helpers/fixture.js';
 import {
+  ALLOWLIST_CAPABILITIES,
   execIn,
-  memcstatShowsStats,
   memcstatIn,
+  memcstatShowsStats,
+  type RunningServer,
   runToExit,
   tcpProbe,
   udpStatsProbe,
-  type RunningServer,
 } from '../helpers/server.js';
 import { firstUser, targetRows } from '../helpers/targets.js';
 
@@ -37,7 +38,7 @@ describe.each(targetRows())('%s', (_profile, target) => {
     ]);
     open = await bench.start(target);
     guarded = await bench.start(target, {
-      capAdd: ['NET_ADMIN'],
+      capAdd: ALLOWLIST_CAPABILITIES,
       env: { MEMCACHED_ALLOW_FROM: `${client1.ip}/32` },
       unreachableFromHost: true,
     });
@@ -72,7 +73,7 @@ describe.each(targetRows())('%s', (_profile, target) => {
     expect(withoutCap.output.trim().split('\n')).toHaveLength(1);
     const noNewPrivileges = await runToExit(target, networkA.name, {
       env: { MEMCACHED_ALLOW_FROM: `${client1.ip}/32` },
-      capAdd: ['NET_ADMIN'],
+      capAdd: ALLOWLIST_CAPABILITIES,
       securityOpt: ['no-new-privileges'],
     });
     expect(noNewPrivileges.exitCode).not.toBe(0);
@@ -83,7 +84,7 @@ describe.each(targetRows())('%s', (_profile, target) => {
     for (const value of ['10.0.0.300/32', '']) {
       const result = await runToExit(target, networkA.name, {
         env: { MEMCACHED_ALLOW_FROM: value },
-        capAdd: ['NET_ADMIN'],
+        capAdd: ALLOWLIST_CAPABILITIES,
       });
       expect(result.exitCode).not.toBe(0);
       expect(result.output).toMatch(/MEMCACHED_ALLOW_FROM/);

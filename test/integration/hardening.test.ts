@@ -2,7 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { Status } from '../../lib/binary-client.js';
 import { docker } from '../helpers/docker.js';
 import { isolatedServers } from '../helpers/fixture.js';
-import { execIn, runToExit, type RunningServer } from '../helpers/server.js';
+import { execIn, LOCKED_DOWN, runToExit, type RunningServer } from '../helpers/server.js';
 import { loadProfile } from '../../src/profiles.js';
 import { pollUntil } from '../helpers/poll.js';
 import {
@@ -45,6 +45,36 @@ async function processes(server: RunningServer, user?: string): Promise<ProcessI
       };
     })
     .filter((p) => p.command !== '');
+}
+
+/**
+ * How locked down a server runs, by what its processes meet: PID 1's bounding set and no_new_privs, which of
+ * its run folder and /tmp a write reaches (as the image's user), and the container's pids limit.
+ */
+async function lockdown(server: RunningServer): Promise<{
+  anyCapability: boolean;
+  noNewPrivileges: boolean;
+  writable: string[];
+  pids: string;
+}> {
+  const script =
+    'grep -E "^(CapBnd|NoNewPrivs):" /proc/1/status; ' +
+    'for dir in /run/memcached /tmp; do touch "$dir/lockdown-probe" 2>/dev/null && echo "writable $dir"; done; ' +
+    'echo "pids $(cat /sys/fs/cgroup/pids.max /sys/fs/cgroup/pids/pids.max 2>/dev/null)"';
+  const { output } = await execIn(server.container, ['sh', '-c', script]);
+  const field = (name: string) => new RegExp(`^${name}:?\\s+(\\S+)$`, 'm').exec(output)?.[1];
+  const bounding = field('CapBnd');
+  const noNewPrivileges = field('NoNewPrivs');
+  const pids = field('pids');
+  if (bounding === undefined || noNewPrivileges === undefined || pids === undefined) {
+    throw new Error(`the lockdown probe read no bounding set, no_new_privs or pids limit: ${output}`);
+  }
+  return {
+    anyCapability: BigInt(`0x${bounding}`) !== 0n,
+    noNewPrivileges: noNewPrivileges === '1',
+    writable: [...output.matchAll(/^writable (\S+)$/gm)].map((m) => m[1]!),
+    pids,
+  };
 }
 
 /** The processes running as root or holding any capability. */
@@ -214,21 +244,33 @@ describe.each(surfaceRows())('%s', (_name, target, surface) => {
     },
   );
 
-  it('runs with --read-only (+ tmpfs), --cap-drop ALL and no-new-privileges', async () => {
-    const locked = await startSurface(target, surface, bench.network.name, {
-      secret,
-      readOnly: true,
-      tmpfs: { '/run/memcached': 'uid=11211,gid=11211,mode=0700' },
-      capDrop: ['ALL'],
-      securityOpt: ['no-new-privileges'],
-    });
-    try {
-      expect(await surfaceRoundTrip(locked, surface, user, secret)).toEqual({ authStatus: Status.ok, roundTrip: true });
-      expect(privileged(await processes(locked))).toEqual([]);
-      const write = await execIn(locked.container, ['sh', '-c', 'touch /etc/probe 2>&1; echo rc=$?']);
-      expect(write.output).toMatch(/Read-only file system[\s\S]*rc=1/);
-    } finally {
-      await locked.stop();
-    }
-  });
+  it(
+    "runs as every server of the suite runs, docs/image.md's locked-down run: read-only root, no capabilities, " +
+      'no privilege gain, a pids limit; a server on the engine defaults shows each check can tell',
+    async () => {
+      const expectedPids = String(
+        surface === 'tls' && loadProfile(target.profile).tls.via === 'stunnel'
+          ? LOCKED_DOWN.tlsFrontPidsLimit
+          : LOCKED_DOWN.pidsLimit,
+      );
+      expect(await surfaceRoundTrip(server, surface, user, secret)).toEqual({ authStatus: Status.ok, roundTrip: true });
+      expect(await lockdown(server)).toEqual({
+        anyCapability: false,
+        noNewPrivileges: true,
+        writable: ['/run/memcached'],
+        pids: expectedPids,
+      });
+      const defaults = await startSurface(target, surface, bench.network.name, { secret, lockedDown: false });
+      try {
+        expect(await lockdown(defaults)).toEqual({
+          anyCapability: true,
+          noNewPrivileges: false,
+          writable: ['/run/memcached', '/tmp'],
+          pids: 'max',
+        });
+      } finally {
+        await defaults.stop();
+      }
+    },
+  );
 });

@@ -14,6 +14,7 @@ import {
   type ServerOptions,
   weakenedSeccompProfile,
 } from '../helpers/server.js';
+import { issueTlsSecret, startSurface, surfaceTarget } from '../helpers/surface.js';
 import { SECCOMP_ALLOW_ALL } from '../helpers/weakenings.js';
 import { targetRows, type TestTarget } from '../helpers/targets.js';
 
@@ -26,6 +27,11 @@ const PROBE_CALLS = ['unshare', 'mount', 'ptrace', 'keyctl', 'bpf', 'socket-pack
 /** What Docker's default profile refuses of those too (unshare, mount, bpf without CAP_SYS_ADMIN; keyctl always). */
 const DOCKER_DEFAULT_REFUSES = ['unshare', 'mount', 'keyctl', 'bpf'];
 const PROBE_DIR = '/seccomp-probe';
+/**
+ * The engine's default capabilities, not the locked-down run: without NET_RAW the kernel itself would refuse
+ * the AF_PACKET socket with EPERM, and the controls could no longer tell seccomp's refusal from it.
+ */
+const DEFAULT_CAPABILITIES = { lockedDown: false } as const;
 
 /** The probe's calls that seccomp refused (answered EPERM); fails loudly when a call has no verdict. */
 function refusedCalls(output: string): string[] {
@@ -60,14 +66,19 @@ describe.each(targetRows())('%s', (_profile, target) => {
   /** The probe as a container's only process (as the image's user), under the options' seccomp setting. */
   const probeRun = async (image: string | TestTarget, options: ServerOptions = {}): Promise<string> => {
     const entrypoint = [`${PROBE_DIR}/probe`];
-    const run = await runToExit(image, bench.network.name, { ...options, entrypoint, binds: probeMount() });
+    const run = await runToExit(image, bench.network.name, {
+      ...DEFAULT_CAPABILITIES,
+      ...options,
+      entrypoint,
+      binds: probeMount(),
+    });
     expect(run.exitCode, run.output).toBe(0);
     return run.output;
   };
 
   beforeAll(async () => {
     // A server exactly as every other file of the suite starts one: containerSpec adds the profile.
-    server = await bench.start(target, { binds: probeMount() });
+    server = await bench.start(target, { ...DEFAULT_CAPABILITIES, binds: probeMount() });
   });
 
   /** The probe run inside a serving server, as the suite's own commands run there. */
@@ -81,13 +92,12 @@ describe.each(targetRows())('%s', (_profile, target) => {
     expect(await probeIn(server)).toEqual(PROBE_CALLS);
   });
 
-  it('the TLS image runs under its -tls profile: every probe call is refused with EPERM', async () => {
-    if (!target.tlsImage) {
-      throw new Error(`no TLS image for ${target.name}: the global setup builds one for integration runs`);
-    }
-    const tlsTarget = { ...target, image: target.tlsImage };
-    expect(seccompProfileFile(tlsTarget)).toMatch(/-tls\.json$/);
-    expect(refusedCalls(await probeRun(tlsTarget))).toEqual(PROBE_CALLS);
+  it('a serving TLS server runs under its -tls profile: every probe call is refused with EPERM', async () => {
+    expect(seccompProfileFile(surfaceTarget(target, 'tls'))).toMatch(/-tls\.json$/);
+    const secret = bench.keep(issueTlsSecret());
+    const options = { ...DEFAULT_CAPABILITIES, secret, binds: probeMount() };
+    const tls = bench.keep(await startSurface(target, 'tls', bench.network.name, options));
+    expect(await probeIn(tls)).toEqual(PROBE_CALLS);
   });
 
   it('control: unconfined, every call of the same probe gets past seccomp (the kernel answers)', async () => {
@@ -102,7 +112,8 @@ describe.each(targetRows())('%s', (_profile, target) => {
   it(`mutant: ${SECCOMP_ALLOW_ALL.name}, a server under its profile allowing all, fails that check`, async () => {
     // The mutation check's run-time variant (test/helpers/weakenings.ts), here as this file's own control.
     const securityOpt = [`seccomp=${weakenedSeccompProfile(target, SECCOMP_ALLOW_ALL)}`];
-    const weakened = await startServer(target, bench.network.name, { binds: probeMount(), securityOpt });
+    const options = { ...DEFAULT_CAPABILITIES, binds: probeMount(), securityOpt };
+    const weakened = await startServer(target, bench.network.name, options);
     try {
       expect(await probeIn(weakened)).toEqual([]);
     } finally {

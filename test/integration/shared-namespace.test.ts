@@ -5,13 +5,14 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { loadProfile } from '../../src/profiles.js';
 import { isolatedServers, type ClientHost } from '../helpers/fixture.js';
 import {
+  ALLOWLIST_CAPABILITIES,
   execIn,
-  memcstatShowsStats,
   memcstatIn,
+  memcstatShowsStats,
+  type RunningServer,
   runToExit,
   startServer,
   tcpProbe,
-  type RunningServer,
 } from '../helpers/server.js';
 import { firstUser, targetRows } from '../helpers/targets.js';
 
@@ -31,7 +32,7 @@ describe.each(targetRows())('%s', (_profile, target) => {
     bench.start(target, {
       entrypoint: ['sleep', 'infinity'],
       user: 'root',
-      capAdd: ['NET_ADMIN'],
+      capAdd: ALLOWLIST_CAPABILITIES,
       unreachableFromHost: true,
     });
   const inNamespaceOf = (owner: RunningServer) => `container:${owner.container.getId()}`;
@@ -41,7 +42,7 @@ describe.each(targetRows())('%s', (_profile, target) => {
   });
   const memcstatFrom = (client: typeof allowed, ip: string) => memcstatIn(client.container, ip, user);
   const allowlisted = (env: Record<string, string> = {}) => ({
-    capAdd: ['NET_ADMIN'],
+    capAdd: ALLOWLIST_CAPABILITIES,
     env: { MEMCACHED_ALLOW_FROM: `${allowed.ip}/32`, ...env },
   });
 

@@ -94,6 +94,8 @@ export async function runMemcslap(
     user?: string;
     password?: string;
     labels: Record<string, string>;
+    /** The CPUs the generator may use (cpuset); any, when absent. */
+    cpus?: string;
   },
 ): Promise<SlapResult> {
   const auth = options.user !== undefined ? ` --username=${options.user} --password=-` : '';
@@ -108,6 +110,7 @@ export async function runMemcslap(
     stdin: options.password !== undefined ? `${options.password}\n` : '',
     labels: options.labels,
     network: options.network,
+    ...(options.cpus ? { cpus: options.cpus } : {}),
   });
   const output = result.stdout.toString('utf8');
   if (result.exitCode !== 0)

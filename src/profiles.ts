@@ -49,6 +49,11 @@ export interface Profile {
     keepInstalled: string[];
   };
   iptablesBinary: string;
+  /**
+   * What the allowlist's iptables needs, as its file capabilities and as the container's --cap-add: NET_ADMIN,
+   * and NET_RAW where the iptables is the legacy one (it opens a raw socket; the nft one speaks netlink only).
+   */
+  allowlistCapabilities: Array<'NET_ADMIN' | 'NET_RAW'>;
 }
 
 const aptName = string(/^[a-z0-9][a-z0-9.+-]*$/, 'must be a Debian package or suite name');
@@ -89,6 +94,7 @@ const profileShape = object<Profile>({
     keepInstalled: list(aptName),
   }),
   iptablesBinary: string(/^\/[A-Za-z0-9/._-]+$/, "must be an absolute path of letters, digits and '/._-'"),
+  allowlistCapabilities: list(oneOf(['NET_ADMIN', 'NET_RAW'] as const), { nonEmpty: true }),
 });
 
 /** Rules across fields, checked in order once the shape holds; the first broken one is reported. */
@@ -98,6 +104,7 @@ const crossFieldRules: readonly [holds: (p: Profile) => boolean, message: string
     'hardeningFlags must all be in supportedFlags (this memcached version lacks one)',
   ],
   [(p) => p.packages.server.includes('memcached'), 'server packages must include memcached'],
+  [(p) => p.allowlistCapabilities.includes('NET_ADMIN'), 'allowlistCapabilities must include NET_ADMIN'],
   [
     (p) => !p.packages.purgeAfterInstall.some((name) => p.packages.server.includes(name)),
     'purgeAfterInstall must not remove a server package',

@@ -131,10 +131,12 @@ function purgeScript(packages: readonly string[]): string {
 }
 
 /** The one file capability the image carries, on the profile's iptables binary (the allowlist needs it). */
-export const IPTABLES_CAPABILITIES = 'cap_net_admin,cap_net_raw+ep';
+export function iptablesFileCapabilities(profile: Profile): string {
+  return `${profile.allowlistCapabilities.map((name) => `cap_${name.toLowerCase()}`).join(',')}+ep`;
+}
 
 /**
- * Shell that leaves exactly one file capability in the image: IPTABLES_CAPABILITIES on the profile's
+ * Shell that leaves exactly one file capability in the image: iptablesFileCapabilities on the profile's
  * iptables binary (`grant`: set it here). Every other file capability, whatever package brought it
  * (systemd-detect-virt's cap_dac_override,cap_sys_ptrace on Ubuntu 16.04, say), is removed, and then
  * libcap2-bin (getcap, setcap) is purged as --force-depends (systemd on 16.04 and iproute2 on 12 depend on
@@ -150,7 +152,7 @@ function fileCapabilitiesScript(profile: Profile, grant: boolean): string {
     `    ${capable} | while IFS= read -r file; do \\`,
     '      if [ "$file" != "$iptables" ]; then setcap -r "$file"; fi; \\',
     '    done; \\',
-    ...(grant ? [`    setcap ${IPTABLES_CAPABILITIES} "$iptables"; \\`] : []),
+    ...(grant ? [`    setcap ${iptablesFileCapabilities(profile)} "$iptables"; \\`] : []),
     `    capable="$(${capable})"; \\`,
     '    if [ "$capable" != "$iptables" ]; then \\',
     '      echo "file capabilities on: $capable (only $iptables should have any)" >&2; exit 1; \\',
@@ -217,6 +219,8 @@ export function imageValuesShell(profile: Profile): string {
     // What this profile's memcached can do: bind one IPv6 address, -o idle_timeout.
     CAN_LISTEN_IPV6: yesNo(profile.memcached.ipv6Listen),
     CAN_IDLE_TIMEOUT: yesNo(profile.memcached.idleTimeout),
+    // What the allowlist asks of `docker run` (its iptables' file capabilities), for the refusal without them.
+    ALLOWLIST_CAP_ADD: profile.allowlistCapabilities.map((name) => `--cap-add ${name}`).join(' '),
     // TLS (images built with --tls, whose TLS layer writes the marker): memcached's own (-Z) or a front, and
     // where the certificate secret is mounted by default (Kubernetes TLS secret key names).
     TLS_VIA: profile.tls.via,

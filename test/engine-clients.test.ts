@@ -121,11 +121,12 @@ describe('the container client', () => {
         HostConfig: { NetworkMode: 'none', CapDrop: ['ALL'], SecurityOpt: ['no-new-privileges'] },
       });
       expect(container.options).not.toHaveProperty('Entrypoint');
+      expect(container.options?.HostConfig).not.toHaveProperty('CpusetCpus');
       expect(container.removed).toBe(true);
     },
   );
 
-  it('joins a network, overrides entrypoint and user only when asked', async () => {
+  it('joins a network, overrides entrypoint, user and CPUs only when asked', async () => {
     const container = new FakeContainer();
     await containers(fakeDocker(container)).run({
       image: 'i',
@@ -135,10 +136,11 @@ describe('the container client', () => {
       network: 'bench-net',
       entrypoint: [],
       user: 'root',
+      cpus: '0',
     });
     expect(container.options).toMatchObject({
       NetworkDisabled: false,
-      HostConfig: { NetworkMode: 'bench-net' },
+      HostConfig: { NetworkMode: 'bench-net', CpusetCpus: '0' },
       Entrypoint: [],
       User: 'root',
     });

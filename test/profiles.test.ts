@@ -200,6 +200,9 @@ describe('profiles', () => {
     expect(invalid((p) => p.packages.purgeAfterInstall.push('iproute2'))).toBe(
       'profile test is invalid: purgeAfterInstall must not remove a server package',
     );
+    expect(invalid((p) => (p.allowlistCapabilities = ['NET_RAW']))).toBe(
+      'profile test is invalid: allowlistCapabilities must include NET_ADMIN',
+    );
     expect(invalid((p) => (p.tls.via = 'memcached'), 'ubuntu-16.04')).toBe(
       'profile test is invalid: tls.via memcached needs a memcached built with TLS (-Z in supportedFlags)',
     );

@@ -84,7 +84,12 @@ export function containerClient(dockerode: () => Promise<Docker>): ContainerClie
           AttachStdout: true,
           AttachStderr: true,
           NetworkDisabled: request.network === undefined,
-          HostConfig: { NetworkMode: request.network ?? 'none', CapDrop: ['ALL'], SecurityOpt: ['no-new-privileges'] },
+          HostConfig: {
+            NetworkMode: request.network ?? 'none',
+            CapDrop: ['ALL'],
+            SecurityOpt: ['no-new-privileges'],
+            ...(request.cpus ? { CpusetCpus: request.cpus } : {}),
+          },
         },
         async (container) => {
           const stdout: Buffer[] = [];

@@ -42,6 +42,8 @@ export interface RunRequest {
   readonly user?: string;
   /** A network to join instead of none (the bench's load generator); the product's containers have none. */
   readonly network?: string;
+  /** The CPUs it may run on (cpuset, "0-2"): the bench keeps its load generator off the server's CPU. */
+  readonly cpus?: string;
 }
 
 export interface RunResult {

@@ -184,10 +184,12 @@ export function weakenedSeccompProfile(target: TestTarget, weakening: SeccompWea
 }
 
 /**
- * What the allowlist needs under --cap-drop ALL: the image's iptables carries both as file capabilities
- * (its exec fails without either), and the legacy iptables opens a raw socket.
+ * What the allowlist needs under --cap-drop ALL, the profile's (its iptables carries them as file
+ * capabilities, and its exec fails without any of them).
  */
-export const ALLOWLIST_CAPABILITIES: readonly string[] = ['NET_ADMIN', 'NET_RAW'];
+export function allowlistCapabilities(target: TestTarget): readonly string[] {
+  return loadProfile(target.profile).allowlistCapabilities;
+}
 
 /** memcached's run folder as a tmpfs owned by the image's memcache user: what a read-only root needs. */
 export const RUN_TMPFS: Readonly<Record<string, string>> = { '/run/memcached': 'uid=11211,gid=11211,mode=0700' };
@@ -202,7 +204,7 @@ export const LOCKED_DOWN = { pidsLimit: 64, tlsFrontPidsLimit: 64 + 1024 } as co
 
 /**
  * The host settings of the locked-down run, each one the test's own where it names it. A test that adds
- * capabilities (the allowlist's NET_ADMIN and NET_RAW) gets no no-new-privileges: that would void the
+ * capabilities (the allowlist's, NET_ADMIN and on 16.04 NET_RAW) gets no no-new-privileges: that would void the
  * file capabilities the image's iptables runs with.
  */
 function lockedDownHost(target: TestTarget, options: ServerOptions): Docker.HostConfig {

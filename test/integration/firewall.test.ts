@@ -2,7 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { IsolatedNetwork } from '../helpers/docker.js';
 import { isolatedServers, type ClientHost } from '../helpers/fixture.js';
 import {
-  ALLOWLIST_CAPABILITIES,
+  allowlistCapabilities,
   execIn,
   memcstatIn,
   memcstatShowsStats,
@@ -38,7 +38,7 @@ describe.each(targetRows())('%s', (_profile, target) => {
     ]);
     open = await bench.start(target);
     guarded = await bench.start(target, {
-      capAdd: ALLOWLIST_CAPABILITIES,
+      capAdd: allowlistCapabilities(target),
       env: { MEMCACHED_ALLOW_FROM: `${client1.ip}/32` },
       unreachableFromHost: true,
     });
@@ -73,7 +73,7 @@ describe.each(targetRows())('%s', (_profile, target) => {
     expect(withoutCap.output.trim().split('\n')).toHaveLength(1);
     const noNewPrivileges = await runToExit(target, networkA.name, {
       env: { MEMCACHED_ALLOW_FROM: `${client1.ip}/32` },
-      capAdd: ALLOWLIST_CAPABILITIES,
+      capAdd: allowlistCapabilities(target),
       securityOpt: ['no-new-privileges'],
     });
     expect(noNewPrivileges.exitCode).not.toBe(0);
@@ -84,7 +84,7 @@ describe.each(targetRows())('%s', (_profile, target) => {
     for (const value of ['10.0.0.300/32', '']) {
       const result = await runToExit(target, networkA.name, {
         env: { MEMCACHED_ALLOW_FROM: value },
-        capAdd: ALLOWLIST_CAPABILITIES,
+        capAdd: allowlistCapabilities(target),
       });
       expect(result.exitCode).not.toBe(0);
       expect(result.output).toMatch(/MEMCACHED_ALLOW_FROM/);

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { beforeAll, describe, it } from 'vitest';
 import { projectPath } from '../../src/paths.js';
 import { loadProfile } from '../../src/profiles.js';
-import { IPTABLES_CAPABILITIES } from '../../src/render.js';
+import { iptablesFileCapabilities } from '../../src/render.js';
 import { TLS_MARKER } from '../../src/tls.js';
 import {
   decodeCapabilities,
@@ -111,10 +111,11 @@ describe.concurrent.each(surfaceRows())('%s', (_name, target, surface) => {
     tlsLayer = hasTlsLayer(inventory.config);
   });
 
-  const a = `(a) file capabilities: only ${IPTABLES_CAPABILITIES} on the iptables binary; an extra one is caught`;
+  const capabilities = iptablesFileCapabilities(loadProfile(target.profile));
+  const a = `(a) file capabilities: only ${capabilities} on the iptables binary; an extra one is caught`;
   it(a, async ({ expect }) => {
     const iptables = resolvePath(files, loadProfile(target.profile).iptablesBinary);
-    const intended = [`${iptables} ${IPTABLES_CAPABILITIES}`];
+    const intended = [`${iptables} ${capabilities}`];
     expect(difference(fileCapabilities(files), intended), `file capabilities of ${image.image}`).toEqual(NONE);
     // Control: a shell that can become root (cap_setgid,cap_setuid on dash) is caught by the same check.
     const variant = await buildVariant(image, SHELL_FILE_CAPABILITY);

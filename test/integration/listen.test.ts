@@ -5,7 +5,7 @@ import { isolatedServers, type ClientHost } from '../helpers/fixture.js';
 import { hoardConnections, served } from '../helpers/hoard.js';
 import { pollUntil } from '../helpers/poll.js';
 import {
-  ALLOWLIST_CAPABILITIES,
+  allowlistCapabilities,
   execIn,
   hostConnects,
   memcstatIn,
@@ -137,7 +137,7 @@ describe.each(targetRows())('%s', (_profile, target) => {
       const address = dualStack.fixedAddress6(4);
       await start(target, dualStack.name, {
         ipv6Address: address,
-        capAdd: ALLOWLIST_CAPABILITIES,
+        capAdd: allowlistCapabilities(target),
         env: { MEMCACHED_LISTEN: address, MEMCACHED_ALLOW_FROM: `${dualStack.ipv6Gateway}/128,${allowedIp}/128` },
         unreachableFromHost: true,
       });

@@ -5,7 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { loadProfile } from '../../src/profiles.js';
 import { isolatedServers, type ClientHost } from '../helpers/fixture.js';
 import {
-  ALLOWLIST_CAPABILITIES,
+  allowlistCapabilities,
   execIn,
   memcstatIn,
   memcstatShowsStats,
@@ -32,7 +32,7 @@ describe.each(targetRows())('%s', (_profile, target) => {
     bench.start(target, {
       entrypoint: ['sleep', 'infinity'],
       user: 'root',
-      capAdd: ALLOWLIST_CAPABILITIES,
+      capAdd: allowlistCapabilities(target),
       unreachableFromHost: true,
     });
   const inNamespaceOf = (owner: RunningServer) => `container:${owner.container.getId()}`;
@@ -42,7 +42,7 @@ describe.each(targetRows())('%s', (_profile, target) => {
   });
   const memcstatFrom = (client: typeof allowed, ip: string) => memcstatIn(client.container, ip, user);
   const allowlisted = (env: Record<string, string> = {}) => ({
-    capAdd: ALLOWLIST_CAPABILITIES,
+    capAdd: allowlistCapabilities(target),
     env: { MEMCACHED_ALLOW_FROM: `${allowed.ip}/32`, ...env },
   });
 

@@ -5,7 +5,7 @@ import { Status } from '../../lib/binary-client.js';
 import { loadProfile } from '../../src/profiles.js';
 import { TLS_SECRET_DIR } from '../../src/tls.js';
 import { parseProcNet, TCP_LISTEN } from '../helpers/proc-net.js';
-import { ALLOWLIST_CAPABILITIES, execIn, type RunningServer, runToExit, startServer } from '../helpers/server.js';
+import { allowlistCapabilities, execIn, type RunningServer, runToExit, startServer } from '../helpers/server.js';
 import { firstUser, targetRows } from '../helpers/targets.js';
 import { expiredCertificate, mountableSecretDir, pemBody, tlsRoundTrip } from '../helpers/tls.js';
 import { PKI, tlsBench } from '../helpers/tls-bench.js';
@@ -38,7 +38,7 @@ describe.each(targetRows())('%s', (_name, target) => {
       const holder = await bench.started(
         startServer(bench.tlsTarget, bench.network.name, {
           entrypoint: ['sleep', 'infinity'],
-          capAdd: ALLOWLIST_CAPABILITIES,
+          capAdd: allowlistCapabilities(target),
           ipv4Address: bench.address(HOST.holder),
           unreachableFromHost: true,
         }),
@@ -113,7 +113,7 @@ describe.each(targetRows())('%s', (_name, target) => {
           runToExit(bench.tlsTarget, namespace, {
             // With the allowlist asked for: a refusal must come before any rule is added.
             env: { MEMCACHED_ALLOW_FROM: `${clientHostIp}/32`, ...c.env },
-            capAdd: ALLOWLIST_CAPABILITIES,
+            capAdd: allowlistCapabilities(target),
             binds: c.secretDir ? [`${c.secretDir}:${TLS_SECRET_DIR}:ro`] : [],
           }),
         ),
@@ -134,7 +134,7 @@ describe.each(targetRows())('%s', (_name, target) => {
       expect(await left()).toEqual({ rules: false, listeners: 0 });
       // Control: the same start with the certificate takes the rules and listens (TLS there, plaintext on loopback).
       await bench.startTls(namespace, bench.secret, {
-        capAdd: ALLOWLIST_CAPABILITIES,
+        capAdd: allowlistCapabilities(target),
         env: { MEMCACHED_ALLOW_FROM: `${clientHostIp}/32` },
         readyFromClientHost: true,
       });

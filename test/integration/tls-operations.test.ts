@@ -4,7 +4,7 @@ import { BinaryClient } from '../../lib/binary-client.js';
 import { loadProfile } from '../../src/profiles.js';
 import { docker } from '../helpers/docker.js';
 import { pollUntil } from '../helpers/poll.js';
-import { ALLOWLIST_CAPABILITIES, execIn, type RunningServer } from '../helpers/server.js';
+import { allowlistCapabilities, execIn, type RunningServer } from '../helpers/server.js';
 import { firstUser, targetRows } from '../helpers/targets.js';
 import { tlsRoundTrip } from '../helpers/tls.js';
 import { tlsBench } from '../helpers/tls-bench.js';
@@ -44,7 +44,7 @@ describe.each(targetRows())('%s', (_name, target) => {
       }),
       bench.startTls(network, bench.secret, {
         ipv4Address: bench.address(HOST.guarded),
-        capAdd: ALLOWLIST_CAPABILITIES,
+        capAdd: allowlistCapabilities(target),
         env: { MEMCACHED_ALLOW_FROM: `${clientHostIp}/32` },
         readyFromClientHost: true,
       }),

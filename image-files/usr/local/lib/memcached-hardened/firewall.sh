@@ -45,7 +45,7 @@ firewall_allow() { # the listen addresses
   tools=iptables
   case "$1$cidrs6" in *:*) tools="iptables ip6tables" ;; esac
   for tool in $tools; do
-    rules=$("$tool" -w -S 2>&1) || fail "MEMCACHED_ALLOW_FROM needs --cap-add NET_ADMIN (and NET_RAW, without" \
+    rules=$("$tool" -w -S 2>&1) || fail "MEMCACHED_ALLOW_FROM needs $ALLOWLIST_CAP_ADD (without" \
       "no-new-privileges); refusing to start unprotected: $(printf '%s\n' "$rules" | tail -n 1)"
     foreign=$(printf '%s\n' "$rules" \
       | grep -v -x -E -e '-P (INPUT|FORWARD|OUTPUT) ACCEPT' -e "-N $CHAIN" -e "-A $CHAIN .*" \

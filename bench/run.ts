@@ -613,26 +613,34 @@ async function bench(
       ...(bootstraps ? { base: bootstraps } : {}),
     };
   } finally {
-    const leftovers = await docker.listContainers({
-      all: true,
-      filters: JSON.stringify({ label: [`${BENCH_LABEL}=${benchId}`] }),
-    });
-    await Promise.all(
-      leftovers.map((c) =>
-        docker
-          .getContainer(c.Id)
-          .remove({ force: true })
-          .catch(() => undefined),
-      ),
-    );
-    await network.remove().catch(() => undefined);
-    for (const image of [tag, runtimeTag, cliTag])
-      await docker
-        .getImage(image)
-        .remove({ force: true })
-        .catch(() => undefined);
+    await removeBenchResources(docker, benchId, network, [tag, runtimeTag, cliTag]);
     rmSync(scratch, { recursive: true, force: true });
   }
+}
+
+/** Ends what one bench run made: its labelled containers (running or not), its network, then its images. */
+async function removeBenchResources(
+  docker: Docker,
+  benchId: string,
+  network: Docker.Network,
+  images: readonly string[],
+): Promise<void> {
+  const filters = JSON.stringify({ label: [`${BENCH_LABEL}=${benchId}`] });
+  const leftovers = await docker.listContainers({ all: true, filters });
+  await Promise.all(
+    leftovers.map((c) =>
+      docker
+        .getContainer(c.Id)
+        .remove({ force: true })
+        .catch(() => undefined),
+    ),
+  );
+  await network.remove().catch(() => undefined);
+  for (const image of images)
+    await docker
+      .getImage(image)
+      .remove({ force: true })
+      .catch(() => undefined);
 }
 
 /** CPU time the container's processes used since it started, from the engine's statistics. */
@@ -660,21 +668,7 @@ async function withBenchImage<T>(profileName: string, measure: (at: BenchImage) 
     const image = built.imageId;
     return await measure({ docker, engine, image, profile: profileName, network: network.id, labels, user });
   } finally {
-    const filters = JSON.stringify({ label: [`${BENCH_LABEL}=${benchId}`] });
-    const leftovers = await docker.listContainers({ all: true, filters });
-    await Promise.all(
-      leftovers.map((c) =>
-        docker
-          .getContainer(c.Id)
-          .remove({ force: true })
-          .catch(() => undefined),
-      ),
-    );
-    await network.remove().catch(() => undefined);
-    await docker
-      .getImage(tag)
-      .remove({ force: true })
-      .catch(() => undefined);
+    await removeBenchResources(docker, benchId, network, [tag]);
   }
 }
 

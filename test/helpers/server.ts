@@ -20,7 +20,7 @@ export interface ServerOptions {
   readonly tmpfs?: Record<string, string>;
   readonly pidsLimit?: number;
   /**
-   * false: the engine's defaults instead of the locked-down run (LOCKED_DOWN), for a test whose check needs
+   * false: the engine's defaults instead of the locked-down run (lockedDownHost), for a test whose check needs
    * them (say why where it is passed).
    */
   readonly lockedDown?: boolean;
@@ -160,10 +160,14 @@ function secretMounts(target: TestTarget, options: ServerOptions): Array<{ sourc
 
 const RUNTIME_USERS_SECRET = '/run/secrets/memcached_users';
 
+/** True when the target names its TLS image (`surfaceTarget(target, 'tls')`). */
+function isTlsImage(target: TestTarget): boolean {
+  return target.tlsImage !== undefined && target.image === target.tlsImage;
+}
+
 /** The seccomp profile file of a target's image (seccomp/): its profile's, the -tls one for its TLS image. */
 export function seccompProfileFile(target: TestTarget): string {
-  const tls = target.tlsImage !== undefined && target.image === target.tlsImage;
-  return projectPath('seccomp', `${target.profile}${tls ? '-tls' : ''}.json`);
+  return projectPath('seccomp', `${target.profile}${isTlsImage(target) ? '-tls' : ''}.json`);
 }
 
 /**
@@ -200,7 +204,13 @@ export const RUN_TMPFS: Readonly<Record<string, string>> = { '/run/memcached': '
  * memcached runs 6 threads (1.4.25) or 10 (1.6.18) at -t 4; stunnel, the 16.04 TLS front, runs one more per
  * connection (up to -c).
  */
-export const LOCKED_DOWN = { pidsLimit: 64, tlsFrontPidsLimit: 64 + 1024 } as const;
+const LOCKED_DOWN = { pidsLimit: 64, tlsFrontPidsLimit: 64 + 1024 } as const;
+
+/** The locked-down run's pids limit for the target's image: more where a TLS front runs a thread per client. */
+export function lockedDownPidsLimit(target: TestTarget): number {
+  const tlsFront = isTlsImage(target) && loadProfile(target.profile).tls.via === 'stunnel';
+  return tlsFront ? LOCKED_DOWN.tlsFrontPidsLimit : LOCKED_DOWN.pidsLimit;
+}
 
 /**
  * The host settings of the locked-down run, each one the test's own where it names it. A test that adds
@@ -208,7 +218,6 @@ export const LOCKED_DOWN = { pidsLimit: 64, tlsFrontPidsLimit: 64 + 1024 } as co
  * file capabilities the image's iptables runs with.
  */
 function lockedDownHost(target: TestTarget, options: ServerOptions): Docker.HostConfig {
-  const tlsFront = target.image === target.tlsImage && loadProfile(target.profile).tls.via === 'stunnel';
   const asked = options.securityOpt ?? [];
   const noNewPrivileges = options.capAdd?.length || asked.includes('no-new-privileges') ? [] : ['no-new-privileges'];
   return {
@@ -216,7 +225,7 @@ function lockedDownHost(target: TestTarget, options: ServerOptions): Docker.Host
     Tmpfs: { ...RUN_TMPFS, ...options.tmpfs },
     CapDrop: options.capDrop ?? ['ALL'],
     SecurityOpt: [...asked, ...noNewPrivileges],
-    PidsLimit: options.pidsLimit ?? (tlsFront ? LOCKED_DOWN.tlsFrontPidsLimit : LOCKED_DOWN.pidsLimit),
+    PidsLimit: options.pidsLimit ?? lockedDownPidsLimit(target),
   };
 }
 

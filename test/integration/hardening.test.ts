@@ -2,7 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { Status } from '../../lib/binary-client.js';
 import { docker } from '../helpers/docker.js';
 import { isolatedServers } from '../helpers/fixture.js';
-import { execIn, LOCKED_DOWN, runToExit, type RunningServer } from '../helpers/server.js';
+import { execIn, lockedDownPidsLimit, runToExit, type RunningServer } from '../helpers/server.js';
 import { loadProfile } from '../../src/profiles.js';
 import { pollUntil } from '../helpers/poll.js';
 import {
@@ -250,11 +250,7 @@ describe.each(surfaceRows())('%s', (_name, target, surface) => {
     "runs as every server of the suite runs, docs/image.md's locked-down run: read-only root, no capabilities, " +
       'no privilege gain, a pids limit; a server on the engine defaults shows each check can tell',
     async () => {
-      const expectedPids = String(
-        surface === 'tls' && loadProfile(target.profile).tls.via === 'stunnel'
-          ? LOCKED_DOWN.tlsFrontPidsLimit
-          : LOCKED_DOWN.pidsLimit,
-      );
+      const expectedPids = String(lockedDownPidsLimit(surfaceTarget(target, surface)));
       const locked = await startSurface(target, surface, bench.network.name, { secret });
       try {
         expect(await surfaceRoundTrip(locked, surface, user, secret)).toEqual({
